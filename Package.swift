@@ -1,0 +1,119 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Spool",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "spoold", targets: ["spoold"]),
+        .executable(name: "spool", targets: ["spool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // System glue: the SQLite C library and the few C calls Swift cannot make
+        // safely (async-signal-safe handlers, variadic prctl).
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(name: "CSpoolSys"),
+        .target(
+            name: "SpoolSystem",
+            dependencies: [
+                "CSpoolSys",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The wire protocol: pure parsing, encoding and framing, no I/O.
+        .target(
+            name: "SpoolProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+
+        // SQLite metadata and the spool directory. The schema lives in migrations/,
+        // embedded at build time by the EmbedMigrations plugin.
+        .target(
+            name: "SpoolStore",
+            dependencies: [
+                "CSQLite", "SpoolSystem", "SpoolProtocol",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            plugins: ["EmbedMigrations"]
+        ),
+
+        // A worker process: accepts on the inherited socket, serves connections with NIO.
+        .target(
+            name: "SpoolWorker",
+            dependencies: [
+                "SpoolProtocol", "SpoolStore", "SpoolSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The master process: binds, migrates, forks and supervises workers.
+        .target(
+            name: "SpoolMaster",
+            dependencies: [
+                "SpoolWorker", "SpoolStore", "SpoolSystem", "CSpoolSys",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // The client library behind the `spool` binary (blocking sockets, sendfile).
+        .target(
+            name: "SpoolClient",
+            dependencies: [
+                "SpoolProtocol", "SpoolSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "spoold",
+            dependencies: [
+                "SpoolMaster", "SpoolStore", "SpoolSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "spool",
+            dependencies: [
+                "SpoolClient", "SpoolProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Build-time embedding of migrations/*.sql into SpoolStore.
+        .executableTarget(name: "EmbedMigrationsTool"),
+        .plugin(
+            name: "EmbedMigrations",
+            capability: .buildTool(),
+            dependencies: ["EmbedMigrationsTool"]
+        ),
+
+        .testTarget(name: "SpoolProtocolTests", dependencies: ["SpoolProtocol"]),
+        .testTarget(name: "SpoolStoreTests", dependencies: ["SpoolStore", "SpoolSystem"]),
+        .testTarget(
+            name: "SpoolWorkerTests",
+            dependencies: ["SpoolWorker", "SpoolProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["SpoolProtocol", "SpoolStore", "SpoolSystem", .product(name: "Crypto", package: "swift-crypto")],
+            resources: []
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

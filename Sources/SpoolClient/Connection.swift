@@ -1,0 +1,128 @@
+import NIOCore
+import SpoolProtocol
+import SpoolSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking connection to a Spool server: lines out, replies in, file bodies by sendfile.
+public final class Connection {
+    public let address: String
+    private let fd: Int32
+    private var framer = LineFramer()
+    /// The greeting the server sent on connect.
+    public private(set) var greeting = Reply(.ready, "")
+
+    public init(server: String) throws(ClientError) {
+        guard let (host, port) = Self.split(server) else { throw .badAddress(server) }
+        address = server
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, port, &hints, &result) == 0, let first = result else {
+            throw .connect(server, SystemError("resolve", host, errno: EHOSTUNREACH))
+        }
+        defer { freeaddrinfo(result) }
+        var lastError = SystemError("connect", errno: ECONNREFUSED)
+        var info: UnsafeMutablePointer<addrinfo>? = first
+        var connected: Int32 = -1
+        while let candidate = info, connected < 0 {
+            let s = socket(candidate.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            if s >= 0 {
+                if Glibc.connect(s, candidate.pointee.ai_addr, candidate.pointee.ai_addrlen) == 0 {
+                    connected = s
+                } else {
+                    lastError = .last("connect")
+                    Glibc.close(s)
+                }
+            }
+            info = candidate.pointee.ai_next
+        }
+        guard connected >= 0 else { throw .connect(server, lastError) }
+        fd = connected
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        let hello = try readReply()
+        guard hello.code == .ready else { throw .refused(hello) }
+        greeting = hello
+    }
+
+    deinit {
+        Glibc.close(fd)
+    }
+
+    /// Sends one control line (the LF is added when missing).
+    public func send(line: String) throws(ClientError) {
+        let text = line.hasSuffix("\n") ? line : line + "\n"
+        var bytes = Array(text.utf8)
+        let ok = bytes.withUnsafeMutableBytes { raw in (try? Files.writeAll(fd, UnsafeRawBufferPointer(raw))) != nil }
+        if !ok { throw .connectionLost("cannot send: \(SystemError.last("send"))") }
+    }
+
+    /// Reads one whole reply; for a multi-line reply, the continuation lines are in `lines`.
+    public func readReply() throws(ClientError) -> Reply {
+        try readReplyLines().last ?? Reply(.badLine, "")
+    }
+
+    /// Every line of the next reply, the final one last.
+    public func readReplyLines() throws(ClientError) -> [Reply] {
+        var lines: [Reply] = []
+        while true {
+            let text = try readLine()
+            guard let reply = Reply.parse(Substring(text)) else {
+                throw .protocolViolation("not a reply line: \"\(text.prefix(80))\"")
+            }
+            lines.append(reply)
+            if reply.isLast { return lines }
+        }
+    }
+
+    private func readLine() throws(ClientError) -> String {
+        while true {
+            switch framer.nextLine() {
+            case .success(let line)?: return line
+            case .failure(let failure)?: throw .protocolViolation(failure.reply.text)
+            case nil: break
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw .connectionLost("while reading: \(SystemError.last("recv"))")
+            }
+            if n == 0 { throw .connectionLost("the server closed the connection") }
+            framer.append(ByteBuffer(bytes: chunk[0..<n]))
+        }
+    }
+
+    /// Sends `count` bytes of an open file from `offset` with sendfile(2), reporting progress.
+    public func sendFile(fd file: Int32, offset: Int64, count: Int64, progress: (Int64) -> Void) throws(ClientError) {
+        var position = off_t(offset)
+        let end = offset + count
+        while Int64(position) < end {
+            let chunk = Int(min(end - Int64(position), 4 << 20))
+            let n = sendfile(fd, file, &position, chunk)
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw .connectionLost("while sending: \(SystemError.last("sendfile"))")
+            }
+            if n == 0 { throw .file(SystemError("read", "file shrank while uploading", errno: EIO)) }
+            progress(Int64(position) - offset)
+        }
+    }
+
+    static func split(_ server: String) -> (String, String)? {
+        if server.hasPrefix("["), let close = server.firstIndex(of: "]") {
+            let host = server[server.index(after: server.startIndex)..<close]
+            let rest = server[server.index(after: close)...]
+            guard rest.hasPrefix(":"), !host.isEmpty else { return nil }
+            return (String(host), String(rest.dropFirst()))
+        }
+        guard let colon = server.lastIndex(of: ":") else { return nil }
+        let host = server[..<colon]
+        let port = server[server.index(after: colon)...]
+        guard !host.isEmpty, let p = Int(port), (1...65535).contains(p) else { return nil }
+        return (String(host), String(port))
+    }
+}

@@ -1,0 +1,158 @@
+import CSQLite
+
+/// A SQLite connection, used by one thread at a time (the caller serialises).
+///
+/// A thin wrapper rather than GRDB: the master must stay single-threaded until it
+/// forks, and each process needs just one connection and a dozen statements.
+public final class Database {
+    public let path: String
+    private let handle: OpaquePointer
+
+    /// Opens (and with `create`, creates) the database in WAL mode with a busy timeout,
+    /// so several worker processes can write to it at once.
+    public init(path: String, create: Bool = true) throws(StoreError) {
+        self.path = path
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX
+        if create { flags |= SQLITE_OPEN_CREATE }
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        guard rc == SQLITE_OK, let db else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(db)
+            if rc == SQLITE_CANTOPEN && !create { throw .noDatabase(path: path) }
+            throw .sqlite(operation: "open \(path)", code: rc, message: message)
+        }
+        handle = db
+        sqlite3_busy_timeout(db, 5000)
+        try execute("PRAGMA journal_mode = WAL")
+        // FULL: a commit is on disk before COMMIT returns; replies depend on that.
+        try execute("PRAGMA synchronous = FULL")
+        try execute("PRAGMA foreign_keys = ON")
+    }
+
+    deinit {
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs one or more statements that return nothing the caller needs.
+    public func execute(_ sql: String) throws(StoreError) {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &errorMessage)
+        if rc != SQLITE_OK {
+            let message = errorMessage.map { String(cString: $0) } ?? lastMessage
+            sqlite3_free(errorMessage)
+            throw .sqlite(operation: Self.summary(sql), code: rc, message: message)
+        }
+    }
+
+    public func prepare(_ sql: String) throws(StoreError) -> Statement {
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else {
+            throw .sqlite(operation: Self.summary(sql), code: rc, message: lastMessage)
+        }
+        return Statement(stmt, database: self, sql: sql)
+    }
+
+    /// Runs `body` in a write transaction (BEGIN IMMEDIATE takes the write lock up
+    /// front, so a busy database waits at BEGIN instead of failing at COMMIT).
+    public func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Runs a statement and returns how many rows it changed.
+    @discardableResult
+    public func run(_ sql: String, _ values: [SQLValue] = []) throws(StoreError) -> Int {
+        let stmt = try prepare(sql)
+        try stmt.bind(values)
+        while try stmt.step() {}
+        return Int(sqlite3_changes(handle))
+    }
+
+    /// Runs a query and maps each row.
+    public func query<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (Statement) throws(StoreError) -> T)
+        throws(StoreError) -> [T]
+    {
+        let stmt = try prepare(sql)
+        try stmt.bind(values)
+        var rows: [T] = []
+        while try stmt.step() { rows.append(try row(stmt)) }
+        return rows
+    }
+
+    var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
+
+    static func summary(_ sql: String) -> String {
+        let flat = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        return flat.count > 60 ? String(flat.prefix(60)) + "…" : flat
+    }
+}
+
+public enum SQLValue: Sendable, Equatable {
+    case integer(Int64)
+    case text(String)
+    case null
+}
+
+/// A prepared statement. Finalized when released.
+public final class Statement {
+    private let stmt: OpaquePointer
+    private let database: Database
+    private let sql: String
+
+    init(_ stmt: OpaquePointer, database: Database, sql: String) {
+        self.stmt = stmt
+        self.database = database
+        self.sql = sql
+    }
+
+    deinit {
+        sqlite3_finalize(stmt)
+    }
+
+    // SQLITE_TRANSIENT: SQLite copies the bound text before bind returns.
+    private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+    public func bind(_ values: [SQLValue]) throws(StoreError) {
+        for (offset, value) in values.enumerated() {
+            let index = Int32(offset + 1)
+            let rc: Int32
+            switch value {
+            case .integer(let v): rc = sqlite3_bind_int64(stmt, index, v)
+            case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, Self.transient)
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            }
+            if rc != SQLITE_OK {
+                throw .sqlite(operation: "bind \(Database.summary(sql))", code: rc, message: database.lastMessage)
+            }
+        }
+    }
+
+    /// Advances to the next row; false when done.
+    public func step() throws(StoreError) -> Bool {
+        switch sqlite3_step(stmt) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        case let rc: throw .sqlite(operation: Database.summary(sql), code: rc, message: database.lastMessage)
+        }
+    }
+
+    public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+
+    public func text(_ column: Int32) -> String {
+        guard let raw = sqlite3_column_text(stmt, column) else { return "" }
+        return String(cString: raw)
+    }
+
+    public func optionalText(_ column: Int32) -> String? {
+        sqlite3_column_type(stmt, column) == SQLITE_NULL ? nil : text(column)
+    }
+}

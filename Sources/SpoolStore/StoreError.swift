@@ -1,0 +1,36 @@
+import SpoolSystem
+
+/// Why the store could not do what was asked, in words an operator can act on.
+public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
+    case sqlite(operation: String, code: Int32, message: String)
+    case system(SystemError)
+    case noDatabase(path: String)
+    case schemaTooNew(path: String, version: Int, known: Int)
+    case migrationEdited(version: Int, name: String)
+    case schemaBehind(path: String, version: Int, latest: Int)
+    case badMigration(file: String, reason: String)
+    case notFound(id: String)
+
+    public var description: String {
+        switch self {
+        case .sqlite(let operation, let code, let message):
+            "SQLite error \(code) during \(operation): \(message)"
+        case .system(let error):
+            error.description
+        case .noDatabase(let path):
+            "no database at \(path); start `spoold serve` or run `spoold admin migrate` first"
+        case .schemaTooNew(let path, let version, let known):
+            "database \(path) has schema version \(version), newer than this spoold knows (\(known)); "
+                + "refusing to touch it: run a newer spoold"
+        case .migrationEdited(let version, let name):
+            "migration \(version) (\(name)) differs from the one applied to this database; "
+                + "shipped migrations must never be edited: add a new one instead"
+        case .schemaBehind(let path, let version, let latest):
+            "database \(path) is at schema version \(version) but this spoold needs \(latest); run `spoold admin migrate`"
+        case .badMigration(let file, let reason):
+            "migration file \(file): \(reason)"
+        case .notFound(let id):
+            "no upload with id \(id)"
+        }
+    }
+}

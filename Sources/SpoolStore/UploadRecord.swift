@@ -1,0 +1,69 @@
+/// The life of an upload. Only `complete` means the bytes are durable and verified.
+public enum UploadState: String, Codable, Sendable, CaseIterable {
+    case receiving
+    case complete
+    case failed
+    case interrupted
+}
+
+/// One row of the `uploads` table.
+public struct UploadRecord: Codable, Equatable, Sendable {
+    public var id: String
+    public var name: String
+    public var size: Int64
+    public var received: Int64
+    public var sha256: String
+    public var clientIP: String
+    public var clientPort: Int
+    public var state: UploadState
+    public var error: String?
+    public var workerPID: Int
+    public var createdAt: String
+    public var updatedAt: String
+    public var finishedAt: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, size, received, sha256, state, error
+        case clientIP = "client_ip"
+        case clientPort = "client_port"
+        case workerPID = "worker_pid"
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case finishedAt = "finished_at"
+    }
+}
+
+/// What a worker knows when it accepts an upload.
+public struct NewUpload: Sendable {
+    public var name: String
+    public var size: Int64
+    public var sha256: String
+    public var clientIP: String
+    public var clientPort: Int
+    public var workerPID: Int
+
+    public init(name: String, size: Int64, sha256: String, clientIP: String, clientPort: Int, workerPID: Int) {
+        self.name = name
+        self.size = size
+        self.sha256 = sha256
+        self.clientIP = clientIP
+        self.clientPort = clientPort
+        self.workerPID = workerPID
+    }
+}
+
+/// An upload whose row exists and whose temporary file is open for writing.
+public struct OpenUpload: Sendable {
+    public let id: String
+    public let size: Int64
+    public let sha256: String
+    public let tempPath: String
+    public let fd: Int32
+}
+
+public enum CompletionOutcome: Equatable, Sendable {
+    /// Durable: fsynced, renamed into place, directory fsynced, row committed.
+    case stored(objectPath: String)
+    /// The bytes did not hash to the declared SHA-256; nothing was published.
+    case checksumMismatch(actual: String)
+}

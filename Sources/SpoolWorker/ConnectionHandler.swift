@@ -1,0 +1,212 @@
+import Crypto
+import Logging
+import NIOCore
+import NIOPosix
+import SpoolProtocol
+import SpoolStore
+import SpoolSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What every connection in a worker shares.
+struct WorkerServices: Sendable {
+    let store: Store
+    /// Runs the blocking work (SQLite statements, fsync, rename) off the event loop.
+    let pool: NIOThreadPool
+    let pid: Int
+    let logger: Logger
+}
+
+/// Performs a `Session`'s actions on a NIO channel. Holds no protocol logic itself:
+/// bytes go into the session, actions come out, results go back in.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private var session = Session()
+    private let services: WorkerServices
+    private var clientIP = "unknown"
+    private var clientPort = 0
+    private var isActive = false
+
+    /// The upload being received, with the hash and count of the bytes written so far.
+    private var upload: OpenUpload?
+    private var hasher = SHA256()
+    private var received: Int64 = 0
+
+    init(services: WorkerServices) {
+        self.services = services
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        isActive = true
+        if let remote = context.channel.remoteAddress {
+            clientIP = remote.ipAddress ?? "unknown"
+            clientPort = remote.port ?? 0
+        }
+        send(Reply(.ready, "\(ProtocolInfo.product) ready proto=\(ProtocolInfo.version) worker=\(services.pid)"), context)
+        context.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        session.receive(unwrapInboundIn(data))
+        drive(context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isActive = false
+        if let upload {
+            self.upload = nil
+            interrupt(upload, received: received, reason: "client disconnected")
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        services.logger.debug("connection error", metadata: ["client": "\(clientIP):\(clientPort)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    /// Performs every action the session has ready, then flushes once.
+    private func drive(_ context: ChannelHandlerContext) {
+        while let action = session.next() {
+            switch action {
+            case .reply(let reply):
+                send(reply, context)
+            case .beginUpload(let request):
+                begin(request, context)
+            case .writeBody(let bytes):
+                write(bytes)
+            case .finishUpload:
+                finish(context)
+            case .close:
+                // The empty write completes after every earlier write, so the last reply is sent before closing.
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+                return
+            }
+        }
+        context.flush()
+    }
+
+    private func send(_ reply: Reply, _ context: ChannelHandlerContext) {
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(string: reply.line)), promise: nil)
+    }
+
+    // MARK: - Upload steps
+
+    private func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
+        pauseReading(context)
+        let new = NewUpload(
+            name: request.name, size: request.size, sha256: request.sha256,
+            clientIP: clientIP, clientPort: clientPort, workerPID: services.pid
+        )
+        var rng = SystemRandomNumberGenerator()
+        let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
+        let store = services.store
+        services.pool.runIfActive(eventLoop: context.eventLoop) {
+            try store.begin(new, id: id)
+        }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let opened):
+                guard self.isActive else {
+                    self.interrupt(opened, received: 0, reason: "client disconnected")
+                    return
+                }
+                self.upload = opened
+                self.hasher = SHA256()
+                self.received = 0
+                self.session.uploadOpened(id: opened.id, size: opened.size, offset: 0)
+            case .failure(let error):
+                self.services.logger.error("cannot open upload", metadata: ["error": "\(error)"])
+                self.session.uploadRefused(Reply(.storageError, "cannot accept uploads right now: \(error)"))
+            }
+            self.resumeReading(context)
+            self.drive(context)
+        }
+    }
+
+    private func write(_ bytes: ByteBuffer) {
+        guard let upload else { return }
+        do {
+            try bytes.withUnsafeReadableBytes { raw throws(SystemError) in
+                try Files.writeAll(upload.fd, raw, path: upload.tempPath)
+                hasher.update(bufferPointer: raw)
+            }
+            received += Int64(bytes.readableBytes)
+        } catch {
+            self.upload = nil
+            services.logger.error("write failed", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+            session.bodyFailed(Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)"))
+            let store = services.store
+            let received = self.received
+            services.pool.submit { _ in
+                try? store.fail(upload, received: received, reason: error.description)
+            }
+        }
+    }
+
+    private func finish(_ context: ChannelHandlerContext) {
+        guard let upload else { return }
+        self.upload = nil
+        pauseReading(context)
+        let digest = Checksum.hex(hasher.finalize())
+        let received = self.received
+        let store = services.store
+        let logger = services.logger
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Reply in
+            do {
+                switch try store.complete(upload, received: received, sha256: digest) {
+                case .stored:
+                    logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
+                    return Reply(.stored, "id=\(upload.id) size=\(received) sha256=\(digest) stored")
+                case .checksumMismatch(let actual):
+                    logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
+                    return Reply(
+                        .checksumMismatch,
+                        "id=\(upload.id) checksum mismatch: declared \(upload.sha256), received \(actual); nothing stored"
+                    )
+                }
+            } catch {
+                logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+                return Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
+            }
+        }.assumeIsolated().whenComplete { result in
+            let reply: Reply
+            switch result {
+            case .success(let r): reply = r
+            case .failure(let error): reply = Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
+            }
+            self.session.uploadFinished(reply)
+            self.resumeReading(context)
+            self.drive(context)
+        }
+    }
+
+    private func interrupt(_ upload: OpenUpload, received: Int64, reason: String) {
+        let store = services.store
+        let logger = services.logger
+        services.pool.submit { _ in
+            do {
+                try store.interrupt(upload, received: received, reason: reason)
+                logger.info("upload interrupted", metadata: ["id": "\(upload.id)", "received": "\(received)"])
+            } catch {
+                logger.error("cannot record interruption", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // While the pool works, stop reading: the client waits for our reply anyway,
+    // and a client that does not must not make us buffer without bound.
+    private func pauseReading(_ context: ChannelHandlerContext) {
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    private func resumeReading(_ context: ChannelHandlerContext) {
+        guard isActive else { return }
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+    }
+}

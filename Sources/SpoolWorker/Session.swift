@@ -1,0 +1,165 @@
+import NIOCore
+import SpoolProtocol
+
+/// The server side of one connection as a pure state machine: bytes and results
+/// go in, actions come out. No I/O happens here, so every path is testable
+/// without a socket; `ConnectionHandler` only performs the actions.
+///
+/// The handler feeds bytes with `receive(_:)`, then calls `next()` until it
+/// returns nil. While an upload is being opened or finished, `next()` returns
+/// nil and buffered bytes wait; the matching `upload…` call resumes the session.
+public struct Session {
+    public enum Action: Equatable {
+        case reply(Reply)
+        /// Open the upload (database row, temporary file), then call `uploadOpened` or `uploadRefused`.
+        case beginUpload(UploadRequest)
+        /// Append these body bytes to the open upload.
+        case writeBody(ByteBuffer)
+        /// All declared bytes arrived: verify and make durable, then call `uploadFinished`.
+        case finishUpload
+        case close
+    }
+
+    enum State: Equatable {
+        case commands
+        case opening
+        /// `failure` is set when writing failed: the rest of the body is read and dropped, then the failure is sent.
+        case body(remaining: Int64, failure: Reply?)
+        case finishing
+        case closed
+    }
+
+    private(set) var state: State = .commands
+    private var framer = LineFramer()
+    private var pending: [Action] = []
+    /// The protocol version agreed by HELLO (1 until then).
+    public private(set) var protocolVersion = 1
+
+    public init() {}
+
+    /// True while an upload is open (between `beginUpload` and its final reply).
+    public var isUploading: Bool {
+        switch state {
+        case .opening, .body, .finishing: true
+        case .commands, .closed: false
+        }
+    }
+
+    public mutating func receive(_ bytes: ByteBuffer) {
+        guard state != .closed else { return }
+        framer.append(bytes)
+    }
+
+    public mutating func next() -> Action? {
+        if !pending.isEmpty { return pending.removeFirst() }
+        switch state {
+        case .commands:
+            return nextCommand()
+        case .body(let remaining, let failure):
+            return nextBody(remaining: remaining, failure: failure)
+        case .opening, .finishing, .closed:
+            return nil
+        }
+    }
+
+    private mutating func nextCommand() -> Action? {
+        while true {
+            guard let line = framer.nextLine() else { return nil }
+            switch line {
+            case .failure(let failure):
+                return .reply(failure.reply)
+            case .success(let text):
+                if text.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }  // a stray Enter from a person
+                do {
+                    return handle(try CommandParser.parse(text))
+                } catch {
+                    return .reply(error.reply)
+                }
+            }
+        }
+    }
+
+    private mutating func handle(_ command: Command) -> Action {
+        switch command {
+        case .hello(let version):
+            protocolVersion = min(version, ProtocolInfo.version)
+            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload"))
+        case .upload(let request):
+            state = .opening
+            return .beginUpload(request)
+        case .help(let topic):
+            let lines = Help.reply(topic: topic)
+            pending.append(contentsOf: lines.dropFirst().map { .reply($0) })
+            return .reply(lines[0])
+        case .ping:
+            return .reply(Reply(.ok, "pong"))
+        case .quit:
+            state = .closed
+            pending.append(.close)
+            return .reply(Reply(.closing, "bye"))
+        }
+    }
+
+    private mutating func nextBody(remaining: Int64, failure: Reply?) -> Action? {
+        guard let chunk = framer.nextBytes(max: Int(clamping: remaining)) else { return nil }
+        let left = remaining - Int64(chunk.readableBytes)
+        if let failure {
+            if left > 0 {
+                state = .body(remaining: left, failure: failure)
+                return nextBody(remaining: left, failure: failure)
+            }
+            state = .commands
+            return .reply(failure)
+        }
+        if left == 0 {
+            state = .finishing
+            pending.append(.finishUpload)
+        } else {
+            state = .body(remaining: left, failure: nil)
+        }
+        return .writeBody(chunk)
+    }
+
+    // MARK: - Results of the handler's work
+
+    /// The upload is open; the client may send `size - offset` bytes.
+    public mutating func uploadOpened(id: String, size: Int64, offset: Int64) {
+        guard state == .opening else { return }
+        let remaining = size - offset
+        pending.append(.reply(Reply(.sendBody, "id=\(id) offset=\(offset) size=\(size) send \(remaining) bytes")))
+        if remaining == 0 {
+            state = .finishing
+            pending.append(.finishUpload)
+        } else {
+            state = .body(remaining: remaining, failure: nil)
+        }
+    }
+
+    /// The upload could not be opened; no body will follow.
+    public mutating func uploadRefused(_ reply: Reply) {
+        guard state == .opening else { return }
+        state = .commands
+        pending.append(.reply(reply))
+    }
+
+    /// Writing the body failed: read and drop the rest of it, then send `reply`.
+    public mutating func bodyFailed(_ reply: Reply) {
+        switch state {
+        case .body(let remaining, nil):
+            state = .body(remaining: remaining, failure: reply)
+        case .finishing:
+            state = .commands
+            pending.removeAll { $0 == .finishUpload }
+            pending.append(.reply(reply))
+        default:
+            return
+        }
+    }
+
+    /// The upload reached its final state; `reply` says which.
+    public mutating func uploadFinished(_ reply: Reply) {
+        guard state == .finishing else { return }
+        state = .commands
+        pending.append(.reply(reply))
+    }
+}
