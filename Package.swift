@@ -104,7 +104,10 @@ let package = Package(
         ),
 
         .testTarget(name: "SpoolProtocolTests", dependencies: ["SpoolProtocol"]),
-        .testTarget(name: "SpoolStoreTests", dependencies: ["SpoolStore", "SpoolSystem"]),
+        .testTarget(
+            name: "SpoolStoreTests",
+            dependencies: ["SpoolStore", "SpoolSystem", "SpoolProtocol", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "SpoolWorkerTests",
             dependencies: ["SpoolWorker", "SpoolProtocol", .product(name: "NIOCore", package: "swift-nio")]

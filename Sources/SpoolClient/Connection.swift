@@ -9,7 +9,7 @@ import Glibc
 /// A blocking connection to a Spool server: lines out, replies in, file bodies by sendfile.
 public final class Connection {
     public let address: String
-    private let fd: Int32
+    private var fd: Int32
     private var framer = LineFramer()
     /// The greeting the server sent on connect.
     public private(set) var greeting = Reply(.ready, "")
@@ -49,15 +49,24 @@ public final class Connection {
     }
 
     deinit {
-        Glibc.close(fd)
+        close()
+    }
+
+    /// Closes the socket now; later calls fail as a lost connection.
+    public func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+
+    /// Sends raw bytes as they are: part of a body, or anything a test wants to send.
+    public func send(bytes: some Collection<UInt8>) throws(ClientError) {
+        let ok = Array(bytes).withUnsafeBytes { raw in (try? Files.writeAll(fd, raw)) != nil }
+        if !ok { throw .connectionLost("cannot send: \(SystemError.last("send"))") }
     }
 
     /// Sends one control line (the LF is added when missing).
     public func send(line: String) throws(ClientError) {
-        let text = line.hasSuffix("\n") ? line : line + "\n"
-        var bytes = Array(text.utf8)
-        let ok = bytes.withUnsafeMutableBytes { raw in (try? Files.writeAll(fd, UnsafeRawBufferPointer(raw))) != nil }
-        if !ok { throw .connectionLost("cannot send: \(SystemError.last("send"))") }
+        try send(bytes: (line.hasSuffix("\n") ? line : line + "\n").utf8)
     }
 
     /// Reads one whole reply; for a multi-line reply, the continuation lines are in `lines`.

@@ -1,0 +1,103 @@
+import Crypto
+import Foundation
+import SpoolProtocol
+import SpoolSystem
+import Testing
+@testable import SpoolStore
+
+private func sha256(_ bytes: [UInt8]) -> String { Checksum.hex(SHA256.hash(data: bytes)) }
+
+private func newUpload(_ bytes: [UInt8], name: String = "f.bin") -> NewUpload {
+    NewUpload(name: name, size: Int64(bytes.count), sha256: sha256(bytes), clientIP: "127.0.0.1", clientPort: 4242, workerPID: 77)
+}
+
+private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
+    try bytes.withUnsafeBytes { try Files.writeAll(upload.fd, $0) }
+}
+
+@Suite struct StoreTests {
+    @Test func completedUploadIsPublishedUnderItsChecksum() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("hello, spool".utf8)
+        let upload = try store.begin(newUpload(bytes, name: "hello world.txt"), id: "ID-A")
+        #expect(try store.upload(id: "ID-A")?.state == .receiving)
+        try write(upload, bytes)
+
+        let outcome = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes))
+        let object = store.directory.objectFile(sha256: sha256(bytes))
+        #expect(outcome == .stored(objectPath: object))
+        #expect(FileManager.default.contents(atPath: object) == Data(bytes))
+        #expect(!Files.exists(upload.tempPath))
+
+        let row = try #require(try store.upload(id: "ID-A"))
+        #expect(row.state == .complete && row.received == Int64(bytes.count) && row.name == "hello world.txt")
+        #expect(row.clientIP == "127.0.0.1" && row.clientPort == 4242 && row.workerPID == 77)
+        #expect(row.finishedAt != nil && row.error == nil)
+    }
+
+    @Test func checksumMismatchPublishesNothing() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let declared = Array("what was promised".utf8)
+        let sent = Array("what was delivered".utf8.prefix(declared.count))
+        let upload = try store.begin(newUpload(declared), id: "ID-B")
+        try write(upload, sent)
+        let outcome = try store.complete(upload, received: Int64(sent.count), sha256: sha256(sent))
+        #expect(outcome == .checksumMismatch(actual: sha256(sent)))
+        #expect(!Files.exists(store.directory.objectFile(sha256: sha256(declared))))
+        #expect(!Files.exists(store.directory.objectFile(sha256: sha256(sent))))
+        #expect(!Files.exists(upload.tempPath))
+        let row = try #require(try store.upload(id: "ID-B"))
+        #expect(row.state == .failed)
+        #expect(row.error?.contains("checksum mismatch") == true)
+    }
+
+    @Test func sameContentIsStoredOnce() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array(repeating: UInt8(7), count: 10_000)
+        for (id, name) in [("ID-1", "first"), ("ID-2", "second")] {
+            let upload = try store.begin(newUpload(bytes, name: name), id: id)
+            try write(upload, bytes)
+            _ = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes))
+        }
+        #expect(try store.uploads().map(\.state) == [.complete, .complete])
+        let objectDir = store.directory.objectDirectory(sha256: sha256(bytes))
+        #expect(try Files.list(objectDir) == [sha256(bytes)])
+    }
+
+    @Test func interruptedUploadKeepsItsBytesForResume() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array(repeating: UInt8(1), count: 1000)
+        let upload = try store.begin(newUpload(bytes), id: "ID-C")
+        try write(upload, Array(bytes.prefix(400)))
+        try store.interrupt(upload, received: 400, reason: "client disconnected")
+        let row = try #require(try store.upload(id: "ID-C"))
+        #expect(row.state == .interrupted && row.received == 400 && row.finishedAt == nil)
+        #expect(try Files.size(upload.tempPath) == 400)
+    }
+
+    @Test func orphansOfAPreviousRunBecomeInterrupted() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let upload = try store.begin(newUpload([1, 2, 3]), id: "ID-D")
+        Files.close(upload.fd)
+        #expect(try store.interruptOrphans() == 1)
+        #expect(try store.upload(id: "ID-D")?.state == .interrupted)
+        #expect(try store.interruptOrphans() == 0)
+    }
+
+    @Test func listsNewestFirstWithALimit() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        for i in 0..<3 {
+            let upload = try store.begin(newUpload([UInt8(i)]), id: "ID-\(i)")
+            Files.close(upload.fd)
+            usleep(2000)  // distinct created_at milliseconds
+        }
+        #expect(try store.uploads().map(\.id) == ["ID-2", "ID-1", "ID-0"])
+        #expect(try store.uploads(limit: 1).map(\.id) == ["ID-2"])
+    }
+}

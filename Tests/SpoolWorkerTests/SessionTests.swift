@@ -1,0 +1,123 @@
+import NIOCore
+import SpoolProtocol
+import Testing
+@testable import SpoolWorker
+
+private let sha = String(repeating: "0f", count: 32)
+
+/// Drives a session the way ConnectionHandler does, without a socket.
+private func drain(_ session: inout Session) -> [Session.Action] {
+    var actions: [Session.Action] = []
+    while let action = session.next() { actions.append(action) }
+    return actions
+}
+
+private func feed(_ session: inout Session, _ text: String) -> [Session.Action] {
+    session.receive(ByteBuffer(string: text))
+    return drain(&session)
+}
+
+private func codes(_ actions: [Session.Action]) -> [Int] {
+    actions.compactMap { if case .reply(let r) = $0 { r.code.rawValue } else { nil } }
+}
+
+@Suite struct SessionTests {
+    @Test func uploadFlowFramesTheBodyByDeclaredLength() {
+        var session = Session()
+        let request = UploadRequest(name: "a.txt", size: 10, sha256: sha)
+        #expect(feed(&session, "UPLOAD 10 \(sha) a.txt\nPING\n") == [.beginUpload(request)])
+        #expect(session.isUploading)
+        // Nothing more happens until the upload is open, even though bytes wait.
+        #expect(feed(&session, "QUIT\nxxxx") == [])
+
+        session.uploadOpened(id: "ID1", size: 10, offset: 0)
+        let actions = drain(&session)
+        #expect(codes(actions) == [150])
+        // "PING\nQUIT\nx" is the body: ten bytes, commands or not.
+        let body = actions.compactMap { if case .writeBody(let b) = $0 { String(buffer: b) } else { nil } }.joined()
+        #expect(body == "PING\nQUIT\n")
+        #expect(actions.last == .finishUpload)
+        #expect(feed(&session, "PING\n") == [])
+
+        session.uploadFinished(Reply(.stored, "id=ID1 stored"))
+        // Then the bytes left after the body form the next line: "xxxxPING" is not a command.
+        #expect(codes(drain(&session)) == [250, 500])
+        #expect(!session.isUploading)
+    }
+
+    @Test func bodySplitAcrossReadsIsWrittenInPieces() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 6 \(sha) a\n")
+        session.uploadOpened(id: "I", size: 6, offset: 0)
+        #expect(codes(drain(&session)) == [150])
+        #expect(feed(&session, "abc") == [.writeBody(ByteBuffer(string: "abc"))])
+        #expect(feed(&session, "defPING\n") == [.writeBody(ByteBuffer(string: "def")), .finishUpload])
+    }
+
+    @Test func emptyUploadFinishesWithoutABody() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 0 \(sha) empty\n")
+        session.uploadOpened(id: "E", size: 0, offset: 0)
+        let actions = drain(&session)
+        #expect(codes(actions) == [150])
+        #expect(actions.last == .finishUpload)
+    }
+
+    @Test func refusedUploadSendsNoBodyState() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 3 \(sha) a\nPING\n")
+        session.uploadRefused(Reply(.storageError, "busy"))
+        #expect(codes(drain(&session)) == [451, 200])
+    }
+
+    @Test func writeFailureDrainsTheRestOfTheBodyThenReports() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 8 \(sha) a\n")
+        session.uploadOpened(id: "F", size: 8, offset: 0)
+        _ = drain(&session)
+        #expect(feed(&session, "abc") == [.writeBody(ByteBuffer(string: "abc"))])
+        session.bodyFailed(Reply(.storageError, "disk full"))
+        #expect(feed(&session, "de") == [])
+        #expect(codes(feed(&session, "fghPING\n")) == [451, 200])
+    }
+
+    @Test func writeFailureOnTheLastChunkCancelsTheFinish() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 2 \(sha) a\n")
+        session.uploadOpened(id: "F", size: 2, offset: 0)
+        _ = drain(&session)
+        session.receive(ByteBuffer(string: "ab"))
+        #expect(session.next() == .writeBody(ByteBuffer(string: "ab")))
+        session.bodyFailed(Reply(.storageError, "disk full"))
+        #expect(codes(drain(&session)) == [451])
+    }
+
+    @Test func quitRepliesThenClosesAndIgnoresTheRest() {
+        var session = Session()
+        let actions = feed(&session, "QUIT\nPING\n")
+        #expect(codes(actions) == [221])
+        #expect(actions.last == .close)
+        #expect(feed(&session, "PING\n") == [])
+    }
+
+    @Test func badLinesGetRepliesAndTheSessionGoesOn() {
+        var session = Session()
+        let actions = feed(&session, "NOPE\n\n   \nUPLOAD x\n\u{01}\nHELP PING\nPING\n")
+        #expect(codes(actions) == [500, 501, 500, 214, 200])
+    }
+
+    @Test func helloNegotiatesDownToOurVersion() {
+        var session = Session()
+        let actions = feed(&session, "HELLO 9\n")
+        #expect(codes(actions) == [200])
+        #expect(session.protocolVersion == ProtocolInfo.version)
+    }
+
+    @Test func helpIsAMultiLineReply() {
+        var session = Session()
+        let replies = feed(&session, "HELP\n").compactMap { if case .reply(let r) = $0 { r } else { nil } }
+        #expect(replies.count == Help.order.count + 2)
+        #expect(replies.dropLast().allSatisfy { !$0.isLast })
+        #expect(replies.last?.isLast == true)
+    }
+}
