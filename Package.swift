@@ -114,8 +114,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["SpoolProtocol", "SpoolStore", "SpoolSystem", .product(name: "Crypto", package: "swift-crypto")],
-            resources: []
+            dependencies: [
+                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -34,6 +34,12 @@ int spool_signals_install_self_pipe(int write_fd) {
     for (unsigned i = 0; i < HANDLED_COUNT; i++) {
         if (sigaction(handled_signals[i], &sa, NULL) != 0) return -1;
     }
+    // A parent may have started us with signals blocked (the mask survives exec):
+    // unblock ours, or TERM would never arrive.
+    sigset_t mine;
+    sigemptyset(&mine);
+    for (unsigned i = 0; i < HANDLED_COUNT; i++) sigaddset(&mine, handled_signals[i]);
+    if (sigprocmask(SIG_UNBLOCK, &mine, NULL) != 0) return -1;
     return spool_ignore_sigpipe();
 }
 

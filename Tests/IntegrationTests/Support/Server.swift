@@ -1,0 +1,86 @@
+import Foundation
+import SpoolStore
+
+/// A real `spoold serve` on 127.0.0.1, port 0, with its own data directory.
+final class Server: @unchecked Sendable {
+    let process = Process()
+    let data: TempDirectory
+    let logPath: String
+    private(set) var port = 0
+    let workers: Int
+
+    var pid: Int32 { process.processIdentifier }
+    var address: String { "127.0.0.1:\(port)" }
+    var directory: DataDirectory { DataDirectory(data.path + "/data") }
+
+    /// Starts the server and waits until every worker is ready.
+    init(workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = []) throws {
+        self.data = try data ?? TempDirectory()
+        self.workers = workers
+        logPath = self.data.path + "/spoold-\(UUID().uuidString.prefix(8)).log"
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: Binaries.spoold)
+        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)",
+                             "--data-dir", self.data.path + "/data"] + arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        try process.run()
+        guard eventually(timeout: 30, { count("worker ready") >= workers && listeningPort() != nil }) else {
+            kill()
+            throw HarnessError("spoold did not start:\n\(log())")
+        }
+        port = listeningPort() ?? 0
+    }
+
+    deinit {
+        kill()
+    }
+
+    func log() -> String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    func count(_ text: String) -> Int {
+        log().components(separatedBy: text).count - 1
+    }
+
+    private func listeningPort() -> Int? {
+        guard let range = log().range(of: "listening address=127.0.0.1:") else { return nil }
+        return Int(log()[range.upperBound...].prefix(while: \.isNumber))
+    }
+
+    /// Worker pids: the master's live children.
+    func workerPIDs() -> [Int32] {
+        Processes.children(of: pid)
+    }
+
+    func signal(_ sig: Int32) {
+        Foundation.kill(pid, sig)
+    }
+
+    /// Sends TERM and waits for the master to exit; returns its exit status.
+    @discardableResult
+    func stop(timeout: TimeInterval = 20) throws -> Int32 {
+        signal(SIGTERM)
+        guard eventually(timeout: timeout, { !process.isRunning }) else {
+            throw HarnessError("spoold did not stop within \(Int(timeout)) s:\n\(log())")
+        }
+        return process.terminationStatus
+    }
+
+    /// Last resort in teardown: no test may leave a server behind.
+    func kill() {
+        let children = workerPIDs()
+        if process.isRunning { Foundation.kill(pid, SIGKILL) }
+        for child in children { Foundation.kill(child, SIGKILL) }
+        if process.isRunning { process.waitUntilExit() }
+    }
+
+    /// Rows as `spoold admin list --json` prints them.
+    func uploads() throws -> [UploadRecord] {
+        let result = try run(Binaries.spoold, ["admin", "list", "--json", "--data-dir", directory.root])
+        guard result.status == 0 else { throw HarnessError("admin list failed: \(result.stderr)") }
+        return try JSONDecoder().decode([UploadRecord].self, from: Data(result.stdout.utf8))
+    }
+}

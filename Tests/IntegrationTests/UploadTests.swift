@@ -1,0 +1,130 @@
+import Foundation
+import SpoolClient
+import SpoolProtocol
+import SpoolStore
+import Testing
+
+/// Uploads end to end: the real client, the real server, the real files.
+@Suite struct UploadTests {
+    @Test func uploadedFileIsByteIdenticalAndItsRowIsRight() throws {
+        let server = try Server(workers: 2)
+        let dir = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 3 * 1024 * 1024 + 17, seed: 1)
+        let path = writeFile(dir.path + "/holiday photos été.bin", bytes)
+        let result = try run(Binaries.spool, ["upload", "--server", server.address, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let printed = result.stdout.split(separator: " ", maxSplits: 2)
+        #expect(printed.count == 3)
+        let id = String(printed[0])
+        #expect(String(printed[1]) == sha256Hex(bytes))
+
+        let row = try #require(try server.uploads().first { $0.id == id })
+        #expect(row.name == "holiday photos été.bin")
+        #expect(row.state == .complete)
+        #expect(row.size == Int64(bytes.count) && row.received == Int64(bytes.count))
+        #expect(row.sha256 == sha256Hex(bytes))
+        #expect(row.clientIP == "127.0.0.1" && row.clientPort > 0)
+        #expect(server.workerPIDs().contains(Int32(row.workerPID)))
+        #expect(row.finishedAt != nil && row.finishedAt! >= row.createdAt)
+
+        let stored = try #require(FileManager.default.contents(atPath: server.directory.objectFile(sha256: row.sha256)))
+        #expect(stored == Data(bytes))
+        try server.stop()
+    }
+
+    @Test func eightClientsTimesTwentyFiveFilesOverFourWorkers() throws {
+        let server = try Server(workers: 4)
+        let dir = try TempDirectory()
+        var expected: [String: String] = [:]  // name -> sha256
+        var batches: [[String]] = []
+        for client in 0..<8 {
+            var files: [String] = []
+            for n in 0..<25 {
+                let name = "c\(client)-f\(n).bin"
+                let bytes = pseudoRandomBytes(count: 1000 + (client * 25 + n) * 997, seed: UInt64(client * 100 + n + 1))
+                files.append(writeFile(dir.path + "/" + name, bytes))
+                expected[name] = sha256Hex(bytes)
+            }
+            batches.append(files)
+        }
+        let processes = try batches.map { files -> Process in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Binaries.spool)
+            process.arguments = ["upload", "--quiet", "--server", server.address] + files
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return process
+        }
+        for process in processes { process.waitUntilExit() }
+        #expect(processes.allSatisfy { $0.terminationStatus == 0 })
+
+        let rows = try server.uploads()
+        #expect(rows.count == 200)
+        #expect(rows.allSatisfy { $0.state == .complete })
+        for row in rows {
+            #expect(expected[row.name] == row.sha256, "row \(row.name)")
+            let object = try #require(FileManager.default.contents(atPath: server.directory.objectFile(sha256: row.sha256)))
+            #expect(sha256Hex(object) == row.sha256)
+        }
+        #expect(Set(rows.map(\.workerPID)).count > 1, "every upload went to one worker")
+        try server.stop()
+    }
+
+    @Test func wrongDeclaredChecksumIsRejectedAndNothingIsPublished() throws {
+        let server = try Server(workers: 1)
+        let bytes = pseudoRandomBytes(count: 100_000, seed: 2)
+        let lie = sha256Hex(Array("something else".utf8))
+        let connection = try Connection(server: server.address)
+        try connection.send(line: UploadRequest(name: "liar.bin", size: Int64(bytes.count), sha256: lie).line)
+        let ready = try connection.readReply()
+        #expect(ready.code == .sendBody)
+        try connection.send(bytes: bytes)
+        let verdict = try connection.readReply()
+        #expect(verdict.code == .checksumMismatch)
+        #expect(verdict.text.contains("checksum mismatch"))
+        // The connection stays usable after a rejected upload.
+        try connection.send(line: "PING")
+        #expect(try connection.readReply().code == .ok)
+
+        let rows = try server.uploads()
+        #expect(rows.count == 1)
+        #expect(rows.first?.state == .failed)
+        #expect(!FileManager.default.fileExists(atPath: server.directory.objectFile(sha256: lie)))
+        #expect(!FileManager.default.fileExists(atPath: server.directory.objectFile(sha256: sha256Hex(bytes))))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: server.directory.tempPath).isEmpty)
+        try server.stop()
+    }
+
+    @Test func clientThatDisconnectsMidBodyLeavesNothingComplete() throws {
+        let server = try Server(workers: 1)
+        let bytes = pseudoRandomBytes(count: 1_000_000, seed: 3)
+        do {
+            let connection = try Connection(server: server.address)
+            try connection.send(line: UploadRequest(name: "cut.bin", size: Int64(bytes.count), sha256: sha256Hex(bytes)).line)
+            #expect(try connection.readReply().code == .sendBody)
+            try connection.send(bytes: bytes.prefix(300_000))
+            connection.close()
+        }
+        let settled = try eventually(timeout: 10) { try server.uploads().first?.state == .interrupted }
+        #expect(settled, "log:\n\(server.log())")
+        let row = try #require(try server.uploads().first)
+        #expect(row.received == 300_000)
+        #expect(!FileManager.default.fileExists(atPath: server.directory.objectFile(sha256: row.sha256)))
+        try server.stop()
+    }
+
+    @Test func severalUploadsFollowOneAnotherOnOneConnection() throws {
+        let server = try Server(workers: 1)
+        let connection = try Connection(server: server.address)
+        let dir = try TempDirectory()
+        var ids: [String] = []
+        for n in 0..<5 {
+            let path = writeFile(dir.path + "/f\(n)", pseudoRandomBytes(count: n * 50_000, seed: UInt64(n + 10)))
+            ids.append(try Uploader(connection: connection).upload(path: path, name: "f\(n)").id)
+        }
+        #expect(Set(ids).count == 5)
+        #expect(try server.uploads().filter { $0.state == .complete }.count == 5)
+        try server.stop()
+    }
+}
