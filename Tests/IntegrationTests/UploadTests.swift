@@ -128,3 +128,28 @@ import Testing
         try server.stop()
     }
 }
+
+@Suite struct MemoryTests {
+    /// A worker streams: receiving 256 MiB does not grow it anywhere near that.
+    @Test func workerMemoryDoesNotGrowWithTheFile() throws {
+        let server = try Server(workers: 1)
+        let worker = try #require(server.workerPIDs().first)
+        let dir = try TempDirectory()
+        let path = dir.path + "/sparse-256MiB"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: 256 << 20)  // a sparse file: 256 MiB of zeros, instantly
+        try handle.close()
+        let result = try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let peak = try #require(Self.peakRSSKiB(worker))
+        #expect(peak < 64 * 1024, "worker peak RSS \(peak) KiB for a 256 MiB upload")
+        try server.stop()
+    }
+
+    static func peakRSSKiB(_ pid: Int32) -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+        return line.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") }
+    }
+}
