@@ -3,8 +3,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -74,4 +78,82 @@ int spool_accept_cloexec(int listen_fd) {
 
 int spool_pipe_nonblocking(int fds[2]) {
     return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+}
+
+// MARK: Worker signals
+
+static volatile sig_atomic_t worker_quit = 0;
+static volatile sig_atomic_t worker_reopen = 0;
+static char abort_line[128];
+static size_t abort_line_length = 0;
+
+static void on_worker_signal(int sig) {
+    if (sig == SIGQUIT) worker_quit = 1;
+    if (sig == SIGUSR1) worker_reopen = 1;
+}
+
+static void on_worker_abort(int sig) {
+    (void)sig;
+    (void)write(STDERR_FILENO, abort_line, abort_line_length);
+    signal(SIGABRT, SIG_DFL);
+    raise(SIGABRT);
+}
+
+int spool_worker_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_worker_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: interrupt accept()
+    if (sigaction(SIGQUIT, &sa, NULL) != 0) return -1;
+    if (sigaction(SIGUSR1, &sa, NULL) != 0) return -1;
+
+    int n = snprintf(abort_line, sizeof(abort_line),
+                     "spoold[%d] critical worker: aborting (SIGABRT: watchdog timeout or a failed check)\n",
+                     (int)getpid());
+    abort_line_length = n > 0 && (size_t)n < sizeof(abort_line) ? (size_t)n : 0;
+    sa.sa_handler = on_worker_abort;
+    sa.sa_flags = SA_RESETHAND;
+    return sigaction(SIGABRT, &sa, NULL);
+}
+
+int spool_worker_signals_mask(int block) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    return pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+int spool_worker_take_quit(void) {
+    if (!worker_quit) return 0;
+    worker_quit = 0;
+    return 1;
+}
+
+int spool_worker_take_reopen(void) {
+    if (!worker_reopen) return 0;
+    worker_reopen = 0;
+    return 1;
+}
+
+// MARK: Heartbeats
+
+uint64_t *spool_heartbeats_create(int count) {
+    void *p = mmap(NULL, (size_t)count * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : (uint64_t *)p;
+}
+
+void spool_heartbeat_store(uint64_t *table, int index, uint64_t value) {
+    __atomic_store_n(&table[index], value, __ATOMIC_RELAXED);
+}
+
+uint64_t spool_heartbeat_load(const uint64_t *table, int index) {
+    return __atomic_load_n(&table[index], __ATOMIC_RELAXED);
+}
+
+uint64_t spool_monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -17,6 +17,8 @@ struct WorkerServices: Sendable {
     let pool: NIOThreadPool
     let pid: Int
     let logger: Logger
+    /// Beaten on every body chunk too, so a worker busy with a long upload is never taken for hung.
+    let heartbeat: Heartbeat
 }
 
 /// Performs a `Session`'s actions on a NIO channel. Holds no protocol logic itself:
@@ -30,14 +32,32 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var clientIP = "unknown"
     private var clientPort = 0
     private var isActive = false
+    private let registry: ConnectionRegistry
+    /// Kept so that a drain, which starts outside any channel event, can act on this channel.
+    private var context: ChannelHandlerContext?
 
     /// The upload being received, with the hash and count of the bytes written so far.
     private var upload: OpenUpload?
     private var hasher = SHA256()
     private var received: Int64 = 0
 
-    init(services: WorkerServices) {
+    init(services: WorkerServices, registry: ConnectionRegistry) {
         self.services = services
+        self.registry = registry
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// The worker is stopping: finish the upload in progress (if any), then close.
+    func drain() {
+        session.drain()
+        if let context { drive(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -48,6 +68,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         send(Reply(.ready, "\(ProtocolInfo.product) ready proto=\(ProtocolInfo.version) worker=\(services.pid)"), context)
         context.flush()
+        registry.add(self)  // after the greeting: a draining worker then says goodbye
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -57,6 +78,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
+        registry.remove(self)
         if let upload {
             self.upload = nil
             interrupt(upload, received: received, reason: "client disconnected")
@@ -137,6 +159,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 hasher.update(bufferPointer: raw)
             }
             received += Int64(bytes.readableBytes)
+            services.heartbeat.beat()
         } catch {
             self.upload = nil
             services.logger.error("write failed", metadata: ["id": "\(upload.id)", "error": "\(error)"])

@@ -34,6 +34,8 @@ public struct Session {
     private var pending: [Action] = []
     /// The protocol version agreed by HELLO (1 until then).
     public private(set) var protocolVersion = 1
+    /// The worker is shutting down: finish the upload in progress, then close.
+    public private(set) var isDraining = false
 
     public init() {}
 
@@ -108,7 +110,7 @@ public struct Session {
                 state = .body(remaining: left, failure: failure)
                 return nextBody(remaining: left, failure: failure)
             }
-            state = .commands
+            returnToCommands()
             return .reply(failure)
         }
         if left == 0 {
@@ -121,6 +123,25 @@ public struct Session {
     }
 
     // MARK: - Results of the handler's work
+
+    /// The worker is stopping gracefully: an idle connection is told so and closed
+    /// now; one in the middle of an upload is closed after that upload's final reply.
+    public mutating func drain() {
+        guard !isDraining else { return }
+        isDraining = true
+        if state == .commands { returnToCommands() }
+    }
+
+    /// Every path back to reading commands goes through here, so a draining session closes instead.
+    private mutating func returnToCommands() {
+        if isDraining {
+            state = .closed
+            pending.append(.reply(Reply(.unavailable, "server is shutting down; try again later")))
+            pending.append(.close)
+        } else {
+            state = .commands
+        }
+    }
 
     /// The upload is open; the client may send `size - offset` bytes.
     public mutating func uploadOpened(id: String, size: Int64, offset: Int64) {
@@ -138,8 +159,8 @@ public struct Session {
     /// The upload could not be opened; no body will follow.
     public mutating func uploadRefused(_ reply: Reply) {
         guard state == .opening else { return }
-        state = .commands
         pending.append(.reply(reply))
+        returnToCommands()
     }
 
     /// Writing the body failed: read and drop the rest of it, then send `reply`.
@@ -148,9 +169,9 @@ public struct Session {
         case .body(let remaining, nil):
             state = .body(remaining: remaining, failure: reply)
         case .finishing:
-            state = .commands
             pending.removeAll { $0 == .finishUpload }
             pending.append(.reply(reply))
+            returnToCommands()
         default:
             return
         }
@@ -159,7 +180,7 @@ public struct Session {
     /// The upload reached its final state; `reply` says which.
     public mutating func uploadFinished(_ reply: Reply) {
         guard state == .finishing else { return }
-        state = .commands
         pending.append(.reply(reply))
+        returnToCommands()
     }
 }

@@ -14,7 +14,7 @@ import Glibc
 public enum WorkerExit {
     /// Stopped because it was asked to, or because the master is gone.
     public static let normal: Int32 = 0
-    /// Could not start (database unreadable, schema wrong): respawning will not help.
+    /// Could not start (database unreadable, schema wrong): respawning is unlikely to help.
     public static let bootFailure: Int32 = 3
     /// The accept loop failed in a way it cannot recover from.
     public static let acceptFailure: Int32 = 4
@@ -25,12 +25,18 @@ public struct WorkerConfiguration: Sendable {
     public var directory: DataDirectory
     public var masterPID: Int32
     public var slot: Int
+    public var heartbeat: Heartbeat
+    public var logFile: String?
 
-    public init(listenFD: Int32, directory: DataDirectory, masterPID: Int32, slot: Int) {
+    public init(
+        listenFD: Int32, directory: DataDirectory, masterPID: Int32, slot: Int, heartbeat: Heartbeat, logFile: String?
+    ) {
         self.listenFD = listenFD
         self.directory = directory
         self.masterPID = masterPID
         self.slot = slot
+        self.heartbeat = heartbeat
+        self.logFile = logFile
     }
 }
 
@@ -43,6 +49,11 @@ public struct WorkerConfiguration: Sendable {
 /// (one event loop) with `ClientBootstrap.withConnectedSocket`. docs/DESIGN.md
 /// says why this is used rather than NIO's own accept or SO_REUSEPORT.
 public enum WorkerProcess {
+    enum Stop {
+        case drain
+        case now(Int32)
+    }
+
     public static func run(_ config: WorkerConfiguration) -> Never {
         let pid = Int(getpid())
         var logger = Logger(label: "worker")
@@ -53,6 +64,7 @@ public enum WorkerProcess {
         _ = spool_set_parent_death_signal(SIGTERM)
         if getppid() != config.masterPID { exit(WorkerExit.normal) }
         _ = spool_ignore_sigpipe()
+        _ = spool_worker_signals_install()
 
         let store: Store
         do {
@@ -62,31 +74,57 @@ public enum WorkerProcess {
             exit(WorkerExit.bootFailure)
         }
 
+        // NIO's threads must never take QUIT or USR1: those must interrupt accept() here.
+        _ = spool_worker_signals_mask(1)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 4)
         pool.start()
-        let services = WorkerServices(store: store, pool: pool, pid: pid, logger: logger)
+        _ = spool_worker_signals_mask(0)
+
+        let loop = group.next()
+        let registry = ConnectionRegistry()
+        let heartbeat = config.heartbeat
+        // The event loop beats once a second; body chunks beat too (ConnectionHandler).
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in heartbeat.beat() }
+
+        let services = WorkerServices(store: store, pool: pool, pid: pid, logger: logger, heartbeat: heartbeat)
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
-            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(services: services))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ConnectionHandler(services: services, registry: registry))
                 }
             }
 
+        heartbeat.beat()  // ready: the master starts counting from here
         logger.info("worker ready", metadata: ["pid": "\(pid)"])
-        let code = acceptLoop(config, bootstrap: bootstrap, logger: logger)
+        let stop = acceptLoop(config, bootstrap: bootstrap, logger: logger)
+        close(config.listenFD)
+
+        var code = WorkerExit.normal
+        switch stop {
+        case .drain:
+            drain(registry, on: loop, logger: logger)
+        case .now(let exitCode):
+            code = exitCode
+        }
         try? group.syncShutdownGracefully()
-        try? pool.syncShutdownGracefully()
+        try? pool.syncShutdownGracefully()  // runs the work already queued (interruptions to record)
         exit(code)
     }
 
-    /// Returns the exit code once the worker should stop.
-    static func acceptLoop(_ config: WorkerConfiguration, bootstrap: ClientBootstrap, logger: Logger) -> Int32 {
+    static func acceptLoop(_ config: WorkerConfiguration, bootstrap: ClientBootstrap, logger: Logger) -> Stop {
         while true {
-            // accept() wakes at least once a second (SO_RCVTIMEO on the listening
+            if spool_worker_take_quit() != 0 {
+                logger.info("draining: no new connections; finishing uploads in progress")
+                return .drain
+            }
+            if spool_worker_take_reopen() != 0, let path = config.logFile {
+                try? LogFile.redirectStandardError(to: path)
+            }
+            // accept() also returns once a second (SO_RCVTIMEO on the listening
             // socket, set by the master) so a worker notices its master is gone.
             let fd = spool_accept_cloexec(config.listenFD)
             if fd >= 0 {
@@ -100,7 +138,7 @@ public enum WorkerProcess {
             case EAGAIN, EWOULDBLOCK, EINTR:
                 if getppid() != config.masterPID {
                     logger.warning("master is gone; worker exiting")
-                    return WorkerExit.normal
+                    return .now(WorkerExit.normal)
                 }
             case ECONNABORTED, EPROTO, EPERM:
                 continue  // the client left before we got to it
@@ -109,8 +147,47 @@ public enum WorkerProcess {
                 usleep(100_000)
             default:
                 logger.critical("accept failed", metadata: ["error": "\(SystemError("accept", errno: error))"])
-                return WorkerExit.acceptFailure
+                return .now(WorkerExit.acceptFailure)
             }
         }
+    }
+
+    /// Lets every connection finish its upload in progress, then returns. The master
+    /// bounds how long this may take (--graceful-timeout) and stops us after that.
+    static func drain(_ registry: ConnectionRegistry, on loop: EventLoop, logger: Logger) {
+        loop.execute { registry.drainAll() }
+        var last = -1
+        while true {
+            let open = (try? loop.submit { registry.count }.wait()) ?? 0
+            if open == 0 { break }
+            if open != last {
+                logger.info("waiting for connections to finish", metadata: ["open": "\(open)"])
+                last = open
+            }
+            usleep(50_000)
+        }
+        logger.info("drained; worker exiting")
+    }
+}
+
+/// The connections of this worker. Used only on its single event loop.
+final class ConnectionRegistry: @unchecked Sendable {
+    private var handlers: [ObjectIdentifier: ConnectionHandler] = [:]
+    private var draining = false
+
+    var count: Int { handlers.count }
+
+    func add(_ handler: ConnectionHandler) {
+        handlers[ObjectIdentifier(handler)] = handler
+        if draining { handler.drain() }
+    }
+
+    func remove(_ handler: ConnectionHandler) {
+        handlers[ObjectIdentifier(handler)] = nil
+    }
+
+    func drainAll() {
+        draining = true
+        for handler in handlers.values { handler.drain() }
     }
 }

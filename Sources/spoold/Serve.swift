@@ -24,19 +24,42 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Append log lines to this file instead of standard error (reopened on USR1).")
+    var logFile: String?
+
+    @Option(help: "Seconds that in-flight uploads get to finish on QUIT or HUP.")
+    var gracefulTimeout: Double = 30
+
+    @Option(help: "Seconds without a heartbeat after which a worker is aborted and replaced.")
+    var timeout: Double = 60
+
+    @Option(help: "Early worker deaths in a row after which the server gives up and exits 3.")
+    var maxBootFailures: Int = 5
+
     func validate() throws {
         guard ListenAddress(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT with a numeric host and a port from 0 to 65535, got \"\(listen)\"")
         }
         guard (1...512).contains(workers) else { throw ValidationError("--workers must be from 1 to 512") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \"\(logLevel)\"") }
+        guard gracefulTimeout >= 0 && gracefulTimeout <= 86_400 else {
+            throw ValidationError("--graceful-timeout must be from 0 to 86400 seconds")
+        }
+        // Workers beat once a second: a shorter timeout would kill healthy ones.
+        guard timeout >= 2 && timeout <= 86_400 else { throw ValidationError("--timeout must be from 2 to 86400 seconds") }
+        guard (1...1000).contains(maxBootFailures) else { throw ValidationError("--max-boot-failures must be from 1 to 1000") }
+        if logFile?.isEmpty == true { throw ValidationError("--log-file must not be empty") }
     }
 
     func run() throws {
         SpoolLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         guard let address = ListenAddress(listen) else { throw ValidationError("bad --listen") }
-        let config = MasterConfiguration(
+        var config = MasterConfiguration(
             host: address.host, port: address.port, directory: DataDirectory(data.dataDir), workers: workers)
+        config.gracefulTimeout = gracefulTimeout
+        config.timeout = timeout
+        config.maxBootFailures = maxBootFailures
+        config.logFile = logFile
         let code: Int32
         do {
             code = try Arbiter(config: config).run()

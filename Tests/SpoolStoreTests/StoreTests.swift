@@ -11,6 +11,10 @@ private func newUpload(_ bytes: [UInt8], name: String = "f.bin") -> NewUpload {
     NewUpload(name: name, size: Int64(bytes.count), sha256: sha256(bytes), clientIP: "127.0.0.1", clientPort: 4242, workerPID: 77)
 }
 
+private func writeFile(_ path: String, _ bytes: [UInt8]) {
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+}
+
 private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
     try bytes.withUnsafeBytes { try Files.writeAll(upload.fd, $0) }
 }
@@ -79,14 +83,36 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try Files.size(upload.tempPath) == 400)
     }
 
-    @Test func orphansOfAPreviousRunBecomeInterrupted() throws {
+    @Test func uploadsOfADeadWorkerBecomeInterruptedWithTheirBytesOnDisk() throws {
         let dir = try TempDirectory()
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
-        let upload = try store.begin(newUpload([1, 2, 3]), id: "ID-D")
-        Files.close(upload.fd)
-        #expect(try store.interruptOrphans() == 1)
-        #expect(try store.upload(id: "ID-D")?.state == .interrupted)
-        #expect(try store.interruptOrphans() == 0)
+        let mine = try store.begin(newUpload(Array(repeating: 9, count: 100)), id: "ID-MINE")
+        try write(mine, Array(repeating: 9, count: 60))
+        Files.close(mine.fd)
+        var other = newUpload([1, 2, 3])
+        other.workerPID = 88
+        Files.close(try store.begin(other, id: "ID-OTHER").fd)
+
+        let changed = try store.interruptReceiving(workerPID: 77, reason: "worker 77 killed by KILL")
+        #expect(changed.map(\.id) == ["ID-MINE"] && changed.map(\.received) == [60])
+        let row = try #require(try store.upload(id: "ID-MINE"))
+        #expect(row.state == .interrupted && row.received == 60 && row.error == "worker 77 killed by KILL")
+        #expect(try store.upload(id: "ID-OTHER")?.state == .receiving)
+
+        // At start-up every upload still receiving lost its worker.
+        #expect(try store.interruptReceiving(workerPID: nil, reason: "server restarted").map(\.id) == ["ID-OTHER"])
+        #expect(try store.interruptReceiving(workerPID: nil, reason: "server restarted").isEmpty)
+    }
+
+    @Test func strayTempFilesAreRemovedAndResumableOnesKept() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let kept = try store.begin(newUpload([1, 2, 3]), id: "ID-KEPT")
+        Files.close(kept.fd)
+        writeFile(store.directory.tempFile(id: "ID-NOBODY"), [0])
+        writeFile(store.directory.tempPath + "/junk", [0])
+        #expect(try store.removeStrayTempFiles() == ["ID-NOBODY.part", "junk"])
+        #expect(try Files.list(store.directory.tempPath) == ["ID-KEPT.part"])
     }
 
     @Test func listsNewestFirstWithALimit() throws {

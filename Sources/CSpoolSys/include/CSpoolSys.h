@@ -25,4 +25,36 @@ int spool_accept_cloexec(int listen_fd);
 /// pipe2(fds, O_NONBLOCK | O_CLOEXEC), hidden from Swift for the same reason.
 int spool_pipe_nonblocking(int fds[2]);
 
+#include <stdint.h>
+
+// MARK: Worker signals
+
+/// In a worker: QUIT (drain and stop) and USR1 (reopen the log file) only set
+/// flags, without SA_RESTART so a blocked accept() returns EINTR at once. ABRT
+/// (sent by the master's watchdog) writes one diagnostic line to stderr, then
+/// aborts as usual.
+int spool_worker_signals_install(void);
+
+/// Blocks (how = 1) or unblocks (how = 0) QUIT and USR1 in the calling thread,
+/// so that threads started meanwhile (NIO's) never take them from the accept thread.
+int spool_worker_signals_mask(int block);
+
+/// Returns 1 once for each QUIT received since the last call.
+int spool_worker_take_quit(void);
+
+/// Returns 1 once for each USR1 received since the last call.
+int spool_worker_take_reopen(void);
+
+// MARK: Heartbeats
+
+/// A table of 64-bit heartbeat words in memory shared by the master and every
+/// worker it forks (MAP_SHARED | MAP_ANONYMOUS). Returns NULL on failure.
+uint64_t *spool_heartbeats_create(int count);
+
+void spool_heartbeat_store(uint64_t *table, int index, uint64_t value);
+uint64_t spool_heartbeat_load(const uint64_t *table, int index);
+
+/// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
+uint64_t spool_monotonic_ms(void);
+
 #endif

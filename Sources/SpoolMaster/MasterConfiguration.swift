@@ -1,0 +1,41 @@
+import SpoolStore
+
+public struct MasterConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var directory: DataDirectory
+    public var workers: Int
+    /// QUIT and HUP: how long in-flight uploads may take to finish before their worker is stopped.
+    public var gracefulTimeout: Double = 30
+    /// A worker whose heartbeat is older than this is aborted and replaced.
+    public var timeout: Double = 60
+    /// Consecutive early worker deaths after which the master gives up.
+    public var maxBootFailures = 5
+    /// Where log lines go instead of standard error (reopened on USR1).
+    public var logFile: String?
+
+    public init(host: String, port: Int, directory: DataDirectory, workers: Int) {
+        self.host = host
+        self.port = port
+        self.directory = directory
+        self.workers = workers
+    }
+}
+
+/// How long to wait before starting a worker again after `failures` early deaths in a row.
+public enum Backoff {
+    public static let base = 0.5
+    public static let cap = 30.0
+
+    public static func delay(afterFailures failures: Int) -> Double {
+        guard failures > 0 else { return 0 }
+        return min(cap, base * Double(1 << min(failures - 1, 16)))
+    }
+}
+
+/// The master's exit codes.
+public enum MasterExit {
+    public static let stopped: Int32 = 0
+    /// Workers kept dying at start; the master gave up (the log says why).
+    public static let workersFailing: Int32 = 3
+}
