@@ -35,6 +35,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let registry: ConnectionRegistry
     /// Kept so that a drain, which starts outside any channel event, can act on this channel.
     private var context: ChannelHandlerContext?
+    private var lastActivity = UTCTime.monotonic()
+    private var drainCheck: RepeatedTask?
+    static let drainQuietTime = 1.0
 
     /// The upload being received, with the hash and count of the bytes written so far.
     private var upload: OpenUpload?
@@ -54,10 +57,21 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.context = nil
     }
 
-    /// The worker is stopping: finish the upload in progress (if any), then close.
+    /// The worker is stopping: finish the upload in progress (if any), then close
+    /// once the client has been quiet for `drainQuietTime`.
     func drain() {
+        guard let context, !session.isDraining else { return }
         session.drain()
-        if let context { drive(context) }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        drainCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+            handler.value.closeIfQuiet()
+        }
+    }
+
+    private func closeIfQuiet() {
+        guard UTCTime.monotonic() - lastActivity >= Self.drainQuietTime, let context else { return }
+        session.closeIfIdle()
+        drive(context)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -72,6 +86,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = UTCTime.monotonic()
         session.receive(unwrapInboundIn(data))
         drive(context)
     }
@@ -79,6 +94,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         registry.remove(self)
+        drainCheck?.cancel()
         if let upload {
             self.upload = nil
             interrupt(upload, received: received, reason: "client disconnected")

@@ -124,12 +124,18 @@ public struct Session {
 
     // MARK: - Results of the handler's work
 
-    /// The worker is stopping gracefully: an idle connection is told so and closed
-    /// now; one in the middle of an upload is closed after that upload's final reply.
+    /// The worker is stopping gracefully. A connection in the middle of an upload is
+    /// closed after that upload's final reply; an idle one when `closeIfIdle()` says
+    /// so (the handler calls it once the client has been quiet for a moment, so a
+    /// client that connected just before the drain still gets its upload served).
     public mutating func drain() {
-        guard !isDraining else { return }
         isDraining = true
-        if state == .commands { returnToCommands() }
+    }
+
+    /// While draining: closes the connection unless a command or upload is under way.
+    public mutating func closeIfIdle() {
+        guard isDraining, state == .commands, framer.bufferedBytes == 0 else { return }
+        returnToCommands()
     }
 
     /// Every path back to reading commands goes through here, so a draining session closes instead.

@@ -121,3 +121,42 @@ private func codes(_ actions: [Session.Action]) -> [Int] {
         #expect(replies.last?.isLast == true)
     }
 }
+
+@Suite struct SessionDrainTests {
+    @Test func idleConnectionIsToldAndClosedWhenQuiet() {
+        var session = Session()
+        session.drain()
+        #expect(codes(feed(&session, "PING\n")) == [200])  // still served until it goes quiet
+        session.closeIfIdle()
+        let actions = drain(&session)
+        #expect(codes(actions) == [421])
+        #expect(actions.last == .close)
+    }
+
+    @Test func uploadInProgressFinishesThenTheConnectionCloses() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 4 \(sha) a\n")
+        session.uploadOpened(id: "D", size: 4, offset: 0)
+        _ = drain(&session)
+        session.drain()
+        session.closeIfIdle()  // not idle: mid-upload
+        #expect(feed(&session, "ab") == [.writeBody(ByteBuffer(string: "ab"))])
+        #expect(feed(&session, "cdPING\n") == [.writeBody(ByteBuffer(string: "cd")), .finishUpload])
+        session.uploadFinished(Reply(.stored, "id=D stored"))
+        let actions = drain(&session)
+        #expect(codes(actions) == [250, 421])
+        #expect(actions.last == .close)
+    }
+
+    @Test func uploadBeingOpenedIsRefusedPolitelyWhenItFails() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 4 \(sha) a\n")
+        session.drain()
+        session.closeIfIdle()
+        #expect(drain(&session).isEmpty)
+        session.uploadRefused(Reply(.storageError, "no"))
+        let actions = drain(&session)
+        #expect(codes(actions) == [451, 421])
+        #expect(actions.last == .close)
+    }
+}

@@ -17,14 +17,20 @@ final class Server: @unchecked Sendable {
     init(workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = []) throws {
         self.data = try data ?? TempDirectory()
         self.workers = workers
-        logPath = self.data.path + "/spoold-\(UUID().uuidString.prefix(8)).log"
+        // With --log-file the server writes there; otherwise the harness captures standard error.
+        if let flag = arguments.firstIndex(of: "--log-file"), flag + 1 < arguments.count {
+            logPath = arguments[flag + 1]
+        } else {
+            logPath = self.data.path + "/spoold-\(UUID().uuidString.prefix(8)).log"
+        }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Binaries.spoold)
         process.arguments = ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)",
                              "--data-dir", self.data.path + "/data"] + arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: logPath)
+        process.standardError = arguments.contains("--log-file")
+            ? FileHandle.nullDevice : FileHandle(forWritingAtPath: logPath)
         try process.run()
         guard eventually(timeout: 30, { count("worker ready") >= workers && listeningPort() != nil }) else {
             kill()

@@ -1,0 +1,53 @@
+import Foundation
+import SpoolClient
+import SpoolProtocol
+import SpoolStore
+
+/// An upload left hanging part-way, to see what stops and crashes do to it.
+final class PartialUpload {
+    let connection: Connection
+    let bytes: [UInt8]
+    let id: String
+    let worker: Int32
+    private(set) var sent = 0
+
+    init(server: Server, size: Int, name: String = "partial.bin", seed: UInt64 = 42) throws {
+        bytes = pseudoRandomBytes(count: size, seed: seed)
+        connection = try Connection(server: server.address)
+        worker = Int32(connection.greeting.fields["worker"] ?? "") ?? 0
+        try connection.send(line: UploadRequest(name: name, size: Int64(size), sha256: sha256Hex(bytes)).line)
+        let ready = try connection.readReply()
+        guard ready.code == .sendBody, let id = ready.fields["id"] else { throw HarnessError("no 150: \(ready)") }
+        self.id = id
+    }
+
+    /// Sends the next `count` bytes and waits until the worker has written them to its temporary file.
+    func send(_ count: Int, directory: DataDirectory) throws {
+        try connection.send(bytes: bytes[sent..<(sent + count)])
+        sent += count
+        let path = directory.tempFile(id: id)
+        let target = sent
+        guard eventually(timeout: 10, { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == target }) else {
+            throw HarnessError("the server did not write \(target) bytes of \(id)")
+        }
+    }
+
+    func sendRest() throws {
+        try connection.send(bytes: bytes[sent...])
+        sent = bytes.count
+    }
+}
+
+extension Server {
+    func upload(id: String) throws -> UploadRecord? {
+        try uploads().first { $0.id == id }
+    }
+
+    /// Waits for the master to exit by itself; returns its status.
+    func waitForExit(timeout: TimeInterval) throws -> Int32 {
+        guard eventually(timeout: timeout, { !process.isRunning }) else {
+            throw HarnessError("spoold still running after \(Int(timeout)) s:\n\(log())")
+        }
+        return process.terminationStatus
+    }
+}
