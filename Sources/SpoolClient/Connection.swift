@@ -105,19 +105,29 @@ public final class Connection {
         }
     }
 
-    /// Sends `count` bytes of an open file from `offset` with sendfile(2), reporting progress.
-    public func sendFile(fd file: Int32, offset: Int64, count: Int64, progress: (Int64) -> Void) throws(ClientError) {
+    /// Sends `count` bytes of an open file from `offset` with sendfile(2), at most
+    /// `limitRate` bytes per second when given, reporting the bytes sent so far.
+    public func sendFile(fd file: Int32, offset: Int64, count: Int64, limitRate: Int64? = nil, progress: (Int64) -> Void)
+        throws(ClientError)
+    {
         var position = off_t(offset)
         let end = offset + count
+        let started = UTCTime.monotonic()
+        let chunkLimit = limitRate.map { max(4096, $0 / 20) } ?? (4 << 20)
         while Int64(position) < end {
-            let chunk = Int(min(end - Int64(position), 4 << 20))
+            let chunk = Int(min(end - Int64(position), chunkLimit))
             let n = sendfile(fd, file, &position, chunk)
             if n < 0 {
                 if currentErrno() == EINTR { continue }
                 throw .connectionLost("while sending: \(SystemError.last("sendfile"))")
             }
             if n == 0 { throw .file(SystemError("read", "file shrank while uploading", errno: EIO)) }
-            progress(Int64(position) - offset)
+            let sent = Int64(position) - offset
+            progress(sent)
+            if let limitRate, limitRate > 0 {
+                let ahead = Double(sent) / Double(limitRate) - (UTCTime.monotonic() - started)
+                if ahead > 0 { usleep(UInt32(min(ahead, 5) * 1_000_000)) }
+            }
         }
     }
 

@@ -67,6 +67,8 @@ public final class Arbiter {
     /// HUP: workers still to be replaced, and the new worker being waited for.
     private var toReplace: [Int32] = []
     private var replacement: (new: Int32, old: Int32)?
+    /// When abandoned partial uploads are next looked for.
+    private var nextExpiry = 0.0
 
     public init(config: MasterConfiguration) {
         self.config = config
@@ -138,6 +140,7 @@ public final class Arbiter {
             watchdog()
             switch phase {
             case .running:
+                expirePartials()
                 forgiveBootFailures()
                 advanceReplacement()
                 maintainWorkerCount()
@@ -346,6 +349,22 @@ public final class Arbiter {
             guard let worker = workers[old], !worker.retiring, UTCTime.monotonic() >= nextSpawnAt else { continue }
             if let new = spawn(slot: worker.slot, alongside: true) { replacement = (new, old) }
             return
+        }
+    }
+
+    /// Deletes partial uploads nobody resumed within --partial-ttl; looks a few times per TTL, at most once a minute.
+    private func expirePartials() {
+        let now = UTCTime.monotonic()
+        guard now >= nextExpiry else { return }
+        nextExpiry = now + min(60, max(0.5, config.partialTTL / 4))
+        let cutoff = UTCTime.epochMilliseconds() - Int64(config.partialTTL * 1000)
+        let cutoffText = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
+        do {
+            for id in try Store(directory: config.directory).expireInterrupted(before: cutoffText) {
+                logger.info("partial upload expired", metadata: ["id": "\(id)", "ttl": "\(config.partialTTL)s"])
+            }
+        } catch {
+            logger.error("cannot expire partial uploads", metadata: ["error": "\(error)"])
         }
     }
 

@@ -11,6 +11,8 @@ public struct MasterConfiguration: Sendable {
     public var timeout: Double = 60
     /// Consecutive early worker deaths after which the master gives up.
     public var maxBootFailures = 5
+    /// Interrupted uploads not resumed within this many seconds expire.
+    public var partialTTL: Double = 86_400
     /// Where log lines go instead of standard error (reopened on USR1).
     public var logFile: String?
 

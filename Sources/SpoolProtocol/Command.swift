@@ -4,6 +4,8 @@ public enum Command: Equatable, Sendable {
     case hello(version: Int)
     /// `UPLOAD <size> <sha256> <name>`: announce an upload; the body follows the 150 reply.
     case upload(UploadRequest)
+    /// `RESUME <id> <sha256>`: continue an interrupted upload; the rest of the body follows the 150 reply.
+    case resume(id: String, sha256: String)
     /// `HELP [command]`
     case help(topic: String?)
     /// `PING`
@@ -50,6 +52,15 @@ public enum CommandParser {
             return .hello(version: version)
         case "UPLOAD":
             return .upload(try parseUpload(args))
+        case "RESUME":
+            let usage = "usage: \(Help.usage["RESUME"] ?? "")"
+            guard args.count == 2 else { throw CommandError(.badArguments, usage) }
+            let id = args[args.startIndex]
+            guard UploadID.isValid(id) else { throw CommandError(.badArguments, "id must be a 26-character upload id; \(usage)") }
+            guard let sha256 = Checksum.normalize(args[args.startIndex + 1]) else {
+                throw CommandError(.badArguments, "sha256 must be 64 hexadecimal digits; \(usage)")
+            }
+            return .resume(id: id.uppercased(), sha256: sha256)
         case "HELP":
             guard args.count <= 1 else { throw CommandError(.badArguments, "usage: \(Help.usage["HELP"] ?? "")") }
             return .help(topic: args.first.map { $0.uppercased() })

@@ -3,12 +3,13 @@ public enum Help {
     public static let usage: [String: String] = [
         "HELLO": "HELLO <version>  (the highest protocol version you speak; the reply names the one in use)",
         "UPLOAD": "UPLOAD <size> <sha256> <name>  (then wait for 150 and send exactly <size> bytes)",
+        "RESUME": "RESUME <id> <sha256>  (continue an interrupted upload: wait for 150 offset=N, send the bytes from N)",
         "HELP": "HELP [command]",
         "PING": "PING  (answers 200 pong)",
         "QUIT": "QUIT  (closes the connection)",
     ]
 
-    public static let order = ["HELLO", "UPLOAD", "PING", "HELP", "QUIT"]
+    public static let order = ["HELLO", "UPLOAD", "RESUME", "PING", "HELP", "QUIT"]
 
     public static func reply(topic: String?) -> [Reply] {
         if let topic {

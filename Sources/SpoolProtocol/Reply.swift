@@ -75,6 +75,8 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case stored
     /// 421: service shutting down or too busy; try again later.
     case unavailable
+    /// 450: the upload is being written by another connection; try again later.
+    case busy
     /// 451: local error while storing; try again later.
     case storageError
     /// 500: the line is not a command (unknown verb, too long, not UTF-8).
@@ -83,6 +85,8 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case badArguments
     /// 505: protocol version not supported.
     case unsupportedVersion
+    /// 550: no such upload to resume (or it can no longer be resumed).
+    case notFound
     /// 554: the received bytes do not match the declared SHA-256.
     case checksumMismatch
     /// A code this build does not know (from a newer server).
@@ -97,10 +101,12 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case 221: self = .closing
         case 250: self = .stored
         case 421: self = .unavailable
+        case 450: self = .busy
         case 451: self = .storageError
         case 500: self = .badLine
         case 501: self = .badArguments
         case 505: self = .unsupportedVersion
+        case 550: self = .notFound
         case 554: self = .checksumMismatch
         default: return nil
         }
@@ -115,10 +121,12 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case .closing: 221
         case .stored: 250
         case .unavailable: 421
+        case .busy: 450
         case .storageError: 451
         case .badLine: 500
         case .badArguments: 501
         case .unsupportedVersion: 505
+        case .notFound: 550
         case .checksumMismatch: 554
         case .unknown(let value): value
         }

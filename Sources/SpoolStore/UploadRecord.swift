@@ -4,6 +4,8 @@ public enum UploadState: String, Codable, Sendable, CaseIterable {
     case complete
     case failed
     case interrupted
+    /// An interrupted upload nobody resumed within the partial TTL: its bytes are gone.
+    case expired
 }
 
 /// One row of the `uploads` table.
@@ -52,13 +54,16 @@ public struct NewUpload: Sendable {
     }
 }
 
-/// An upload whose row exists and whose temporary file is open for writing.
+/// An upload whose row exists and whose temporary file is open for appending,
+/// under an exclusive lock: no other connection, in any worker, can write it.
 public struct OpenUpload: Sendable {
     public let id: String
     public let size: Int64
     public let sha256: String
     public let tempPath: String
     public let fd: Int32
+    /// Bytes already in the temporary file (non-zero when resuming).
+    public let offset: Int64
 }
 
 public enum CompletionOutcome: Equatable, Sendable {

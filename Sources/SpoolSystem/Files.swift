@@ -57,6 +57,27 @@ public enum Files {
         if Glibc.unlink(path) != 0 && currentErrno() != ENOENT { throw .last("unlink", path) }
     }
 
+    /// Takes an exclusive advisory lock without waiting; false when another open
+    /// file (in any process) holds it. The lock goes with the descriptor, so a
+    /// process that dies releases it.
+    public static func tryLock(_ fd: Int32, path: String = "") throws(SystemError) -> Bool {
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            switch currentErrno() {
+            case EINTR: continue
+            case EWOULDBLOCK: return false
+            default: throw .last("flock", path)
+            }
+        }
+        return true
+    }
+
+    /// Size of an open file.
+    public static func size(fd: Int32, path: String = "") throws(SystemError) -> Int64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .last("fstat", path) }
+        return Int64(st.st_size)
+    }
+
     public static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0

@@ -115,6 +115,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 send(reply, context)
             case .beginUpload(let request):
                 begin(request, context)
+            case .resumeUpload(let id, let sha256):
+                resume(id: id, sha256: sha256, context)
             case .writeBody(let bytes):
                 write(bytes)
             case .finishUpload:
@@ -136,8 +138,13 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: - Upload steps
 
+    /// What opening (or reopening) an upload came to.
+    enum Opening: Sendable {
+        case opened(OpenUpload, PrefixHash?)
+        case refused(Reply)
+    }
+
     private func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
-        pauseReading(context)
         let new = NewUpload(
             name: request.name, size: request.size, sha256: request.sha256,
             clientIP: clientIP, clientPort: clientPort, workerPID: services.pid
@@ -145,19 +152,45 @@ final class ConnectionHandler: ChannelInboundHandler {
         var rng = SystemRandomNumberGenerator()
         let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
         let store = services.store
-        services.pool.runIfActive(eventLoop: context.eventLoop) {
-            try store.begin(new, id: id)
-        }.assumeIsolated().whenComplete { result in
+        open(context) { .opened(try store.begin(new, id: id), nil) }
+    }
+
+    private func resume(id: String, sha256: String, _ context: ChannelHandlerContext) {
+        let store = services.store
+        let (ip, port, pid) = (clientIP, clientPort, services.pid)
+        open(context) {
+            switch try store.resume(id: id, sha256: sha256, clientIP: ip, clientPort: port, workerPID: pid) {
+            case .opened(let upload, let prefix):
+                return .opened(upload, prefix)
+            case .alreadyComplete(let row):
+                return .refused(Self.storedReply(id: row.id, size: row.size, sha256: row.sha256))
+            case .busy:
+                return .refused(Reply(.busy, "upload \(id) is being received on another connection; try again later"))
+            case .notResumable(let reason):
+                return .refused(Reply(.notFound, reason))
+            }
+        }
+    }
+
+    /// Runs the blocking part of opening on the pool, then resumes the session with its result.
+    private func open(_ context: ChannelHandlerContext, _ work: @escaping @Sendable () throws -> Opening) {
+        pauseReading(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop, work).assumeIsolated().whenComplete { result in
             switch result {
-            case .success(let opened):
+            case .success(.opened(let opened, let prefix)):
                 guard self.isActive else {
-                    self.interrupt(opened, received: 0, reason: "client disconnected")
+                    self.interrupt(opened, received: opened.offset, reason: "client disconnected")
                     return
                 }
                 self.upload = opened
-                self.hasher = SHA256()
-                self.received = 0
-                self.session.uploadOpened(id: opened.id, size: opened.size, offset: 0)
+                self.hasher = prefix?.hasher ?? SHA256()
+                self.received = opened.offset
+                if opened.offset > 0 {
+                    self.services.logger.info("upload resumed", metadata: ["id": "\(opened.id)", "offset": "\(opened.offset)"])
+                }
+                self.session.uploadOpened(id: opened.id, size: opened.size, offset: opened.offset)
+            case .success(.refused(let reply)):
+                self.session.uploadRefused(reply)
             case .failure(let error):
                 self.services.logger.error("cannot open upload", metadata: ["error": "\(error)"])
                 self.session.uploadRefused(Reply(.storageError, "cannot accept uploads right now: \(error)"))
@@ -165,6 +198,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             self.resumeReading(context)
             self.drive(context)
         }
+    }
+
+    static func storedReply(id: String, size: Int64, sha256: String) -> Reply {
+        Reply(.stored, "id=\(id) size=\(size) sha256=\(sha256) stored")
     }
 
     private func write(_ bytes: ByteBuffer) {
@@ -201,7 +238,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 switch try store.complete(upload, received: received, sha256: digest) {
                 case .stored:
                     logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
-                    return Reply(.stored, "id=\(upload.id) size=\(received) sha256=\(digest) stored")
+                    return Self.storedReply(id: upload.id, size: received, sha256: digest)
                 case .checksumMismatch(let actual):
                     logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
                     return Reply(

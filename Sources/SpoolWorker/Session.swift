@@ -13,6 +13,8 @@ public struct Session {
         case reply(Reply)
         /// Open the upload (database row, temporary file), then call `uploadOpened` or `uploadRefused`.
         case beginUpload(UploadRequest)
+        /// Reopen an interrupted upload, then call `uploadOpened` (with its offset) or `uploadRefused`.
+        case resumeUpload(id: String, sha256: String)
         /// Append these body bytes to the open upload.
         case writeBody(ByteBuffer)
         /// All declared bytes arrived: verify and make durable, then call `uploadFinished`.
@@ -85,10 +87,13 @@ public struct Session {
         switch command {
         case .hello(let version):
             protocolVersion = min(version, ProtocolInfo.version)
-            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload"))
+            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume"))
         case .upload(let request):
             state = .opening
             return .beginUpload(request)
+        case .resume(let id, let sha256):
+            state = .opening
+            return .resumeUpload(id: id, sha256: sha256)
         case .help(let topic):
             let lines = Help.reply(topic: topic)
             pending.append(contentsOf: lines.dropFirst().map { .reply($0) })
@@ -162,7 +167,8 @@ public struct Session {
         }
     }
 
-    /// The upload could not be opened; no body will follow.
+    /// The upload was not opened, and no body will follow: refused, or (for a
+    /// resume) already complete; `reply` says which.
     public mutating func uploadRefused(_ reply: Reply) {
         guard state == .opening else { return }
         pending.append(.reply(reply))

@@ -33,6 +33,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds without a heartbeat after which a worker is aborted and replaced.")
     var timeout: Double = 60
 
+    @Option(help: "Interrupted uploads not resumed within this time expire: 90s, 30m, 24h, 7d.")
+    var partialTTL: String = "24h"
+
     @Option(help: "Early worker deaths in a row after which the server gives up and exits 3.")
     var maxBootFailures: Int = 5
 
@@ -48,6 +51,9 @@ struct Serve: ParsableCommand {
         // Workers beat once a second: a shorter timeout would kill healthy ones.
         guard timeout >= 2 && timeout <= 86_400 else { throw ValidationError("--timeout must be from 2 to 86400 seconds") }
         guard (1...1000).contains(maxBootFailures) else { throw ValidationError("--max-boot-failures must be from 1 to 1000") }
+        guard DurationText.seconds(partialTTL) != nil else {
+            throw ValidationError("--partial-ttl must be a duration like 90s, 30m, 24h or 7d, got \"\(partialTTL)\"")
+        }
         if logFile?.isEmpty == true { throw ValidationError("--log-file must not be empty") }
     }
 
@@ -60,6 +66,7 @@ struct Serve: ParsableCommand {
         config.timeout = timeout
         config.maxBootFailures = maxBootFailures
         config.logFile = logFile
+        config.partialTTL = DurationText.seconds(partialTTL) ?? 86_400
         let code: Int32
         do {
             code = try Arbiter(config: config).run()

@@ -19,7 +19,7 @@ import Testing
         let dir = try TempDirectory()
         let file = writeFile(dir.path + "/a.txt", [1, 2, 3])
         // Port 1 on loopback: nothing listens there.
-        let result = try run(Binaries.spool, ["upload", "--server", "127.0.0.1:1", file])
+        let result = try run(Binaries.spool, ["upload", "--retries", "0", "--server", "127.0.0.1:1", file])
         #expect(result.status == 1)
         #expect(result.stderr.contains("cannot connect to 127.0.0.1:1"), "\(result.stderr)")
     }

@@ -51,6 +51,7 @@ import Testing
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Binaries.spool)
             process.arguments = ["upload", "--quiet", "--server", server.address] + files
+            process.environment = ["SPOOL_STATE_DIR": dir.path + "/state"]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

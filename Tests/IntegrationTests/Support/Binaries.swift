@@ -19,7 +19,9 @@ struct Finished {
 }
 
 /// Runs a binary to completion, its output collected through files (no pipe can fill up and stall it).
-func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> Finished {
+func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120)
+    throws -> Finished
+{
     let dir = try TempDirectory()
     let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
     FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -27,6 +29,11 @@ func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 12
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    // The client's resume journal: private to each run unless a test shares one on purpose.
+    env["SPOOL_STATE_DIR"] = dir.path + "/state"
+    env.merge(environment) { $1 }
+    process.environment = env
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = FileHandle(forWritingAtPath: outPath)
     process.standardError = FileHandle(forWritingAtPath: errPath)

@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SpoolProtocol
+import SpoolSystem
+
+extension Store {
+    /// Records a new upload as `receiving` and opens its temporary file.
+    public func begin(_ new: NewUpload, id: String) throws(StoreError) -> OpenUpload {
+        let now = UTCTime.now()
+        try locked { db throws(StoreError) in
+            try db.run(
+            """
+            INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
+                                 worker_pid, created_at, updated_at)
+            VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?)
+            """,
+            [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
+             .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now)]
+            )
+        }
+        let path = directory.tempFile(id: id)
+        do {
+            let fd = try Files.open(path, flags: O_WRONLY | O_APPEND | O_CREAT | O_EXCL)
+            _ = try Files.tryLock(fd, path: path)  // a new file: nobody else can hold it
+            return OpenUpload(id: id, size: new.size, sha256: new.sha256, tempPath: path, fd: fd, offset: 0)
+        } catch {
+            try? mark(id, .failed, received: 0, error: error.description, finished: true)
+            throw .system(error)
+        }
+    }
+
+    /// Finishes an upload whose body has fully arrived. Success is returned only
+    /// once the file is fsynced, renamed into place, its directory fsynced and the
+    /// row committed, in that order (docs/DESIGN.md explains why that order).
+    /// Closes the upload's descriptor in every case.
+    public func complete(_ upload: OpenUpload, received: Int64, sha256: String) throws(StoreError) -> CompletionOutcome {
+        guard received == upload.size, sha256 == upload.sha256 else {
+            Files.close(upload.fd)
+            try? Files.unlink(upload.tempPath)
+            let reason = received != upload.size
+                ? "received \(received) of \(upload.size) bytes"
+                : "checksum mismatch: declared \(upload.sha256), received \(sha256)"
+            try mark(upload.id, .failed, received: received, error: reason, finished: true)
+            return .checksumMismatch(actual: sha256)
+        }
+        let objectPath = directory.objectFile(sha256: sha256)
+        do {
+            defer { Files.close(upload.fd) }
+            try Files.fsync(upload.fd, path: upload.tempPath)
+            let objectDirectory = directory.objectDirectory(sha256: sha256)
+            try Files.makeDirectories(objectDirectory)
+            // Same content, same name: renaming over an existing object replaces it
+            // with identical bytes, so the content is stored once.
+            try Files.rename(upload.tempPath, objectPath)
+            try Files.fsyncDirectory(objectDirectory)
+        } catch {
+            try? Files.unlink(upload.tempPath)
+            try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
+            throw .system(error)
+        }
+        try mark(upload.id, .complete, received: received, error: nil, finished: true)
+        return .stored(objectPath: objectPath)
+    }
+
+    /// The connection went away mid-body: keep what arrived, durably, for a later resume.
+    public func interrupt(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
+        defer { Files.close(upload.fd) }
+        do { try Files.fsync(upload.fd, path: upload.tempPath) } catch { throw .system(error) }
+        try mark(upload.id, .interrupted, received: received, error: reason, finished: false)
+    }
+
+    /// The upload cannot go on (a write failed): drop its bytes and record why.
+    public func fail(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
+        Files.close(upload.fd)
+        try? Files.unlink(upload.tempPath)
+        try mark(upload.id, .failed, received: received, error: reason, finished: true)
+    }
+}

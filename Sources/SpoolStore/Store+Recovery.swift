@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SpoolProtocol
+import SpoolSystem
+
+extension Store {
+    /// Marks the uploads a dead worker left `receiving` (with nil: every such upload,
+    /// at start-up, when no worker is alive) as `interrupted`. What their temporary
+    /// files hold is fsynced first and recorded as received, so a resume starts
+    /// from bytes that are on disk. Returns the uploads it changed.
+    @discardableResult
+    public func interruptReceiving(workerPID: Int?, reason: String) throws(StoreError) -> [(id: String, received: Int64)] {
+        let ids = try locked { db throws(StoreError) in
+            if let workerPID {
+                return try db.query(
+                    "SELECT id FROM uploads WHERE state = 'receiving' AND worker_pid = ?", [.integer(Int64(workerPID))]
+                ) { $0.text(0) }
+            }
+            return try db.query("SELECT id FROM uploads WHERE state = 'receiving'") { $0.text(0) }
+        }
+        var changed: [(id: String, received: Int64)] = []
+        for id in ids {
+            let received = Self.syncedSize(directory.tempFile(id: id))
+            let now = UTCTime.now()
+            let rows = try locked { db throws(StoreError) in
+                try db.run(
+                    """
+                    UPDATE uploads SET state = 'interrupted', received = ?, error = ?, updated_at = ?
+                    WHERE id = ? AND state = 'receiving'
+                    """,
+                    [.integer(received), .text(reason), .text(now), .text(id)]
+                )
+            }
+            if rows > 0 { changed.append((id, received)) }
+        }
+        return changed
+    }
+
+    /// Removes temporary files that no resumable upload owns. Only safe while no
+    /// worker runs (the master calls it before forking). Returns the names removed.
+    @discardableResult
+    public func removeStrayTempFiles() throws(StoreError) -> [String] {
+        let names: [String]
+        do { names = try Files.list(directory.tempPath) } catch { throw .system(error) }
+        let live = Set(try locked { db throws(StoreError) in
+            try db.query("SELECT id FROM uploads WHERE state IN ('receiving', 'interrupted')") { $0.text(0) }
+        })
+        var removed: [String] = []
+        for name in names.sorted() {
+            let id = name.hasSuffix(".part") ? String(name.dropLast(5)) : ""
+            if live.contains(id) { continue }
+            do { try Files.unlink(directory.tempPath + "/" + name) } catch { throw .system(error) }
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// The size of a file after an fsync, or 0 when it is missing or unreadable.
+    static func syncedSize(_ path: String) -> Int64 {
+        guard let fd = try? Files.open(path, flags: O_RDONLY) else { return 0 }
+        defer { Files.close(fd) }
+        try? Files.fsync(fd, path: path)
+        return (try? Files.size(path)) ?? 0
+    }
+}
+
+extension Store {
+    /// Expires `interrupted` uploads last touched before `cutoff` (an ISO time):
+    /// their temporary files are deleted and their rows become `expired`. One being
+    /// resumed right now (its file is locked) is left alone. Returns the ids expired.
+    @discardableResult
+    public func expireInterrupted(before cutoff: String) throws(StoreError) -> [String] {
+        let ids = try locked { db throws(StoreError) in
+            try db.query("SELECT id FROM uploads WHERE state = 'interrupted' AND updated_at < ?", [.text(cutoff)]) {
+                $0.text(0)
+            }
+        }
+        var expired: [String] = []
+        for id in ids {
+            let path = directory.tempFile(id: id)
+            if let fd = try? Files.open(path, flags: O_RDONLY) {
+                defer { Files.close(fd) }
+                guard (try? Files.tryLock(fd, path: path)) == true else { continue }
+                try? Files.unlink(path)
+            }
+            let now = UTCTime.now()
+            let changed = try locked { db throws(StoreError) in
+                try db.run(
+                    """
+                    UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
+                    WHERE id = ? AND state = 'interrupted'
+                    """,
+                    [.text(now), .text(now), .text(id)]
+                )
+            }
+            if changed > 0 { expired.append(id) }
+        }
+        return expired
+    }
+}

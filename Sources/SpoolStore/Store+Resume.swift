@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Crypto
+import SpoolProtocol
+import SpoolSystem
+
+/// The SHA-256 state of the bytes already received, handed from the thread that
+/// read them to the event loop that goes on hashing (one owner at a time).
+public struct PrefixHash: @unchecked Sendable {
+    public var hasher: SHA256
+}
+
+public enum ResumeOutcome: Sendable {
+    /// Open again at `upload.offset`; `prefix` has hashed the bytes before it.
+    case opened(OpenUpload, prefix: PrefixHash)
+    /// Nothing to send: the upload is already stored.
+    case alreadyComplete(UploadRecord)
+    /// Another connection (in any worker) is writing this upload right now.
+    case busy
+    /// No resumable upload has this id and checksum; `reason` says what to do.
+    case notResumable(reason: String)
+}
+
+extension Store {
+    /// Reopens an `interrupted` (or abandoned `receiving`) upload for the client
+    /// that knows its id and declared SHA-256. The bytes already on disk are
+    /// fsynced before their count is offered as the offset, and hashed again, so
+    /// the final check covers the whole file.
+    public func resume(id: String, sha256: String, clientIP: String, clientPort: Int, workerPID: Int)
+        throws(StoreError) -> ResumeOutcome
+    {
+        // The same answer for a wrong id and a wrong checksum: a guess learns nothing.
+        let unknown = ResumeOutcome.notResumable(reason: "no upload \(id) with that checksum; start a new upload")
+        guard let row = try upload(id: id), row.sha256 == sha256 else { return unknown }
+        switch row.state {
+        case .complete:
+            return .alreadyComplete(row)
+        case .failed, .expired:
+            return .notResumable(reason: "upload \(id) is \(row.state.rawValue); start a new upload")
+        case .receiving, .interrupted:
+            break
+        }
+
+        let path = directory.tempFile(id: id)
+        let fd: Int32
+        do { fd = try Files.open(path, flags: O_RDWR | O_APPEND | O_CREAT) } catch { throw .system(error) }
+        do throws(StoreError) {
+            guard try system({ () throws(SystemError) in try Files.tryLock(fd, path: path) }) else {
+                Files.close(fd)
+                return .busy
+            }
+            var offset = try system { () throws(SystemError) -> Int64 in
+                try Files.fsync(fd, path: path)
+                return try Files.size(fd: fd, path: path)
+            }
+            if offset > row.size {
+                // Cannot happen through the protocol (bodies are framed by the declared
+                // size); if the file says otherwise, trust nothing in it.
+                guard ftruncate(fd, 0) == 0 else { throw .system(.last("truncate", path)) }
+                offset = 0
+            }
+            let start = offset
+            let prefix = try system { () throws(SystemError) in try Self.hashPrefix(fd: fd, length: start, path: path) }
+            let now = UTCTime.now()
+            let changed = try locked { db throws(StoreError) in
+                try db.run(
+                    """
+                    UPDATE uploads SET state = 'receiving', received = ?, worker_pid = ?, client_ip = ?,
+                                       client_port = ?, error = NULL, updated_at = ?
+                    WHERE id = ? AND state IN ('receiving', 'interrupted')
+                    """,
+                    [.integer(offset), .integer(Int64(workerPID)), .text(clientIP), .integer(Int64(clientPort)),
+                     .text(now), .text(id)]
+                )
+            }
+            guard changed == 1 else {
+                Files.close(fd)
+                return .notResumable(reason: "upload \(id) changed state meanwhile; try again")
+            }
+            let open = OpenUpload(id: id, size: row.size, sha256: row.sha256, tempPath: path, fd: fd, offset: offset)
+            return .opened(open, prefix: PrefixHash(hasher: prefix))
+        } catch {
+            Files.close(fd)
+            throw error
+        }
+    }
+
+    private func system<T>(_ body: () throws(SystemError) -> T) throws(StoreError) -> T {
+        do { return try body() } catch { throw .system(error) }
+    }
+
+    static func hashPrefix(fd: Int32, length: Int64, path: String) throws(SystemError) -> SHA256 {
+        var hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var position: Int64 = 0
+        while position < length {
+            let want = Int(min(Int64(buffer.count), length - position))
+            let n = pread(fd, buffer.baseAddress, want, off_t(position))
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw .last("read", path)
+            }
+            if n == 0 { throw SystemError("read", "\(path) ended early", errno: EIO) }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            position += Int64(n)
+        }
+        return hasher
+    }
+}
