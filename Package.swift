@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "SpoolClient",
             dependencies: [
-                "SpoolProtocol", "SpoolSystem",
+                "SpoolProtocol", "SpoolSystem", "CSpoolSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,3 +1,4 @@
+import CSpoolSys
 import NIOCore
 import SpoolProtocol
 import SpoolSystem
@@ -17,6 +18,8 @@ public final class Connection {
     public init(server: String) throws(ClientError) {
         guard let (host, port) = Self.split(server) else { throw .badAddress(server) }
         address = server
+        // A server that goes away mid-send must be an error to retry, not a SIGPIPE that kills us.
+        _ = spool_ignore_sigpipe()
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var result: UnsafeMutablePointer<addrinfo>?

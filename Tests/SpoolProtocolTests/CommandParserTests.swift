@@ -20,6 +20,8 @@ private let sha = String(repeating: "ab", count: 32)
         ("UPLOAD 1 \(sha) my%20file%20%C3%A9t%C3%A9.txt", .upload(UploadRequest(name: "my file été.txt", size: 1, sha256: sha))),
         ("UPLOAD 1 \(sha) photos/2026/a.jpg", .upload(UploadRequest(name: "photos/2026/a.jpg", size: 1, sha256: sha))),
         ("UPLOAD 1 \(sha) 100%25", .upload(UploadRequest(name: "100%", size: 1, sha256: sha))),
+        ("RESUME 01M88XGHFJMYHF3QTXNNMEH250 \(sha)", .resume(id: "01M88XGHFJMYHF3QTXNNMEH250", sha256: sha)),
+        ("resume 01m88xghfjmyhf3qtxnnmeh250 \(sha.uppercased())", .resume(id: "01M88XGHFJMYHF3QTXNNMEH250", sha256: sha)),
     ])
     func validLines(line: String, expected: Command) throws {
         #expect(try CommandParser.parse(line) == expected)
@@ -61,6 +63,12 @@ private let sha = String(repeating: "ab", count: 32)
         ("UPLOAD 1 \(sha) a//b", 501),
         ("UPLOAD 1 \(sha) a/", 501),
         ("UPLOAD 1 \(sha) \(String(repeating: "n", count: 1025))", 501),
+        ("RESUME", 501),
+        ("RESUME 01M88XGHFJMYHF3QTXNNMEH250", 501),
+        ("RESUME short \(sha)", 501),
+        ("RESUME 01M88XGHFJMYHF3QTXNNMEH25U \(sha)", 501),
+        ("RESUME 01M88XGHFJMYHF3QTXNNMEH250 nothex", 501),
+        ("RESUME 01M88XGHFJMYHF3QTXNNMEH250 \(sha) extra", 501),
     ])
     func invalidLines(line: String, code: Int) {
         #expect(throws: CommandError.self) { try CommandParser.parse(line) }

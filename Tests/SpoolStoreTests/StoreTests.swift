@@ -127,3 +127,81 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.uploads(limit: 1).map(\.id) == ["ID-2"])
     }
 }
+
+@Suite struct ResumeStoreTests {
+    @Test func interruptedUploadResumesWhereItsBytesEnd() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let first = try store.begin(newUpload(bytes), id: "ID-R")
+        try write(first, Array(bytes.prefix(20_000)))
+        try store.interrupt(first, received: 20_000, reason: "cut")
+
+        guard case .opened(let again, var prefix) = try store.resume(
+            id: "ID-R", sha256: sha256(bytes), clientIP: "::1", clientPort: 9, workerPID: 78)
+        else { Issue.record("not reopened"); return }
+        #expect(again.offset == 20_000)
+        let row = try #require(try store.upload(id: "ID-R"))
+        #expect(row.state == .receiving && row.workerPID == 78 && row.clientIP == "::1")
+
+        let rest = Array(bytes.dropFirst(20_000))
+        try write(again, rest)
+        rest.withUnsafeBytes { prefix.hasher.update(bufferPointer: $0) }
+        let outcome = try store.complete(again, received: 50_000, sha256: Checksum.hex(prefix.hasher.finalize()))
+        #expect(outcome == .stored(objectPath: store.directory.objectFile(sha256: sha256(bytes))))
+        #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(bytes))) == Data(bytes))
+
+        // Asking again once it is stored answers with the stored upload.
+        guard case .alreadyComplete(let done) = try store.resume(
+            id: "ID-R", sha256: sha256(bytes), clientIP: "::1", clientPort: 9, workerPID: 78)
+        else { Issue.record("expected alreadyComplete"); return }
+        #expect(done.state == .complete)
+    }
+
+    @Test func aSecondWriterIsTurnedAway() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array(repeating: UInt8(3), count: 100)
+        let held = try store.begin(newUpload(bytes), id: "ID-BUSY")
+        guard case .busy = try store.resume(id: "ID-BUSY", sha256: sha256(bytes), clientIP: "x", clientPort: 1, workerPID: 2)
+        else { Issue.record("expected busy while the first writer holds it"); return }
+        try store.interrupt(held, received: 0, reason: "cut")
+        guard case .opened(let again, _) = try store.resume(
+            id: "ID-BUSY", sha256: sha256(bytes), clientIP: "x", clientPort: 1, workerPID: 2)
+        else { Issue.record("expected to reopen once released"); return }
+        Files.close(again.fd)
+    }
+
+    @Test func wrongChecksumOrIdLearnsNothing() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array(repeating: UInt8(4), count: 10)
+        try store.interrupt(try store.begin(newUpload(bytes), id: "ID-W"), received: 0, reason: "cut")
+        for (id, sum) in [("ID-W", sha256([1])), ("ID-NOPE", sha256(bytes))] {
+            guard case .notResumable(let reason) = try store.resume(id: id, sha256: sum, clientIP: "x", clientPort: 1, workerPID: 2)
+            else { Issue.record("expected notResumable"); continue }
+            #expect(reason == "no upload \(id) with that checksum; start a new upload")
+        }
+    }
+
+    @Test func abandonedPartialsExpireUnlessBeingResumed() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let a = try store.begin(newUpload([1]), id: "ID-OLD")
+        try store.interrupt(a, received: 0, reason: "cut")
+        let b = try store.begin(newUpload([2]), id: "ID-HELD")
+        try store.interrupt(b, received: 0, reason: "cut")
+        guard case .opened(let held, _) = try store.resume(id: "ID-HELD", sha256: sha256([2]), clientIP: "x", clientPort: 1, workerPID: 2)
+        else { Issue.record("not reopened"); return }
+        try store.interrupt(held, received: 0, reason: "cut again")
+        let relock = try Files.open(held.tempPath, flags: O_RDONLY)
+        #expect(try Files.tryLock(relock))
+
+        #expect(try store.expireInterrupted(before: "9999-01-01T00:00:00.000Z") == ["ID-OLD"])
+        #expect(try store.upload(id: "ID-OLD")?.state == .expired)
+        #expect(!Files.exists(a.tempPath))
+        #expect(try store.upload(id: "ID-HELD")?.state == .interrupted)
+        Files.close(relock)
+        #expect(try store.expireInterrupted(before: "2000-01-01T00:00:00.000Z").isEmpty)
+    }
+}

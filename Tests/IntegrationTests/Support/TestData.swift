@@ -4,7 +4,7 @@ import SpoolProtocol
 
 /// Fast, reproducible pseudo-random bytes (xorshift): test files without /dev/urandom's cost.
 func pseudoRandomBytes(count: Int, seed: UInt64) -> [UInt8] {
-    var state = seed | 1
+    var state = (seed &+ 1) &* 0x9E37_79B9_7F4A_7C15 | 1  // spread the seed: seeds 4 and 5 must differ
     var bytes = [UInt8](repeating: 0, count: count)
     var i = 0
     while i < count {
