@@ -137,19 +137,121 @@ int spool_worker_take_reopen(void) {
     return 1;
 }
 
-// MARK: Heartbeats
+// MARK: Scoreboard
 
-uint64_t *spool_heartbeats_create(int count) {
-    void *p = mmap(NULL, (size_t)count * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : (uint64_t *)p;
+spool_worker_board *spool_scoreboard_create(void) {
+    size_t bytes = sizeof(spool_worker_board) * SPOOL_BOARD_WORKERS;
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : (spool_worker_board *)p;
 }
 
-void spool_heartbeat_store(uint64_t *table, int index, uint64_t value) {
-    __atomic_store_n(&table[index], value, __ATOMIC_RELAXED);
+spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index) {
+    return &base[index];
 }
 
-uint64_t spool_heartbeat_load(const uint64_t *table, int index) {
-    return __atomic_load_n(&table[index], __ATOMIC_RELAXED);
+void spool_board_reset(spool_worker_board *board) {
+    __atomic_store_n(&board->heartbeat, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&board->connections, 0, __ATOMIC_RELAXED);
+    for (int i = 0; i < SPOOL_BOARD_UPLOADS; i++) spool_slot_release(board, i);
+}
+
+void spool_board_beat(spool_worker_board *board) {
+    __atomic_store_n(&board->heartbeat, spool_monotonic_ms(), __ATOMIC_RELAXED);
+}
+
+uint64_t spool_board_heartbeat(const spool_worker_board *board) {
+    return __atomic_load_n(&board->heartbeat, __ATOMIC_RELAXED);
+}
+
+void spool_board_add_connections(spool_worker_board *board, int64_t delta) {
+    __atomic_add_fetch(&board->connections, (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+uint64_t spool_board_connections(const spool_worker_board *board) {
+    return __atomic_load_n(&board->connections, __ATOMIC_RELAXED);
+}
+
+static void slot_begin_write(spool_upload_slot *s) {
+    uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->seq, seq | 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void slot_end_write(spool_upload_slot *s) {
+    uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->seq, (seq | 1) + 1, __ATOMIC_RELEASE);
+}
+
+void spool_slot_claim(spool_worker_board *board, int slot, const char *id, uint64_t received, uint64_t size) {
+    spool_upload_slot *s = &board->uploads[slot];
+    slot_begin_write(s);
+    memset(s->id, 0, SPOOL_ID_BYTES);
+    strncpy(s->id, id, SPOOL_ID_BYTES - 1);
+    s->received = received;
+    s->size = size;
+    s->rate = 0;
+    s->updated_ms = spool_monotonic_ms();
+    slot_end_write(s);
+}
+
+void spool_slot_publish(spool_worker_board *board, int slot, uint64_t received, uint64_t rate) {
+    spool_upload_slot *s = &board->uploads[slot];
+    slot_begin_write(s);
+    __atomic_store_n(&s->received, received, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->rate, rate, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->updated_ms, spool_monotonic_ms(), __ATOMIC_RELAXED);
+    slot_end_write(s);
+}
+
+void spool_slot_release(spool_worker_board *board, int slot) {
+    spool_upload_slot *s = &board->uploads[slot];
+    slot_begin_write(s);
+    memset(s->id, 0, SPOOL_ID_BYTES);
+    slot_end_write(s);
+}
+
+/// Reads a consistent copy of a slot; returns 0 when it is free or does not match `id`.
+static int slot_read(spool_upload_slot *s, const char *id, spool_upload_progress *out) {
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        uint64_t before = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+        if (before & 1) continue;
+        char copy[SPOOL_ID_BYTES];
+        memcpy(copy, s->id, SPOOL_ID_BYTES);
+        spool_upload_progress p;
+        p.received = __atomic_load_n(&s->received, __ATOMIC_RELAXED);
+        p.size = __atomic_load_n(&s->size, __ATOMIC_RELAXED);
+        p.rate = __atomic_load_n(&s->rate, __ATOMIC_RELAXED);
+        p.updated_ms = __atomic_load_n(&s->updated_ms, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) != before) continue;
+        if (copy[0] == 0) return 0;
+        if (id && strncmp(copy, id, SPOOL_ID_BYTES) != 0) return 0;
+        if (out) *out = p;
+        return 1;
+    }
+    return 0;
+}
+
+int spool_scoreboard_find(spool_worker_board *base, const char *id, spool_upload_progress *out) {
+    for (int w = 0; w < SPOOL_BOARD_WORKERS; w++) {
+        if (spool_board_heartbeat(&base[w]) == 0) continue;
+        for (int i = 0; i < SPOOL_BOARD_UPLOADS; i++) {
+            if (slot_read(&base[w].uploads[i], id, out)) {
+                if (out) out->worker_index = w;
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int spool_scoreboard_live_uploads(spool_worker_board *base) {
+    int count = 0;
+    for (int w = 0; w < SPOOL_BOARD_WORKERS; w++) {
+        if (spool_board_heartbeat(&base[w]) == 0) continue;
+        for (int i = 0; i < SPOOL_BOARD_UPLOADS; i++) count += slot_read(&base[w].uploads[i], NULL, NULL);
+    }
+    return count;
 }
 
 uint64_t spool_monotonic_ms(void) {

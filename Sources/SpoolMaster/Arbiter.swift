@@ -28,7 +28,7 @@ public enum MasterError: Error, CustomStringConvertible {
 public final class Arbiter {
     struct Worker {
         let slot: Int
-        let heartbeat: Int
+        let boardIndex: Int
         let startedAt: Double
         /// Sent QUIT: finishing its uploads, not to be counted or replaced.
         var retiring = false
@@ -56,7 +56,7 @@ public final class Arbiter {
     private var exitCode = MasterExit.stopped
     private var socket: ListenSocket?
     private var pidFile: PidFile?
-    private var heartbeats: HeartbeatTable?
+    private var scoreboard: Scoreboard?
     private var selfPipe: (read: Int32, write: Int32) = (-1, -1)
     private var signalQueue: [Int32] = []
     private var masterPID: Int32 = 0
@@ -117,7 +117,7 @@ public final class Arbiter {
             throw .startup("database: \(error)")
         }
 
-        do { heartbeats = try HeartbeatTable.create() } catch { throw .startup("heartbeats: \(error)") }
+        do { scoreboard = try Scoreboard.create() } catch { throw .startup("scoreboard: \(error)") }
         do { try pidFile?.write(pid: masterPID) } catch { throw .startup("pid file: \(error)") }
 
         var fds: [Int32] = [0, 0]
@@ -262,7 +262,7 @@ public final class Arbiter {
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
-            heartbeats?.reset(worker.heartbeat)
+            scoreboard?.board(worker.boardIndex).reset()
             let how = Self.describe(status: status)
             let metadata: Logger.Metadata = ["pid": "\(pid)", "slot": "\(worker.slot)", "status": "\(how)"]
             if worker.retiring || phase != .running {
@@ -311,9 +311,9 @@ public final class Arbiter {
 
     /// A worker that has stayed up past the minimum lifetime ends a run of failures.
     private func forgiveBootFailures() {
-        guard bootFailures > 0, let table = heartbeats else { return }
+        guard bootFailures > 0, let board = scoreboard else { return }
         let now = UTCTime.monotonic()
-        if workers.values.contains(where: { table.last($0.heartbeat) > 0 && now - $0.startedAt >= Self.minimumLifetime }) {
+        if workers.values.contains(where: { board.board($0.boardIndex).heartbeat > 0 && now - $0.startedAt >= Self.minimumLifetime }) {
             bootFailures = 0
         }
     }
@@ -328,13 +328,13 @@ public final class Arbiter {
 
     /// HUP: start a new worker for the next old one, and QUIT the old one once the new one is ready.
     private func advanceReplacement() {
-        guard let table = heartbeats else { return }
+        guard let board = scoreboard else { return }
         if let (new, old) = replacement {
             guard let worker = workers[new] else {
                 replacement = nil
                 return
             }
-            if table.last(worker.heartbeat) > 0 {
+            if board.board(worker.boardIndex).heartbeat > 0 {
                 if workers[old] != nil {
                     workers[old]?.retiring = true
                     kill(old, SIGQUIT)
@@ -378,9 +378,9 @@ public final class Arbiter {
 
     /// Aborts a worker whose heartbeat is older than the timeout, then kills it if ABRT did not.
     private func watchdog() {
-        guard let table = heartbeats else { return }
+        guard let board = scoreboard else { return }
         let now = UTCTime.monotonic()
-        let nowMs = HeartbeatTable.nowMilliseconds()
+        let nowMs = Scoreboard.nowMilliseconds()
         for (pid, worker) in workers {
             if let abortedAt = worker.abortedAt {
                 if now - abortedAt > Self.abortGrace {
@@ -389,7 +389,7 @@ public final class Arbiter {
                 }
                 continue
             }
-            let last = table.last(worker.heartbeat)
+            let last = board.board(worker.boardIndex).heartbeat
             let silentFor = last > 0 ? Double(nowMs &- last) / 1000 : now - worker.startedAt
             guard silentFor > config.timeout else { continue }
             logger.error("worker timed out; aborting it", metadata: [
@@ -403,10 +403,10 @@ public final class Arbiter {
 
     @discardableResult
     private func spawn(slot: Int, alongside: Bool = false) -> Int32? {
-        guard let socket, let table = heartbeats else { return nil }
-        let used = Set(workers.values.map(\.heartbeat))
-        guard let index = (0..<HeartbeatTable.capacity).first(where: { !used.contains($0) }) else { return nil }
-        table.reset(index)
+        guard let socket, let board = scoreboard else { return nil }
+        let used = Set(workers.values.map(\.boardIndex))
+        guard let index = (0..<Scoreboard.capacity).first(where: { !used.contains($0) }) else { return nil }
+        board.board(index).reset()
         fflush(nil)  // or the child would print the parent's buffered output again
         let pid = fork()
         if pid == 0 {
@@ -417,14 +417,14 @@ public final class Arbiter {
             if let pidFile { close(pidFile.fd) }
             WorkerProcess.run(WorkerConfiguration(
                 listenFD: socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
-                heartbeat: Heartbeat(table: table, index: index), logFile: config.logFile))
+                scoreboard: board, board: board.board(index), logFile: config.logFile))
         }
         if pid < 0 {
             logger.error("cannot fork a worker", metadata: ["error": "\(SystemError.last("fork"))"])
             registerBootFailure(slot: slot)
             return nil
         }
-        workers[pid] = Worker(slot: slot, heartbeat: index, startedAt: UTCTime.monotonic())
+        workers[pid] = Worker(slot: slot, boardIndex: index, startedAt: UTCTime.monotonic())
         logger.info("worker spawned", metadata: ["pid": "\(pid)", "slot": "\(slot)"])
         return pid
     }

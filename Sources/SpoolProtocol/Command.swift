@@ -6,6 +6,16 @@ public enum Command: Equatable, Sendable {
     case upload(UploadRequest)
     /// `RESUME <id> <sha256>`: continue an interrupted upload; the rest of the body follows the 150 reply.
     case resume(id: String, sha256: String)
+    /// `STATUS <id>`: one upload's state and progress.
+    case status(id: String)
+    /// `FIND [--json] <text>`: uploads whose name contains the text or whose checksum starts with it.
+    case find(text: String, json: Bool)
+    /// `LIST [n] [--json]`: the newest uploads.
+    case list(count: Int, json: Bool)
+    /// `WATCH <id>`: progress lines until the upload ends.
+    case watch(id: String)
+    /// `STATS`: server-wide figures.
+    case stats
     /// `HELP [command]`
     case help(topic: String?)
     /// `PING`
@@ -61,6 +71,35 @@ public enum CommandParser {
                 throw CommandError(.badArguments, "sha256 must be 64 hexadecimal digits; \(usage)")
             }
             return .resume(id: id.uppercased(), sha256: sha256)
+        case "STATUS", "WATCH":
+            let name = verb.uppercased()
+            guard args.count == 1, UploadID.isValid(args[args.startIndex]) else {
+                throw CommandError(.badArguments, "usage: \(Help.usage[name] ?? "") (an id is 26 characters)")
+            }
+            let id = args[args.startIndex].uppercased()
+            return name == "STATUS" ? .status(id: id) : .watch(id: id)
+        case "FIND":
+            var words = Array(args)
+            let json = words.first == "--json"
+            if json { words.removeFirst() }
+            guard !words.isEmpty else { throw CommandError(.badArguments, "usage: \(Help.usage["FIND"] ?? "")") }
+            return .find(text: words.joined(separator: " "), json: json)
+        case "LIST":
+            var count = ChatLimits.defaultList
+            var json = false
+            for arg in args {
+                if arg == "--json" {
+                    json = true
+                } else if let n = Int(arg), (1...ChatLimits.maxList).contains(n) {
+                    count = n
+                } else {
+                    throw CommandError(.badArguments, "usage: \(Help.usage["LIST"] ?? "") (n from 1 to \(ChatLimits.maxList))")
+                }
+            }
+            return .list(count: count, json: json)
+        case "STATS":
+            guard args.isEmpty else { throw CommandError(.badArguments, "usage: \(Help.usage["STATS"] ?? "")") }
+            return .stats
         case "HELP":
             guard args.count <= 1 else { throw CommandError(.badArguments, "usage: \(Help.usage["HELP"] ?? "")") }
             return .help(topic: args.first.map { $0.uppercased() })
@@ -69,7 +108,8 @@ public enum CommandParser {
         case "QUIT":
             return .quit
         default:
-            throw CommandError(.badLine, "unknown command \"\(printable(verb))\"; try HELP")
+            let suggestion = Help.closest(to: verb.uppercased()).map { "did you mean \($0)? " } ?? ""
+            throw CommandError(.badLine, "unknown command \"\(printable(verb))\"; \(suggestion)try HELP")
         }
     }
 
@@ -102,6 +142,13 @@ public enum CommandParser {
         let clipped = token.prefix(32)
         return String(clipped.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) })
     }
+}
+
+/// Bounds on what one chat command may ask for.
+public enum ChatLimits {
+    public static let defaultList = 20
+    public static let maxList = 1000
+    public static let maxFind = 100
 }
 
 public enum Checksum {

@@ -4,12 +4,38 @@ public enum Help {
         "HELLO": "HELLO <version>  (the highest protocol version you speak; the reply names the one in use)",
         "UPLOAD": "UPLOAD <size> <sha256> <name>  (then wait for 150 and send exactly <size> bytes)",
         "RESUME": "RESUME <id> <sha256>  (continue an interrupted upload: wait for 150 offset=N, send the bytes from N)",
+        "STATUS": "STATUS <id>  (state, name, bytes, checksum, client, worker, times; rate while receiving)",
+        "FIND": "FIND [--json] <text>  (uploads whose name contains <text> or whose sha256 starts with it, newest first)",
+        "LIST": "LIST [n] [--json]  (the newest n uploads, 20 by default)",
+        "WATCH": "WATCH <id>  (a status line at least every 500 ms until the upload ends; send any line to stop)",
+        "STATS": "STATS  (workers, connections, uploads in flight, completed today, bytes stored)",
         "HELP": "HELP [command]",
         "PING": "PING  (answers 200 pong)",
         "QUIT": "QUIT  (closes the connection)",
     ]
 
-    public static let order = ["HELLO", "UPLOAD", "RESUME", "PING", "HELP", "QUIT"]
+    public static let order = ["HELLO", "UPLOAD", "RESUME", "STATUS", "WATCH", "LIST", "FIND", "STATS", "PING", "HELP", "QUIT"]
+
+    /// The command closest to a mistyped one (at most two edits away), if any.
+    public static func closest(to word: String) -> String? {
+        let scored = order.map { ($0, distance(Array(word.utf8), Array($0.utf8))) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= 2, best.1 < word.utf8.count else { return nil }
+        return best.0
+    }
+
+    /// Levenshtein distance.
+    static func distance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
 
     public static func reply(topic: String?) -> [Reply] {
         if let topic {

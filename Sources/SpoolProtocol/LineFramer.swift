@@ -31,6 +31,12 @@ public struct LineFramer {
 
     public var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
+    /// Whether a whole line (or an over-long one) is waiting.
+    public var hasLine: Bool {
+        guard let buffer else { return false }
+        return buffer.readableBytesView.contains(UInt8(ascii: "\n")) || buffer.readableBytes > maxLineBytes + 1
+    }
+
     public mutating func append(_ bytes: ByteBuffer) {
         // No copy in the common case: body bytes arrive into an empty buffer.
         guard var existing = buffer, existing.readableBytes > 0 else {

@@ -65,6 +65,12 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case sendBody
     /// 200: command succeeded.
     case ok
+    /// 211: one upload's status (STATUS, WATCH).
+    case uploadStatus
+    /// 212: a list of uploads (LIST, FIND).
+    case uploadList
+    /// 213: server-wide figures (STATS).
+    case serverStats
     /// 214: help text.
     case help
     /// 220: greeting on connect.
@@ -96,6 +102,9 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         switch rawValue {
         case 150: self = .sendBody
         case 200: self = .ok
+        case 211: self = .uploadStatus
+        case 212: self = .uploadList
+        case 213: self = .serverStats
         case 214: self = .help
         case 220: self = .ready
         case 221: self = .closing
@@ -116,6 +125,9 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         switch self {
         case .sendBody: 150
         case .ok: 200
+        case .uploadStatus: 211
+        case .uploadList: 212
+        case .serverStats: 213
         case .help: 214
         case .ready: 220
         case .closing: 221

@@ -17,8 +17,22 @@ struct WorkerServices: Sendable {
     let pool: NIOThreadPool
     let pid: Int
     let logger: Logger
-    /// Beaten on every body chunk too, so a worker busy with a long upload is never taken for hung.
-    let heartbeat: Heartbeat
+    /// This worker's board: beaten on every body chunk too, so a worker busy with a
+    /// long upload is never taken for hung; upload progress is published there.
+    let board: WorkerBoard
+    /// Every worker's board, read to answer questions about any upload.
+    let scoreboard: Scoreboard
+    /// Which of this worker's progress slots are free. Event loop only.
+    let slots: UploadSlots
+}
+
+/// The free progress slots of this worker's board. Used only on its one event loop.
+final class UploadSlots: @unchecked Sendable {
+    private var free = Array((0..<WorkerBoard.uploadSlots).reversed())
+
+    /// nil when every slot is taken: that upload's progress is then only in the database.
+    func take() -> Int? { free.popLast() }
+    func give(_ slot: Int) { free.append(slot) }
 }
 
 /// Performs a `Session`'s actions on a NIO channel. Holds no protocol logic itself:
@@ -36,6 +50,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Kept so that a drain, which starts outside any channel event, can act on this channel.
     private var context: ChannelHandlerContext?
     private var lastActivity = UTCTime.monotonic()
+    /// This upload's progress slot on the scoreboard, and the window its rate is measured over.
+    private var progressSlot: Int?
+    private var rateMark: (milliseconds: UInt64, bytes: Int64) = (0, 0)
+    private var rate: Int64 = 0
+    /// WATCH: the upload watched, and the timer pushing its lines.
+    private var watched: String?
+    private var watchTimer: RepeatedTask?
     private var drainCheck: RepeatedTask?
     static let drainQuietTime = 1.0
 
@@ -80,6 +101,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             clientIP = remote.ipAddress ?? "unknown"
             clientPort = remote.port ?? 0
         }
+        services.board.connectionOpened()
         send(Reply(.ready, "\(ProtocolInfo.product) ready proto=\(ProtocolInfo.version) worker=\(services.pid)"), context)
         context.flush()
         registry.add(self)  // after the greeting: a draining worker then says goodbye
@@ -94,9 +116,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         registry.remove(self)
+        services.board.connectionClosed()
         drainCheck?.cancel()
+        watchTimer?.cancel()
         if let upload {
             self.upload = nil
+            releaseProgressSlot()
             interrupt(upload, received: received, reason: "client disconnected")
         }
         context.fireChannelInactive()
@@ -121,6 +146,12 @@ final class ConnectionHandler: ChannelInboundHandler {
                 write(bytes)
             case .finishUpload:
                 finish(context)
+            case .query(let command):
+                query(command, context)
+            case .startWatch(let id):
+                startWatch(id, context)
+            case .stopWatch:
+                stopWatch(context)
             case .close:
                 // The empty write completes after every earlier write, so the last reply is sent before closing.
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
@@ -185,6 +216,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 self.upload = opened
                 self.hasher = prefix?.hasher ?? SHA256()
                 self.received = opened.offset
+                self.claimProgressSlot(opened)
                 if opened.offset > 0 {
                     self.services.logger.info("upload resumed", metadata: ["id": "\(opened.id)", "offset": "\(opened.offset)"])
                 }
@@ -212,9 +244,11 @@ final class ConnectionHandler: ChannelInboundHandler {
                 hasher.update(bufferPointer: raw)
             }
             received += Int64(bytes.readableBytes)
-            services.heartbeat.beat()
+            services.board.beat()
+            publishProgress()
         } catch {
             self.upload = nil
+            releaseProgressSlot()
             services.logger.error("write failed", metadata: ["id": "\(upload.id)", "error": "\(error)"])
             session.bodyFailed(Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)"))
             let store = services.store
@@ -256,6 +290,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             case .success(let r): reply = r
             case .failure(let error): reply = Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
             }
+            self.releaseProgressSlot()
             self.session.uploadFinished(reply)
             self.resumeReading(context)
             self.drive(context)
@@ -274,6 +309,110 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }
     }
+
+    // MARK: - Progress on the scoreboard
+
+    private func claimProgressSlot(_ upload: OpenUpload) {
+        guard let slot = services.slots.take() else { return }
+        progressSlot = slot
+        rateMark = (Scoreboard.nowMilliseconds(), received)
+        rate = 0
+        services.board.claim(slot: slot, id: upload.id, received: received, size: upload.size)
+    }
+
+    /// A few stores to shared memory per chunk: cheap enough for every chunk.
+    private func publishProgress() {
+        guard let slot = progressSlot else { return }
+        let now = Scoreboard.nowMilliseconds()
+        let elapsed = now &- rateMark.milliseconds
+        if elapsed >= 500 {
+            rate = (received - rateMark.bytes) * 1000 / Int64(elapsed)
+            rateMark = (now, received)
+        }
+        services.board.publish(slot: slot, received: received, rate: rate)
+    }
+
+    private func releaseProgressSlot() {
+        guard let slot = progressSlot else { return }
+        progressSlot = nil
+        services.board.release(slot: slot)
+        services.slots.give(slot)
+    }
+
+    // MARK: - Chat
+
+    private var queries: ChatQueries { ChatQueries(store: services.store, scoreboard: services.scoreboard) }
+
+    private func query(_ command: Command, _ context: ChannelHandlerContext) {
+        let queries = self.queries
+        pauseReading(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> [Reply] in
+            do { return try queries.answer(command) } catch {
+                return [Reply(.storageError, "cannot read the database right now: \(error)")]
+            }
+        }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let replies): self.session.answered(replies)
+            case .failure(let error): self.session.answered([Reply(.storageError, "\(error)")])
+            }
+            self.resumeReading(context)
+            self.drive(context)
+        }
+    }
+
+    /// Pushes a status line now and every 500 ms, until the upload ends or the client speaks.
+    private func startWatch(_ id: String, _ context: ChannelHandlerContext) {
+        watched = id
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        watchTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(500)) { _ in
+            handler.value.pushWatchLine(final: false)
+        }
+    }
+
+    private func stopWatch(_ context: ChannelHandlerContext) {
+        pushWatchLine(final: true)
+    }
+
+    private var watchInFlight = false
+
+    private func pushWatchLine(final forced: Bool) {
+        guard let id = watched, let context, !watchInFlight else {
+            if forced { watchStopRequested = true }
+            return
+        }
+        watchInFlight = true
+        let queries = self.queries
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Reply in
+            do {
+                guard let (text, isFinal) = try queries.status(id) else { return Reply(.notFound, "no upload \(id)") }
+                return Reply(.uploadStatus, text, isLast: isFinal || forced)
+            } catch {
+                return Reply(.storageError, "cannot read the database right now: \(error)")
+            }
+        }.assumeIsolated().whenComplete { result in
+            self.watchInFlight = false
+            let reply: Reply
+            switch result {
+            case .success(let r): reply = r
+            case .failure(let error): reply = Reply(.storageError, "\(error)")
+            }
+            if reply.isLast || self.watchStopRequested {
+                self.watchTimer?.cancel()
+                self.watchTimer = nil
+                self.watched = nil
+                self.watchStopRequested = false
+                var last = reply
+                last.isLast = true
+                self.session.answered([last])
+                self.drive(context)
+            } else {
+                self.send(reply, context)
+                context.flush()
+            }
+        }
+    }
+
+    private var watchStopRequested = false
 
     // While the pool works, stop reading: the client waits for our reply anyway,
     // and a client that does not must not make us buffer without bound.

@@ -19,6 +19,12 @@ public struct Session {
         case writeBody(ByteBuffer)
         /// All declared bytes arrived: verify and make durable, then call `uploadFinished`.
         case finishUpload
+        /// Answer a question (STATUS, FIND, LIST, STATS) from the store, then call `answered`.
+        case query(Command)
+        /// Push status lines for this upload until it ends (then call `watchEnded`).
+        case startWatch(id: String)
+        /// The client spoke while watching: send the final status line now, then call `watchEnded`.
+        case stopWatch
         case close
     }
 
@@ -28,6 +34,8 @@ public struct Session {
         /// `failure` is set when writing failed: the rest of the body is read and dropped, then the failure is sent.
         case body(remaining: Int64, failure: Reply?)
         case finishing
+        case querying
+        case watching
         case closed
     }
 
@@ -45,7 +53,7 @@ public struct Session {
     public var isUploading: Bool {
         switch state {
         case .opening, .body, .finishing: true
-        case .commands, .closed: false
+        case .commands, .querying, .watching, .closed: false
         }
     }
 
@@ -61,7 +69,12 @@ public struct Session {
             return nextCommand()
         case .body(let remaining, let failure):
             return nextBody(remaining: remaining, failure: failure)
-        case .opening, .finishing, .closed:
+        case .watching:
+            // Any complete line from the client ends the watch; the line is then read as a command.
+            guard framer.hasLine else { return nil }
+            state = .querying
+            return .stopWatch
+        case .opening, .finishing, .querying, .closed:
             return nil
         }
     }
@@ -94,6 +107,12 @@ public struct Session {
         case .resume(let id, let sha256):
             state = .opening
             return .resumeUpload(id: id, sha256: sha256)
+        case .status, .find, .list, .stats:
+            state = .querying
+            return .query(command)
+        case .watch(let id):
+            state = .watching
+            return .startWatch(id: id)
         case .help(let topic):
             let lines = Help.reply(topic: topic)
             pending.append(contentsOf: lines.dropFirst().map { .reply($0) })
@@ -187,6 +206,14 @@ public struct Session {
         default:
             return
         }
+    }
+
+    /// A question was answered (or a watch ended): send `replies`, then read commands again.
+    public mutating func answered(_ replies: [Reply]) {
+        guard state == .querying || state == .watching else { return }
+        pending.append(contentsOf: replies.map { .reply($0) })
+        state = .commands
+        if isDraining { closeIfIdle() }
     }
 
     /// The upload reached its final state; `reply` says which.

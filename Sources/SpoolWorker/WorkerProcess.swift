@@ -25,17 +25,22 @@ public struct WorkerConfiguration: Sendable {
     public var directory: DataDirectory
     public var masterPID: Int32
     public var slot: Int
-    public var heartbeat: Heartbeat
+    /// Every worker's board, for answering STATUS, WATCH and STATS about any upload.
+    public var scoreboard: Scoreboard
+    /// This worker's own board: heartbeat, connections, upload progress.
+    public var board: WorkerBoard
     public var logFile: String?
 
     public init(
-        listenFD: Int32, directory: DataDirectory, masterPID: Int32, slot: Int, heartbeat: Heartbeat, logFile: String?
+        listenFD: Int32, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
+        board: WorkerBoard, logFile: String?
     ) {
         self.listenFD = listenFD
         self.directory = directory
         self.masterPID = masterPID
         self.slot = slot
-        self.heartbeat = heartbeat
+        self.scoreboard = scoreboard
+        self.board = board
         self.logFile = logFile
     }
 }
@@ -83,11 +88,13 @@ public enum WorkerProcess {
 
         let loop = group.next()
         let registry = ConnectionRegistry()
-        let heartbeat = config.heartbeat
+        let board = config.board
         // The event loop beats once a second; body chunks beat too (ConnectionHandler).
-        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in heartbeat.beat() }
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in board.beat() }
 
-        let services = WorkerServices(store: store, pool: pool, pid: pid, logger: logger, heartbeat: heartbeat)
+        let services = WorkerServices(
+            store: store, pool: pool, pid: pid, logger: logger, board: board, scoreboard: config.scoreboard,
+            slots: UploadSlots())
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
@@ -98,7 +105,7 @@ public enum WorkerProcess {
                 }
             }
 
-        heartbeat.beat()  // ready: the master starts counting from here
+        board.beat()  // ready: the master starts counting from here
         logger.info("worker ready", metadata: ["pid": "\(pid)"])
         let stop = acceptLoop(config, bootstrap: bootstrap, logger: logger)
         close(config.listenFD)

@@ -45,14 +45,58 @@ int spool_worker_take_quit(void);
 /// Returns 1 once for each USR1 received since the last call.
 int spool_worker_take_reopen(void);
 
-// MARK: Heartbeats
+// MARK: Scoreboard
 
-/// A table of 64-bit heartbeat words in memory shared by the master and every
-/// worker it forks (MAP_SHARED | MAP_ANONYMOUS). Returns NULL on failure.
-uint64_t *spool_heartbeats_create(int count);
+/// Shared memory, mapped by the master before it forks, in which each worker
+/// publishes how it is doing (as Apache httpd's scoreboard): its heartbeat, its
+/// open connections, and the progress of each upload it is receiving. Any process
+/// reads it without a system call. Board i belongs to the worker holding index i.
+enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32 };
 
-void spool_heartbeat_store(uint64_t *table, int index, uint64_t value);
-uint64_t spool_heartbeat_load(const uint64_t *table, int index);
+typedef struct {
+    uint64_t seq;                 // odd while the worker writes the slot (a seqlock)
+    char id[SPOOL_ID_BYTES];      // upload id, NUL-padded; empty when the slot is free
+    uint64_t received;
+    uint64_t size;
+    uint64_t rate;                // bytes per second over the last half second or so
+    uint64_t updated_ms;
+} spool_upload_slot;
+
+typedef struct {
+    uint64_t heartbeat;           // CLOCK_MONOTONIC ms of the last beat; 0 = not ready
+    uint64_t connections;
+    uint64_t reserved[6];
+    spool_upload_slot uploads[SPOOL_BOARD_UPLOADS];
+} spool_worker_board;
+
+typedef struct {
+    uint64_t received;
+    uint64_t size;
+    uint64_t rate;
+    uint64_t updated_ms;
+    int worker_index;
+} spool_upload_progress;
+
+/// Maps every board, zeroed. Returns NULL on failure.
+spool_worker_board *spool_scoreboard_create(void);
+spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index);
+void spool_board_reset(spool_worker_board *board);
+
+void spool_board_beat(spool_worker_board *board);
+uint64_t spool_board_heartbeat(const spool_worker_board *board);
+void spool_board_add_connections(spool_worker_board *board, int64_t delta);
+uint64_t spool_board_connections(const spool_worker_board *board);
+
+/// Slot writes, by the owning worker only.
+void spool_slot_claim(spool_worker_board *board, int slot, const char *id, uint64_t received, uint64_t size);
+void spool_slot_publish(spool_worker_board *board, int slot, uint64_t received, uint64_t rate);
+void spool_slot_release(spool_worker_board *board, int slot);
+
+/// Looks for a live upload on the boards of workers whose heartbeat is set.
+/// Returns 1 and fills `out` when found.
+int spool_scoreboard_find(spool_worker_board *base, const char *id, spool_upload_progress *out);
+/// Uploads in slots across live boards.
+int spool_scoreboard_live_uploads(spool_worker_board *base);
 
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
 uint64_t spool_monotonic_ms(void);

@@ -1,0 +1,47 @@
+import SpoolSystem
+
+/// Figures for STATS and `admin stats`.
+public struct StoreStats: Sendable, Equatable {
+    public var uploads: Int
+    public var receiving: Int
+    public var completedSince: Int
+    /// Bytes on disk for complete uploads, each content counted once.
+    public var bytesStored: Int64
+}
+
+extension Store {
+    /// Uploads whose name contains `text` (ASCII case-insensitively) or whose
+    /// SHA-256 starts with it, newest first.
+    public func find(_ text: String, limit: Int) throws(StoreError) -> [UploadRecord] {
+        let sql = """
+            SELECT \(Self.columns) FROM uploads
+            WHERE instr(lower(name), lower(?1)) > 0 OR substr(sha256, 1, length(?1)) = lower(?1)
+            ORDER BY created_at DESC, id DESC LIMIT ?2
+            """
+        return try locked { db throws(StoreError) in
+            try db.query(sql, [.text(text), .integer(Int64(limit))], Self.record)
+        }
+    }
+
+    /// `since` is an ISO time: uploads completed at or after it are counted.
+    public func stats(completedSince since: String) throws(StoreError) -> StoreStats {
+        try locked { db throws(StoreError) in
+            let counts = try db.query(
+                """
+                SELECT count(*),
+                       coalesce(sum(state = 'receiving'), 0),
+                       coalesce(sum(state = 'complete' AND finished_at >= ?), 0)
+                FROM uploads
+                """,
+                [.text(since)]
+            ) { ($0.int(0), $0.int(1), $0.int(2)) }
+            let bytes = try db.query(
+                "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')"
+            ) { $0.int(0) }
+            let (uploads, receiving, completed) = counts.first ?? (0, 0, 0)
+            return StoreStats(
+                uploads: Int(uploads), receiving: Int(receiving), completedSince: Int(completed),
+                bytesStored: bytes.first ?? 0)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import SpoolProtocol
+import SpoolStore
+import SpoolSystem
+
+/// The chat channel's replies, built from rows and live progress. Pure: the field
+/// order here is the one documented in docs/PROTOCOL.md.
+enum ChatReplies {
+    /// `id state name received size percent rate sha256 client worker created updated finished`
+    static func statusText(_ row: UploadRecord, live: LiveProgress?) -> String {
+        let received = live.map { max($0.received, row.received) } ?? row.received
+        let percent = row.size > 0 ? Double(received) * 100 / Double(row.size) : 100
+        let client = row.clientIP.contains(":") ? "[\(row.clientIP)]:\(row.clientPort)" : "\(row.clientIP):\(row.clientPort)"
+        return [
+            "id=\(row.id)", "state=\(row.state.rawValue)", "name=\(PercentCoding.encode(row.name))",
+            "received=\(received)", "size=\(row.size)", "percent=\(oneDecimal(percent))",
+            "rate=\(live.map { String($0.rate) } ?? "-")", "sha256=\(row.sha256)", "client=\(client)",
+            "worker=\(row.workerPID)", "created=\(row.createdAt)", "updated=\(row.updatedAt)",
+            "finished=\(row.finishedAt ?? "-")",
+        ].joined(separator: " ")
+    }
+
+    /// One line per upload: `id state received/size percent% sha256-prefix name`.
+    static func listLine(_ row: UploadRecord) -> String {
+        let percent = row.size > 0 ? Double(row.received) * 100 / Double(row.size) : 100
+        return "\(row.id) \(row.state.rawValue) \(row.received)/\(row.size) \(oneDecimal(percent))% "
+            + "\(row.sha256.prefix(12)) \(PercentCoding.encode(row.name))"
+    }
+
+    static func list(_ rows: [UploadRecord], json: Bool) -> [Reply] {
+        let lines = rows.map { json ? jsonLine($0) : listLine($0) }
+        return Reply.lines(.uploadList, lines + ["\(rows.count) upload\(rows.count == 1 ? "" : "s")"])
+    }
+
+    static func jsonLine(_ row: UploadRecord) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(row) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func stats(_ stats: StoreStats, live: (workers: Int, connections: Int, uploads: Int)) -> Reply {
+        Reply(.serverStats, [
+            "workers=\(live.workers)", "connections=\(live.connections)", "in_flight=\(live.uploads)",
+            "completed_today=\(stats.completedSince)", "bytes_stored=\(stats.bytesStored)", "uploads=\(stats.uploads)",
+        ].joined(separator: " "))
+    }
+
+    static func oneDecimal(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded(.down))
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    /// WATCH ends when the upload does: stored, failed, expired, or cut (resuming it starts a new watch).
+    static func isFinal(_ state: UploadState) -> Bool { state != .receiving }
+}
+
+/// Answers to the chat channel's questions: the database plus the scoreboard.
+/// Runs on the worker's thread pool (it reads SQLite).
+struct ChatQueries: Sendable {
+    let store: Store
+    let scoreboard: Scoreboard
+
+    func answer(_ command: Command) throws(StoreError) -> [Reply] {
+        switch command {
+        case .status(let id):
+            guard let line = try status(id) else { return [Reply(.notFound, "no upload \(id)")] }
+            return [Reply(.uploadStatus, line.text)]
+        case .find(let text, let json):
+            return ChatReplies.list(try store.find(text, limit: ChatLimits.maxFind), json: json)
+        case .list(let count, let json):
+            return ChatReplies.list(try store.uploads(limit: count), json: json)
+        case .stats:
+            let midnight = UTCTime.format(seconds: Int(UTCTime.epochMilliseconds() / 1000) / 86_400 * 86_400)
+            return [ChatReplies.stats(try store.stats(completedSince: midnight), live: scoreboard.totals())]
+        default:
+            return [Reply(.badLine, "not a question")]
+        }
+    }
+
+    /// The status line of one upload and whether it is over, or nil when there is no such upload.
+    func status(_ id: String) throws(StoreError) -> (text: String, isFinal: Bool)? {
+        guard let row = try store.upload(id: id) else { return nil }
+        let live = row.state == .receiving ? scoreboard.progress(of: id) : nil
+        return (ChatReplies.statusText(row, live: live), ChatReplies.isFinal(row.state))
+    }
+}
