@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite",
+                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite", "CSpoolSys",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -77,6 +77,15 @@ public final class Connection {
         try readReplyLines().last ?? Reply(.badLine, "")
     }
 
+    /// The next reply line, final or continuation (WATCH pushes continuation lines one at a time).
+    public func readReplyLine() throws(ClientError) -> Reply {
+        let text = try readLine()
+        guard let reply = Reply.parse(Substring(text)) else {
+            throw .protocolViolation("not a reply line: \"\(text.prefix(80))\"")
+        }
+        return reply
+    }
+
     /// Every line of the next reply, the final one last.
     public func readReplyLines() throws(ClientError) -> [Reply] {
         var lines: [Reply] = []
@@ -90,6 +99,28 @@ public final class Connection {
         }
     }
 
+    /// The socket, for a caller that waits on it with poll(2) (the chat prompt).
+    public var descriptor: Int32 { fd }
+
+    /// Lines already received and not yet read; empty when more must be read from the socket.
+    public func bufferedLines() throws(ClientError) -> [String] {
+        var lines: [String] = []
+        while let next = framer.nextLine() {
+            switch next {
+            case .success(let line): lines.append(line)
+            case .failure(let failure): throw .protocolViolation(failure.reply.text)
+            }
+        }
+        return lines
+    }
+
+    /// Reads once from the socket (blocking until something arrives) and returns
+    /// the complete lines received so far; empty when a line is still partial.
+    public func receiveLines() throws(ClientError) -> [String] {
+        try fill()
+        return try bufferedLines()
+    }
+
     private func readLine() throws(ClientError) -> String {
         while true {
             switch framer.nextLine() {
@@ -97,6 +128,12 @@ public final class Connection {
             case .failure(let failure)?: throw .protocolViolation(failure.reply.text)
             case nil: break
             }
+            try fill()
+        }
+    }
+
+    private func fill() throws(ClientError) {
+        while true {
             var chunk = [UInt8](repeating: 0, count: 4096)
             let n = recv(fd, &chunk, chunk.count, 0)
             if n < 0 {
@@ -105,6 +142,7 @@ public final class Connection {
             }
             if n == 0 { throw .connectionLost("the server closed the connection") }
             framer.append(ByteBuffer(bytes: chunk[0..<n]))
+            return
         }
     }
 

@@ -27,8 +27,13 @@ enum ChatReplies {
             + "\(row.sha256.prefix(12)) \(PercentCoding.encode(row.name))"
     }
 
-    static func list(_ rows: [UploadRecord], json: Bool) -> [Reply] {
-        let lines = rows.map { json ? jsonLine($0) : listLine($0) }
+    /// Rows still receiving show the live byte count from the scoreboard, not the last one written to the database.
+    static func list(_ rows: [UploadRecord], json: Bool, scoreboard: Scoreboard) -> [Reply] {
+        let lines = rows.map { original in
+            var row = original
+            if row.state == .receiving, let live = scoreboard.progress(of: row.id) { row.received = max(row.received, live.received) }
+            return json ? jsonLine(row) : listLine(row)
+        }
         return Reply.lines(.uploadList, lines + ["\(rows.count) upload\(rows.count == 1 ? "" : "s")"])
     }
 
@@ -67,9 +72,9 @@ struct ChatQueries: Sendable {
             guard let line = try status(id) else { return [Reply(.notFound, "no upload \(id)")] }
             return [Reply(.uploadStatus, line.text)]
         case .find(let text, let json):
-            return ChatReplies.list(try store.find(text, limit: ChatLimits.maxFind), json: json)
+            return ChatReplies.list(try store.find(text, limit: ChatLimits.maxFind), json: json, scoreboard: scoreboard)
         case .list(let count, let json):
-            return ChatReplies.list(try store.uploads(limit: count), json: json)
+            return ChatReplies.list(try store.uploads(limit: count), json: json, scoreboard: scoreboard)
         case .stats:
             let midnight = UTCTime.format(seconds: Int(UTCTime.epochMilliseconds() / 1000) / 86_400 * 86_400)
             return [ChatReplies.stats(try store.stats(completedSince: midnight), live: scoreboard.totals())]

@@ -12,7 +12,7 @@ struct SpoolCommand: ParsableCommand {
         commandName: "spool",
         abstract: "The Spool client: upload files to a spoold server.",
         version: "0.1.0",
-        subcommands: [Upload.self]
+        subcommands: [Upload.self, Status.self, Watch.self, Chat.self]
     )
 }
 
@@ -101,6 +101,88 @@ enum ByteCount {
         guard let value = Int64(digits), value >= 0 else { return nil }
         let (product, overflow) = value.multipliedReportingOverflow(by: scale)
         return overflow ? nil : product
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show an upload's status, by id or by name (the newest upload with that name).",
+        discussion: "Exits 0 when complete, 2 when failed or expired, 3 while in progress or interrupted, 4 when unknown, 1 on errors."
+    )
+
+    @OptionGroup var server: ServerOptions
+
+    @Argument(help: "An upload id, or a file name.")
+    var upload: String
+
+    func run() throws {
+        do {
+            let inquiry = Inquiry(connection: try Connection(server: server.server))
+            guard let status = try inquiry.status(of: upload) else {
+                printError("spool: no upload \(upload)")
+                throw ExitCode(StatusExit.unknown)
+            }
+            print(status.text)
+            throw ExitCode(status.exitCode)
+        } catch let error as ClientError {
+            printError("spool: \(error)")
+            throw ExitCode(StatusExit.error)
+        }
+    }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow an upload with a progress bar until it ends.",
+        discussion: "Exit codes as for `spool status`."
+    )
+
+    @OptionGroup var server: ServerOptions
+
+    @Argument(help: "An upload id.")
+    var id: String
+
+    func validate() throws {
+        if !UploadID.isValid(id) { throw ValidationError("\"\(id)\" is not an upload id (26 characters)") }
+    }
+
+    func run() throws {
+        do {
+            let inquiry = Inquiry(connection: try Connection(server: server.server))
+            let bar = ProgressBar(label: id)
+            let last = try inquiry.watch(id) { status in
+                bar.update(sent: status.received, total: status.size)
+            }
+            bar.finish()
+            guard let last else {
+                printError("spool: no upload \(id)")
+                throw ExitCode(StatusExit.unknown)
+            }
+            print(last.text)
+            throw ExitCode(last.exitCode)
+        } catch let error as ClientError {
+            printError("spool: \(error)")
+            throw ExitCode(StatusExit.error)
+        }
+    }
+}
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Talk to the server's line protocol: type commands (HELP lists them), see the replies.",
+        discussion: "Reads lines from standard input, so it also works in a pipe. Ends on QUIT or at the end of input."
+    )
+
+    @OptionGroup var server: ServerOptions
+
+    func run() throws {
+        let connection: Connection
+        do { connection = try Connection(server: server.server) } catch {
+            printError("spool: \(error)")
+            throw ExitCode(1)
+        }
+        let code = ChatPrompt(connection: connection, interactive: isatty(STDIN_FILENO) == 1).run()
+        if code != 0 { throw ExitCode(code) }
     }
 }
 

@@ -98,6 +98,10 @@ int spool_scoreboard_find(spool_worker_board *base, const char *id, spool_upload
 /// Uploads in slots across live boards.
 int spool_scoreboard_live_uploads(spool_worker_board *base);
 
+/// Opens a pseudo-terminal leader and writes its follower's path into `name`
+/// (Glibc hides posix_openpt and friends from Swift). Returns the leader or -1.
+int spool_open_pty(char *name, unsigned long name_size);
+
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
 uint64_t spool_monotonic_ms(void);
 

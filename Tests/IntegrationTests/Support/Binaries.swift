@@ -19,9 +19,10 @@ struct Finished {
 }
 
 /// Runs a binary to completion, its output collected through files (no pipe can fill up and stall it).
-func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120)
-    throws -> Finished
-{
+func run(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil,
+    timeout: TimeInterval = 120
+) throws -> Finished {
     let dir = try TempDirectory()
     let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
     FileManager.default.createFile(atPath: outPath, contents: nil)
@@ -34,7 +35,13 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
     env["SPOOL_STATE_DIR"] = dir.path + "/state"
     env.merge(environment) { $1 }
     process.environment = env
-    process.standardInput = FileHandle.nullDevice
+    if let stdin {
+        let inPath = dir.path + "/stdin"
+        FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
+        process.standardInput = FileHandle(forReadingAtPath: inPath)
+    } else {
+        process.standardInput = FileHandle.nullDevice
+    }
     process.standardOutput = FileHandle(forWritingAtPath: outPath)
     process.standardError = FileHandle(forWritingAtPath: errPath)
     try process.run()
