@@ -95,6 +95,13 @@ let package = Package(
             ]
         ),
 
+        // Micro-benchmarks (bench/run runs them, with the end-to-end ones).
+        .executableTarget(
+            name: "spool-bench",
+            dependencies: ["SpoolSystem", .product(name: "Crypto", package: "swift-crypto")],
+            path: "bench/spool-bench"
+        ),
+
         // Build-time embedding of migrations/*.sql into SpoolStore.
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(
