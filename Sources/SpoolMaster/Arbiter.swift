@@ -102,7 +102,7 @@ public final class Arbiter {
         // Migrate and recover before any worker exists, then close the database:
         // workers never race to migrate, and no SQLite connection crosses a fork.
         do {
-            let (store, applied) = try Store.openMigrating(directory: directory)
+            let (store, applied) = try Store.openMigrating(directory: directory, actor: "master:\(masterPID)")
             for migration in applied {
                 logger.info("migration applied", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             }
@@ -284,7 +284,7 @@ public final class Arbiter {
     /// The master, not the dead worker, records what its uploads had on disk.
     private func recoverUploads(of pid: Int32, how: String) {
         do {
-            let store = try Store(directory: config.directory)
+            let store = try Store(directory: config.directory, actor: "master:\(masterPID)")
             for (id, received) in try store.interruptReceiving(workerPID: Int(pid), reason: "worker \(pid) \(how)") {
                 logger.warning("upload interrupted by its worker's exit",
                                metadata: ["id": "\(id)", "received": "\(received)", "worker": "\(pid)"])
@@ -360,7 +360,7 @@ public final class Arbiter {
         let cutoff = UTCTime.epochMilliseconds() - Int64(config.partialTTL * 1000)
         let cutoffText = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
         do {
-            for id in try Store(directory: config.directory).expireInterrupted(before: cutoffText) {
+            for id in try Store(directory: config.directory, actor: "master:\(masterPID)").expireInterrupted(before: cutoffText) {
                 logger.info("partial upload expired", metadata: ["id": "\(id)", "ttl": "\(config.partialTTL)s"])
             }
         } catch {

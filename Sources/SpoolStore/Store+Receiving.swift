@@ -9,15 +9,19 @@ extension Store {
     public func begin(_ new: NewUpload, id: String) throws(StoreError) -> OpenUpload {
         let now = UTCTime.now()
         try locked { db throws(StoreError) in
-            try db.run(
-            """
-            INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
-                                 worker_pid, created_at, updated_at)
-            VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?)
-            """,
-            [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
-             .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now)]
-            )
+            try db.transaction { () throws(StoreError) in
+                try db.run(
+                    """
+                    INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
+                                         worker_pid, created_at, updated_at)
+                    VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?)
+                    """,
+                    [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
+                     .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now)]
+                )
+                try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort),
+                                detail: "\(new.size) bytes")
+            }
         }
         let path = directory.tempFile(id: id)
         do {

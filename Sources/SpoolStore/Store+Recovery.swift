@@ -24,13 +24,17 @@ extension Store {
             let received = Self.syncedSize(directory.tempFile(id: id))
             let now = UTCTime.now()
             let rows = try locked { db throws(StoreError) in
-                try db.run(
-                    """
-                    UPDATE uploads SET state = 'interrupted', received = ?, error = ?, updated_at = ?
-                    WHERE id = ? AND state = 'receiving'
-                    """,
-                    [.integer(received), .text(reason), .text(now), .text(id)]
-                )
+                try db.transaction { () throws(StoreError) -> Int in
+                    let changed = try db.run(
+                        """
+                        UPDATE uploads SET state = 'interrupted', received = ?, error = ?, updated_at = ?
+                        WHERE id = ? AND state = 'receiving'
+                        """,
+                        [.integer(received), .text(reason), .text(now), .text(id)]
+                    )
+                    if changed > 0 { try appendEvent(db, id, "interrupted", detail: "\(reason); \(received) bytes kept") }
+                    return changed
+                }
             }
             if rows > 0 { changed.append((id, received)) }
         }
@@ -86,13 +90,17 @@ extension Store {
             }
             let now = UTCTime.now()
             let changed = try locked { db throws(StoreError) in
-                try db.run(
-                    """
-                    UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
-                    WHERE id = ? AND state = 'interrupted'
-                    """,
-                    [.text(now), .text(now), .text(id)]
-                )
+                try db.transaction { () throws(StoreError) -> Int in
+                    let changed = try db.run(
+                        """
+                        UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
+                        WHERE id = ? AND state = 'interrupted'
+                        """,
+                        [.text(now), .text(now), .text(id)]
+                    )
+                    if changed > 0 { try appendEvent(db, id, "expired", detail: "not resumed in time; bytes deleted") }
+                    return changed
+                }
             }
             if changed > 0 { expired.append(id) }
         }

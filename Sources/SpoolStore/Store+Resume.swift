@@ -36,7 +36,7 @@ extension Store {
         switch row.state {
         case .complete:
             return .alreadyComplete(row)
-        case .failed, .expired:
+        case .failed, .expired, .lost:
             return .notResumable(reason: "upload \(id) is \(row.state.rawValue); start a new upload")
         case .receiving, .interrupted:
             break
@@ -64,15 +64,21 @@ extension Store {
             let prefix = try system { () throws(SystemError) in try Self.hashPrefix(fd: fd, length: start, path: path) }
             let now = UTCTime.now()
             let changed = try locked { db throws(StoreError) in
-                try db.run(
-                    """
-                    UPDATE uploads SET state = 'receiving', received = ?, worker_pid = ?, client_ip = ?,
-                                       client_port = ?, error = NULL, updated_at = ?
-                    WHERE id = ? AND state IN ('receiving', 'interrupted')
-                    """,
-                    [.integer(offset), .integer(Int64(workerPID)), .text(clientIP), .integer(Int64(clientPort)),
-                     .text(now), .text(id)]
-                )
+                try db.transaction { () throws(StoreError) -> Int in
+                    let changed = try db.run(
+                        """
+                        UPDATE uploads SET state = 'receiving', received = ?, worker_pid = ?, client_ip = ?,
+                                           client_port = ?, error = NULL, updated_at = ?
+                        WHERE id = ? AND state IN ('receiving', 'interrupted')
+                        """,
+                        [.integer(offset), .integer(Int64(workerPID)), .text(clientIP), .integer(Int64(clientPort)),
+                         .text(now), .text(id)]
+                    )
+                    if changed > 0 {
+                        try appendEvent(db, id, "resumed", client: Self.address(clientIP, clientPort), detail: "at byte \(offset)")
+                    }
+                    return changed
+                }
             }
             guard changed == 1 else {
                 Files.close(fd)

@@ -13,20 +13,25 @@ public final class Store: @unchecked Sendable {
     public let directory: DataDirectory
     private let database: Database
     private let lock = Lock()
+    /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
+    public let actor: String
 
     /// Opens an existing database whose schema is current (workers, admin commands).
-    public init(directory: DataDirectory) throws(StoreError) {
+    public init(directory: DataDirectory, actor: String = "pid:\(getpid())") throws(StoreError) {
         self.directory = directory
+        self.actor = actor
         database = try Database(path: directory.databasePath, create: false)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
     }
 
     /// Creates the directories and database as needed and applies pending migrations (the master, `admin migrate`).
-    public static func openMigrating(directory: DataDirectory) throws(StoreError) -> (Store, [Migration]) {
+    public static func openMigrating(directory: DataDirectory, actor: String = "pid:\(getpid())")
+        throws(StoreError) -> (Store, [Migration])
+    {
         do { try directory.prepare() } catch { throw .system(error) }
         let db = try Database(path: directory.databasePath, create: true)
         let applied = try Migrator.migrate(db, migrations: try Migrator.embedded())
-        return (try Store(directory: directory), applied)
+        return (try Store(directory: directory, actor: actor), applied)
     }
 
     @discardableResult
@@ -34,19 +39,28 @@ public final class Store: @unchecked Sendable {
         try lock.withLock { () throws(StoreError) -> T in try body(database) }
     }
 
+    /// Moves an upload to `state` and logs the event, in one transaction.
     func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError) {
         let now = UTCTime.now()
         try locked { db throws(StoreError) in
-            try db.run(
-            """
-            UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
-                               finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-            WHERE id = ?
-            """,
-            [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
-             .integer(finished ? 1 : 0), .text(now), .text(id)]
-            )
+            try db.transaction { () throws(StoreError) in
+                try db.run(
+                    """
+                    UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
+                                       finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                    WHERE id = ?
+                    """,
+                    [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
+                     .integer(finished ? 1 : 0), .text(now), .text(id)]
+                )
+                try appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
+            }
         }
+    }
+
+    /// `ip:port`, with brackets around an IPv6 address.
+    public static func address(_ ip: String, _ port: Int) -> String {
+        ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     // MARK: - Reading

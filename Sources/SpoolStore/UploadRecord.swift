@@ -6,6 +6,8 @@ public enum UploadState: String, Codable, Sendable, CaseIterable {
     case interrupted
     /// An interrupted upload nobody resumed within the partial TTL: its bytes are gone.
     case expired
+    /// Was complete, but an audit found its object missing or corrupt (`admin audit --repair`).
+    case lost
 }
 
 /// One row of the `uploads` table.

@@ -42,3 +42,47 @@ extension UTCTime {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec / 1_000_000)
     }
 }
+
+extension UTCTime {
+    /// A point in time as people write it for --since and --until: a duration back
+    /// from now (`90s`, `2h`, `7d`), a day (`2026-11-25`), or an ISO time
+    /// (`2026-11-25T08:00:00Z`, with or without milliseconds). Returns the UTC ISO
+    /// form the database compares, or nil.
+    public static func parse(_ text: String, now: Int64 = epochMilliseconds()) -> String? {
+        if let seconds = DurationText.seconds(text) {
+            let at = now - Int64(seconds * 1000)
+            return format(seconds: Int(at / 1000), milliseconds: Int(at % 1000))
+        }
+        let digits = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= digits.count else { return nil }
+            return Int(String(decoding: digits[range], as: UTF8.self))
+        }
+        guard digits.count >= 10, digits[4] == UInt8(ascii: "-"), digits[7] == UInt8(ascii: "-"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        var hour = 0, minute = 0, second = 0, millis = 0
+        if digits.count > 10 {
+            guard digits[10] == UInt8(ascii: "T"), digits.count >= 20, digits.last == UInt8(ascii: "Z"),
+                let h = number(11..<13), let m = number(14..<16), let s = number(17..<19),
+                (0..<24).contains(h), (0..<60).contains(m), (0..<61).contains(s)
+            else { return nil }
+            (hour, minute, second) = (h, m, s)
+            if digits.count == 24 {
+                guard digits[19] == UInt8(ascii: "."), let ms = number(20..<23) else { return nil }
+                millis = ms
+            } else if digits.count != 20 {
+                return nil
+            }
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        return format(seconds: Int(timegm(&parts)), milliseconds: millis)
+    }
+}

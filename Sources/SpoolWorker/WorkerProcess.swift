@@ -73,7 +73,7 @@ public enum WorkerProcess {
 
         let store: Store
         do {
-            store = try Store(directory: config.directory)
+            store = try Store(directory: config.directory, actor: "worker:\(pid)")
         } catch {
             logger.critical("worker cannot start", metadata: ["error": "\(error)"])
             exit(WorkerExit.bootFailure)

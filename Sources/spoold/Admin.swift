@@ -1,53 +1,72 @@
 import ArgumentParser
 import Foundation
 import SpoolStore
+import SpoolSystem
 
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inspect uploads in the database and the spool directory.",
-        subcommands: [List.self]
+        abstract: "Inspect and maintain uploads: reads the database and the spool directly, server running or not.",
+        subcommands: [List.self, Show.self, Audit.self, Stats.self, Delete.self, Purge.self, Migrate.self, Events.self]
     )
 }
 
-extension Admin {
-    struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List uploads, newest first.")
+/// How lists are printed: an aligned table by default.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print a JSON array.")
+    var json = false
 
-        @OptionGroup var data: DataDirectoryOptions
+    @Flag(help: "Print JSON Lines: one object per line.")
+    var jsonl = false
 
-        @Flag(help: "Print a JSON array instead of a table.")
-        var json = false
+    @Flag(help: "Print CSV with a header row.")
+    var csv = false
 
-        @Option(help: "Show at most this many uploads.")
-        var limit: Int?
+    func validate() throws {
+        if [json, jsonl, csv].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --jsonl, --csv") }
+    }
+}
 
-        func validate() throws {
-            if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        }
+/// An admin command that could not run: printed as `spoold: message`, exit status 2.
+struct AdminFailure: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
 
-        func run() throws {
-            let store: Store
-            do {
-                store = try Store(directory: DataDirectory(data.dataDir))
-            } catch {
-                throw AdminFailure(error.description)
-            }
-            let rows: [UploadRecord]
-            do { rows = try store.uploads(limit: limit) } catch { throw AdminFailure(error.description) }
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                let data = try encoder.encode(rows)
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                print(UploadTable.render(rows), terminator: "")
-            }
+extension ParsableCommand {
+    /// Runs `body`, turning an AdminFailure or StoreError into a message and exit status 2.
+    func reporting(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let failure as AdminFailure {
+            printStandardError("spoold: \(failure.message)")
+            throw ExitCode(2)
+        } catch let error as StoreError {
+            printStandardError("spoold: \(error)")
+            throw ExitCode(2)
         }
     }
 }
 
-/// An error an operator reads: printed as `spoold: message`, exit status 2.
-struct AdminFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
+func openStore(_ options: DataDirectoryOptions) throws -> Store {
+    let user = ProcessInfo.processInfo.environment["USER"] ?? "unknown"
+    return try Store(directory: DataDirectory(options.dataDir), actor: "admin:\(user)")
+}
+
+func printStandardError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
+
+func jsonText<T: Encodable>(_ value: T, pretty: Bool) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// A point in time for --since, --until, --older-than.
+func parseTime(_ text: String?, _ option: String) throws -> String? {
+    guard let text else { return nil }
+    guard let iso = UTCTime.parse(text) else {
+        throw ValidationError("\(option) takes a duration back from now (2h, 7d), a day (2026-11-25) or an ISO time, got \"\(text)\"")
+    }
+    return iso
 }

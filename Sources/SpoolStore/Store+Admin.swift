@@ -1,0 +1,163 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SpoolSystem
+
+/// Filters for `admin list` and `admin purge`; nil means "any".
+public struct UploadFilter: Sendable {
+    public var states: [UploadState] = []
+    /// ISO times: created at or after `since`, before `until`.
+    public var since: String?
+    public var until: String?
+    /// A SQLite GLOB pattern on the name (`*.pdf`, `report-202?*`).
+    public var nameGlob: String?
+    public var clientIP: String?
+    public var checksumPrefix: String?
+    /// Last touched before this ISO time (purge's --older-than).
+    public var updatedBefore: String?
+    public var limit: Int?
+    public var sort: UploadSort = .newest
+
+    public init() {}
+}
+
+public enum UploadSort: String, CaseIterable, Sendable {
+    case newest, oldest, largest, smallest, name
+
+    var sql: String {
+        switch self {
+        case .newest: "created_at DESC, id DESC"
+        case .oldest: "created_at ASC, id ASC"
+        case .largest: "size DESC, created_at DESC"
+        case .smallest: "size ASC, created_at DESC"
+        case .name: "name ASC, created_at DESC"
+        }
+    }
+}
+
+public struct AdminStats: Codable, Equatable, Sendable {
+    public var perState: [String: Int]
+    public var uploads: Int
+    /// Bytes on disk for complete uploads, each content once.
+    public var bytesStored: Int64
+    /// Bytes that complete uploads would take without deduplication, minus what they take.
+    public var bytesSaved: Int64
+    /// (UTC day, uploads created that day), oldest first, the last 14 days.
+    public var perDay: [DayCount]
+
+    public struct DayCount: Codable, Equatable, Sendable {
+        public var day: String
+        public var uploads: Int
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case perState = "per_state"
+        case uploads
+        case bytesStored = "bytes_stored"
+        case bytesSaved = "bytes_saved"
+        case perDay = "per_day"
+    }
+}
+
+public enum DeleteOutcome: Equatable, Sendable {
+    /// The row is gone; `removedObject` says whether its object went too (no other upload shared it).
+    case deleted(removedObject: Bool)
+    case notFound
+    /// A live upload cannot be deleted: stop it first.
+    case receiving
+}
+
+extension Store {
+    public func uploads(matching filter: UploadFilter) throws(StoreError) -> [UploadRecord] {
+        var conditions: [String] = []
+        var values: [SQLValue] = []
+        if !filter.states.isEmpty {
+            conditions.append("state IN (" + filter.states.map { _ in "?" }.joined(separator: ", ") + ")")
+            values += filter.states.map { .text($0.rawValue) }
+        }
+        func add(_ condition: String, _ value: String?) {
+            guard let value else { return }
+            conditions.append(condition)
+            values.append(.text(value))
+        }
+        add("created_at >= ?", filter.since)
+        add("created_at < ?", filter.until)
+        add("name GLOB ?", filter.nameGlob)
+        add("client_ip = ?", filter.clientIP)
+        if let prefix = filter.checksumPrefix {
+            conditions.append("substr(sha256, 1, ?) = ?")
+            values += [.integer(Int64(prefix.utf8.count)), .text(prefix.lowercased())]
+        }
+        add("updated_at < ?", filter.updatedBefore)
+        let sql = "SELECT \(Self.columns) FROM uploads"
+            + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY \(filter.sort.sql)" + (filter.limit.map { " LIMIT \($0)" } ?? "")
+        return try locked { db throws(StoreError) in try db.query(sql, values, Self.record) }
+    }
+
+    /// How many uploads point at each content.
+    public func referenceCount(sha256: String) throws(StoreError) -> Int {
+        try locked { db throws(StoreError) in
+            try db.query("SELECT count(*) FROM uploads WHERE sha256 = ? AND state = 'complete'", [.text(sha256)]) {
+                Int($0.int(0))
+            }.first ?? 0
+        }
+    }
+
+    /// Deletes an upload's row, its temporary file, and its object when no other
+    /// upload (complete, or on its way there) has the same content. The check and
+    /// the unlink happen while holding the database's write lock: an upload of the
+    /// same content inserts its row before it renames its object, so it is either
+    /// seen here (and the object kept) or renames its object after this unlink.
+    public func delete(id: String) throws(StoreError) -> DeleteOutcome {
+        try locked { db throws(StoreError) in
+            try db.transaction { () throws(StoreError) -> DeleteOutcome in
+                let rows = try db.query("SELECT state, sha256 FROM uploads WHERE id = ?", [.text(id)]) {
+                    ($0.text(0), $0.text(1))
+                }
+                guard let (state, sha256) = rows.first else { return .notFound }
+                if state == UploadState.receiving.rawValue { return .receiving }
+                try db.run("DELETE FROM uploads WHERE id = ?", [.text(id)])
+                try? Files.unlink(directory.tempFile(id: id))
+                let others = try db.query(
+                    "SELECT count(*) FROM uploads WHERE sha256 = ? AND state IN ('complete', 'receiving', 'interrupted')",
+                    [.text(sha256)]
+                ) { $0.int(0) }.first ?? 0
+                var removed = false
+                if others == 0 {
+                    let object = directory.objectFile(sha256: sha256)
+                    if Files.exists(object) {
+                        do throws(SystemError) { try Files.unlink(object) } catch { throw .system(error) }
+                        removed = true
+                    }
+                }
+                try appendEvent(db, id, "deleted", detail: removed ? "object removed" : "object kept (shared or absent)")
+                return .deleted(removedObject: removed)
+            }
+        }
+    }
+
+    public func adminStats(today: String, days: [String]) throws(StoreError) -> AdminStats {
+        try locked { db throws(StoreError) in
+            let perState = try db.query("SELECT state, count(*) FROM uploads GROUP BY state") { ($0.text(0), Int($0.int(1))) }
+            let bytes = try db.query(
+                """
+                SELECT coalesce((SELECT sum(size) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')), 0),
+                       coalesce((SELECT sum(size) FROM uploads WHERE state = 'complete'), 0)
+                """
+            ) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)
+            let counts = Dictionary(
+                try db.query(
+                    "SELECT substr(created_at, 1, 10), count(*) FROM uploads WHERE created_at >= ? GROUP BY 1",
+                    [.text(days.first ?? today)]
+                ) { ($0.text(0), Int($0.int(1))) },
+                uniquingKeysWith: +)
+            return AdminStats(
+                perState: Dictionary(perState, uniquingKeysWith: +),
+                uploads: perState.reduce(0) { $0 + $1.1 },
+                bytesStored: bytes.0,
+                bytesSaved: bytes.1 - bytes.0,
+                perDay: days.map { AdminStats.DayCount(day: $0, uploads: counts[$0] ?? 0) })
+        }
+    }
+}

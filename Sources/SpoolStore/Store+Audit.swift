@@ -1,0 +1,209 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Crypto
+import SpoolProtocol
+import SpoolSystem
+
+public struct AuditFinding: Codable, Equatable, Sendable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// A complete upload's object is not on disk.
+        case missingObject = "missing_object"
+        /// A complete upload's object has the wrong size (truncated, or grown).
+        case sizeMismatch = "size_mismatch"
+        /// A complete upload's object does not hash to its SHA-256.
+        case checksumMismatch = "checksum_mismatch"
+        /// An object no upload refers to.
+        case orphanObject = "orphan_object"
+        /// A temporary file no live or resumable upload owns.
+        case staleTemp = "stale_temp"
+        /// An upload still `receiving` that nobody is writing (its worker is gone).
+        case stuckReceiving = "stuck_receiving"
+    }
+
+    public var kind: Kind
+    /// The uploads concerned (several when they share one object).
+    public var uploads: [String]
+    public var path: String
+    public var detail: String
+
+    enum CodingKeys: String, CodingKey {
+        case kind, uploads, path, detail
+    }
+}
+
+public struct AuditReport: Codable, Equatable, Sendable {
+    public var checkedUploads = 0
+    public var checkedObjects = 0
+    public var checkedBytes: Int64 = 0
+    public var quick = false
+    public var findings: [AuditFinding] = []
+    /// What `--repair` did, one line per action.
+    public var repairs: [String] = []
+
+    public var isClean: Bool { findings.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case checkedUploads = "checked_uploads"
+        case checkedObjects = "checked_objects"
+        case checkedBytes = "checked_bytes"
+        case quick, findings, repairs
+    }
+}
+
+extension Store {
+    /// Cross-checks the database and the spool directory. Reads only (the locks it
+    /// takes on temporary files to see whether anyone writes them are let go at once).
+    /// `progress` receives (bytes checked, bytes to check).
+    public func audit(quick: Bool, stuckAfterSeconds: Double = 10, progress: (Int64, Int64) -> Void = { _, _ in })
+        throws(StoreError) -> AuditReport
+    {
+        var report = AuditReport()
+        report.quick = quick
+
+        // 1. Every complete upload's object: there, the right size, the right hash.
+        let complete = try uploads(matching: { var f = UploadFilter(); f.states = [.complete]; return f }())
+        report.checkedUploads = complete.count
+        let byContent = Dictionary(grouping: complete, by: \.sha256)
+        let total = byContent.values.reduce(Int64(0)) { $0 + ($1.first?.size ?? 0) }
+        for (sha256, rows) in byContent.sorted(by: { $0.key < $1.key }) {
+            let ids = rows.map(\.id).sorted()
+            let size = rows[0].size
+            let path = directory.objectFile(sha256: sha256)
+            report.checkedObjects += 1
+            guard let actual = try? Files.size(path) else {
+                report.findings.append(AuditFinding(kind: .missingObject, uploads: ids, path: path, detail: "object missing"))
+                continue
+            }
+            if actual != size {
+                report.findings.append(AuditFinding(
+                    kind: .sizeMismatch, uploads: ids, path: path, detail: "\(actual) bytes on disk, \(size) recorded"))
+                continue
+            }
+            if !quick {
+                let hash: String
+                do { hash = try Self.hashFile(path) } catch { throw .system(error) }
+                if hash != sha256 {
+                    report.findings.append(AuditFinding(
+                        kind: .checksumMismatch, uploads: ids, path: path, detail: "hashes to \(hash)"))
+                }
+            }
+            report.checkedBytes += size
+            progress(report.checkedBytes, total)
+        }
+
+        // 2. Objects nobody refers to. The directory is listed before the rows are
+        // read: an upload inserts its row before it renames its object into place,
+        // so an object seen here whose upload is still finishing has its row already.
+        let objects = try objectFiles()
+        let referenced = Set(try uploads(matching: {
+            var f = UploadFilter(); f.states = [.complete, .receiving, .interrupted]; return f
+        }()).map(\.sha256))
+        for (name, path) in objects where !referenced.contains(name) {
+            report.findings.append(AuditFinding(kind: .orphanObject, uploads: [], path: path, detail: "no upload refers to it"))
+        }
+
+        // 3. Temporary files, and uploads that claim to be receiving.
+        let temps: [String]
+        do { temps = try Files.list(directory.tempPath).sorted() } catch { throw .system(error) }
+        let open = try uploads(matching: { var f = UploadFilter(); f.states = [.receiving, .interrupted]; return f }())
+        let owners = Dictionary(open.map { ("\($0.id).part", $0) }, uniquingKeysWith: { a, _ in a })
+        for name in temps where owners[name] == nil {
+            report.findings.append(AuditFinding(
+                kind: .staleTemp, uploads: [], path: directory.tempPath + "/" + name, detail: "no live or resumable upload owns it"))
+        }
+        let cutoff = UTCTime.epochMilliseconds() - Int64(stuckAfterSeconds * 1000)
+        let cutoffText = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
+        for row in open where row.state == .receiving && row.updatedAt < cutoffText && !isBeingWritten(row.id) {
+            report.findings.append(AuditFinding(
+                kind: .stuckReceiving, uploads: [row.id], path: directory.tempFile(id: row.id),
+                detail: "receiving since \(row.updatedAt), but no worker holds it"))
+        }
+        return report
+    }
+
+    /// Fixes what `audit` found without deleting anything a row refers to:
+    /// orphans and stale temporary files move to spool/quarantine; uploads whose
+    /// object is missing or corrupt become `lost` (a corrupt object is quarantined
+    /// too); stuck uploads become `interrupted`, resumable.
+    public func repair(_ report: AuditReport) throws(StoreError) -> [String] {
+        var actions: [String] = []
+        for finding in report.findings {
+            switch finding.kind {
+            case .missingObject, .sizeMismatch, .checksumMismatch:
+                if finding.kind != .missingObject {
+                    let moved = try quarantine(finding.path, into: "objects")
+                    actions.append("moved corrupt object \(finding.path) to \(moved)")
+                }
+                for id in finding.uploads {
+                    try mark(id, .lost, received: 0, error: "audit: \(finding.detail)", finished: true)
+                    actions.append("marked \(id) lost (\(finding.kind.rawValue))")
+                }
+            case .orphanObject:
+                actions.append("moved orphan object \(finding.path) to \(try quarantine(finding.path, into: "objects"))")
+            case .staleTemp:
+                actions.append("moved stale temporary file \(finding.path) to \(try quarantine(finding.path, into: "tmp"))")
+            case .stuckReceiving:
+                for id in finding.uploads where !isBeingWritten(id) {
+                    let received = Self.syncedSize(directory.tempFile(id: id))
+                    try mark(id, .interrupted, received: received, error: "audit: no worker was receiving it", finished: false)
+                    actions.append("marked \(id) interrupted (\(received) bytes kept, resumable)")
+                }
+            }
+        }
+        return actions
+    }
+
+    public var quarantinePath: String { directory.spoolPath + "/quarantine" }
+
+    private func quarantine(_ path: String, into folder: String) throws(StoreError) -> String {
+        let target = quarantinePath + "/" + folder
+        let name = path.split(separator: "/").last.map(String.init) ?? "file"
+        var destination = target + "/" + name
+        var n = 1
+        while Files.exists(destination) {
+            destination = target + "/\(name).\(n)"
+            n += 1
+        }
+        do {
+            try Files.makeDirectories(target)
+            try Files.rename(path, destination)
+            try Files.fsyncDirectory(target)
+        } catch {
+            throw .system(error)
+        }
+        return destination
+    }
+
+    /// Whether a worker holds this upload's temporary file (the lock it writes under).
+    func isBeingWritten(_ id: String) -> Bool {
+        let path = directory.tempFile(id: id)
+        guard let fd = try? Files.open(path, flags: O_RDONLY) else { return false }
+        defer { Files.close(fd) }
+        return (try? Files.tryLock(fd, path: path)) == false
+    }
+
+    /// (name, path) of every file under objects/.
+    func objectFiles() throws(StoreError) -> [(String, String)] {
+        var found: [(String, String)] = []
+        do {
+            for a in try Files.list(directory.objectsPath).sorted() {
+                let level1 = directory.objectsPath + "/" + a
+                for b in try Files.list(level1).sorted() {
+                    let level2 = level1 + "/" + b
+                    for name in try Files.list(level2).sorted() { found.append((name, level2 + "/" + name)) }
+                }
+            }
+        } catch {
+            throw .system(error)
+        }
+        return found
+    }
+
+    static func hashFile(_ path: String) throws(SystemError) -> String {
+        let fd = try Files.open(path, flags: O_RDONLY)
+        defer { Files.close(fd) }
+        let size = try Files.size(fd: fd, path: path)
+        return Checksum.hex(try hashPrefix(fd: fd, length: size, path: path).finalize())
+    }
+}
