@@ -65,7 +65,8 @@ import Testing
         let directory = DataDirectory(dir.path)
         #expect(throws: StoreError.noDatabase(path: directory.databasePath)) { try Store(directory: directory) }
         _ = try Database(path: directory.databasePath)  // exists, but no schema
-        #expect(throws: StoreError.schemaBehind(path: directory.databasePath, version: 0, latest: 1)) {
+        let latest = try Migrator.embedded().count
+        #expect(throws: StoreError.schemaBehind(path: directory.databasePath, version: 0, latest: latest)) {
             try Store(directory: directory)
         }
     }
