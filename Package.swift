@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "spoold",
             dependencies: [
-                "SpoolMaster", "SpoolStore", "SpoolSystem",
+                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -90,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "spool",
             dependencies: [
-                "SpoolClient", "SpoolProtocol",
+                "SpoolClient", "SpoolProtocol", "SpoolSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

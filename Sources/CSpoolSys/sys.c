@@ -45,6 +45,7 @@ int spool_signals_install_self_pipe(int write_fd) {
     sigemptyset(&mine);
     for (unsigned i = 0; i < HANDLED_COUNT; i++) sigaddset(&mine, handled_signals[i]);
     if (sigprocmask(SIG_UNBLOCK, &mine, NULL) != 0) return -1;
+    if (spool_ignore_sigxfsz() != 0) return -1;
     return spool_ignore_sigpipe();
 }
 
@@ -67,6 +68,14 @@ int spool_ignore_sigpipe(void) {
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
     return sigaction(SIGPIPE, &sa, NULL);
+}
+
+int spool_ignore_sigxfsz(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGXFSZ, &sa, NULL);
 }
 
 int spool_set_parent_death_signal(int sig) {
@@ -154,6 +163,20 @@ void spool_board_reset(spool_worker_board *board) {
     __atomic_store_n(&board->heartbeat, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&board->connections, 0, __ATOMIC_RELAXED);
     for (int i = 0; i < SPOOL_BOARD_UPLOADS; i++) spool_slot_release(board, i);
+    for (int i = 0; i < SPOOL_CLIENT_BUCKETS; i++) __atomic_store_n(&board->clients[i], 0, __ATOMIC_RELAXED);
+}
+
+void spool_board_client_add(spool_worker_board *board, int bucket, int32_t delta) {
+    __atomic_add_fetch(&board->clients[bucket], (uint32_t)delta, __ATOMIC_RELAXED);
+}
+
+uint32_t spool_scoreboard_client_connections(spool_worker_board *base, int bucket) {
+    uint32_t total = 0;
+    for (int w = 0; w < SPOOL_BOARD_WORKERS; w++) {
+        if (spool_board_heartbeat(&base[w]) == 0) continue;
+        total += __atomic_load_n(&base[w].clients[bucket], __ATOMIC_RELAXED);
+    }
+    return total;
 }
 
 void spool_board_beat(spool_worker_board *board) {

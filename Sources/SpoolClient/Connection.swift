@@ -15,7 +15,8 @@ public final class Connection {
     /// The greeting the server sent on connect.
     public private(set) var greeting = Reply(.ready, "")
 
-    public init(server: String) throws(ClientError) {
+    /// Connects, reads the greeting, and with a token authenticates (AUTH) before returning.
+    public init(server: String, token: String? = nil) throws(ClientError) {
         guard let (host, port) = Self.split(server) else { throw .badAddress(server) }
         address = server
         // A server that goes away mid-send must be an error to retry, not a SIGPIPE that kills us.
@@ -49,6 +50,11 @@ public final class Connection {
         let hello = try readReply()
         guard hello.code == .ready else { throw .refused(hello) }
         greeting = hello
+        if let token {
+            try send(line: "AUTH \(token)")
+            let answer = try readReply()
+            guard answer.code == .authenticated else { throw .refused(answer) }
+        }
     }
 
     deinit {

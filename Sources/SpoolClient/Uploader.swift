@@ -20,6 +20,8 @@ public struct UploadOptions: Sendable {
     /// Send no faster than this many bytes per second.
     public var limitRate: Int64?
     public var journal: ResumeJournal?
+    /// The upload token sent with AUTH on every connection.
+    public var token: String?
 
     public init() {}
 }
@@ -63,7 +65,7 @@ public final class Uploader {
         while true {
             do throws(ClientError) {
                 let current: Connection
-                if let open = connection { current = open } else { current = try Connection(server: server) }
+                if let open = connection { current = open } else { current = try Connection(server: server, token: options.token) }
                 connection = current
                 let result = try send(fd: fd, digest: digest, name: name, id: &id, over: current, progress: progress)
                 options.journal?.forget(sha256: digest.sha256, size: digest.size)

@@ -113,6 +113,15 @@ public final class Arbiter {
             for name in try store.removeStrayTempFiles() {
                 logger.warning("removed a temporary file no upload owns", metadata: ["file": "\(name)"])
             }
+            let tokensExist = try store.hasActiveTokens()
+            if !config.limits.loopback && !config.limits.allowAnonymous && !tokensExist {
+                throw MasterError.startup(
+                    "refusing to serve \(socket.address) without authentication: no upload token exists. "
+                        + "Create one with `spoold admin token create --name NAME` (clients then pass --token), "
+                        + "or start with --allow-anonymous to accept anyone who can reach this address")
+            }
+        } catch let error as MasterError {
+            throw error
         } catch {
             throw .startup("database: \(error)")
         }
@@ -417,7 +426,8 @@ public final class Arbiter {
             if let pidFile { close(pidFile.fd) }
             WorkerProcess.run(WorkerConfiguration(
                 listenFD: socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
-                scoreboard: board, board: board.board(index), logFile: config.logFile))
+                scoreboard: board, board: board.board(index), logFile: config.logFile,
+                limits: config.limits))
         }
         if pid < 0 {
             logger.error("cannot fork a worker", metadata: ["error": "\(SystemError.last("fork"))"])

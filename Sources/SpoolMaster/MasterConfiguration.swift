@@ -1,4 +1,5 @@
 import SpoolStore
+import SpoolWorker
 
 public struct MasterConfiguration: Sendable {
     public var host: String
@@ -13,6 +14,8 @@ public struct MasterConfiguration: Sendable {
     public var maxBootFailures = 5
     /// Interrupted uploads not resumed within this many seconds expire.
     public var partialTTL: Double = 86_400
+    /// What workers enforce: sizes, space, quotas, timeouts, connections, anonymous access.
+    public var limits = ServerLimits()
     /// Where log lines go instead of standard error (reopened on USR1).
     public var logFile: String?
 

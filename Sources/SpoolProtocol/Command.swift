@@ -2,6 +2,8 @@
 public enum Command: Equatable, Sendable {
     /// `HELLO <version>`: the highest protocol version the client speaks.
     case hello(version: Int)
+    /// `AUTH <token>`: authenticate with an upload token.
+    case auth(secret: String)
     /// `UPLOAD <size> <sha256> <name>`: announce an upload; the body follows the 150 reply.
     case upload(UploadRequest)
     /// `RESUME <id> <sha256>`: continue an interrupted upload; the rest of the body follows the 150 reply.
@@ -22,6 +24,16 @@ public enum Command: Equatable, Sendable {
     case ping
     /// `QUIT`
     case quit
+}
+
+extension Command {
+    /// Commands that touch uploads need an authenticated client when the server requires one.
+    public var needsAuthorization: Bool {
+        switch self {
+        case .upload, .resume, .status, .find, .list, .watch, .stats: true
+        case .hello, .auth, .help, .ping, .quit: false
+        }
+    }
 }
 
 public struct UploadRequest: Equatable, Sendable {
@@ -60,6 +72,11 @@ public enum CommandParser {
                 throw CommandError(.badArguments, "usage: \(Help.usage["HELLO"] ?? "")")
             }
             return .hello(version: version)
+        case "AUTH":
+            guard args.count == 1, args[args.startIndex].utf8.count <= 256 else {
+                throw CommandError(.badArguments, "usage: \(Help.usage["AUTH"] ?? "")")
+            }
+            return .auth(secret: String(args[args.startIndex]))
         case "UPLOAD":
             return .upload(try parseUpload(args))
         case "RESUME":

@@ -2,6 +2,7 @@
 public enum Help {
     public static let usage: [String: String] = [
         "HELLO": "HELLO <version>  (the highest protocol version you speak; the reply names the one in use)",
+        "AUTH": "AUTH <token>  (authenticate with an upload token; needed when the server has tokens)",
         "UPLOAD": "UPLOAD <size> <sha256> <name>  (then wait for 150 and send exactly <size> bytes)",
         "RESUME": "RESUME <id> <sha256>  (continue an interrupted upload: wait for 150 offset=N, send the bytes from N)",
         "STATUS": "STATUS <id>  (state, name, bytes, checksum, client, worker, times; rate while receiving)",
@@ -14,7 +15,7 @@ public enum Help {
         "QUIT": "QUIT  (closes the connection)",
     ]
 
-    public static let order = ["HELLO", "UPLOAD", "RESUME", "STATUS", "WATCH", "LIST", "FIND", "STATS", "PING", "HELP", "QUIT"]
+    public static let order = ["HELLO", "AUTH", "UPLOAD", "RESUME", "STATUS", "WATCH", "LIST", "FIND", "STATS", "PING", "HELP", "QUIT"]
 
     /// The command closest to a mistyped one (at most two edits away), if any.
     public static func closest(to word: String) -> String? {

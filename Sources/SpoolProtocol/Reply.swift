@@ -77,6 +77,8 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case ready
     /// 221: closing the connection after QUIT.
     case closing
+    /// 235: authenticated.
+    case authenticated
     /// 250: upload stored durably and verified.
     case stored
     /// 421: service shutting down or too busy; try again later.
@@ -85,14 +87,22 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case busy
     /// 451: local error while storing; try again later.
     case storageError
+    /// 452: not enough free space for this upload now; try again later.
+    case insufficientStorage
     /// 500: the line is not a command (unknown verb, too long, not UTF-8).
     case badLine
     /// 501: the command's arguments are invalid.
     case badArguments
     /// 505: protocol version not supported.
     case unsupportedVersion
+    /// 530: this command needs authentication (AUTH) first.
+    case authenticationRequired
+    /// 535: the token was not accepted.
+    case authenticationFailed
     /// 550: no such upload to resume (or it can no longer be resumed).
     case notFound
+    /// 552: the upload exceeds the size limit or the token's quota.
+    case exceedsLimit
     /// 554: the received bytes do not match the declared SHA-256.
     case checksumMismatch
     /// A code this build does not know (from a newer server).
@@ -108,14 +118,19 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case 214: self = .help
         case 220: self = .ready
         case 221: self = .closing
+        case 235: self = .authenticated
         case 250: self = .stored
         case 421: self = .unavailable
         case 450: self = .busy
         case 451: self = .storageError
+        case 452: self = .insufficientStorage
         case 500: self = .badLine
         case 501: self = .badArguments
         case 505: self = .unsupportedVersion
+        case 530: self = .authenticationRequired
+        case 535: self = .authenticationFailed
         case 550: self = .notFound
+        case 552: self = .exceedsLimit
         case 554: self = .checksumMismatch
         default: return nil
         }
@@ -131,14 +146,19 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case .help: 214
         case .ready: 220
         case .closing: 221
+        case .authenticated: 235
         case .stored: 250
         case .unavailable: 421
         case .busy: 450
         case .storageError: 451
+        case .insufficientStorage: 452
         case .badLine: 500
         case .badArguments: 501
         case .unsupportedVersion: 505
+        case .authenticationRequired: 530
+        case .authenticationFailed: 535
         case .notFound: 550
+        case .exceedsLimit: 552
         case .checksumMismatch: 554
         case .unknown(let value): value
         }

@@ -15,6 +15,8 @@ public struct UploadFilter: Sendable {
     public var checksumPrefix: String?
     /// Last touched before this ISO time (purge's --older-than).
     public var updatedBefore: String?
+    /// Only this token's uploads.
+    public var token: String?
     public var limit: Int?
     public var sort: UploadSort = .newest
 
@@ -89,6 +91,7 @@ extension Store {
             values += [.integer(Int64(prefix.utf8.count)), .text(prefix.lowercased())]
         }
         add("updated_at < ?", filter.updatedBefore)
+        add("token = ?", filter.token)
         let sql = "SELECT \(Self.columns) FROM uploads"
             + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " ORDER BY \(filter.sort.sql)" + (filter.limit.map { " LIMIT \($0)" } ?? "")

@@ -12,14 +12,16 @@ public struct StoreStats: Sendable, Equatable {
 extension Store {
     /// Uploads whose name contains `text` (ASCII case-insensitively) or whose
     /// SHA-256 starts with it, newest first.
-    public func find(_ text: String, limit: Int) throws(StoreError) -> [UploadRecord] {
+    /// With `token`, only that token's uploads.
+    public func find(_ text: String, limit: Int, token: String? = nil) throws(StoreError) -> [UploadRecord] {
         let sql = """
             SELECT \(Self.columns) FROM uploads
-            WHERE instr(lower(name), lower(?1)) > 0 OR substr(sha256, 1, length(?1)) = lower(?1)
+            WHERE (instr(lower(name), lower(?1)) > 0 OR substr(sha256, 1, length(?1)) = lower(?1))
+              AND (?3 IS NULL OR token = ?3)
             ORDER BY created_at DESC, id DESC LIMIT ?2
             """
         return try locked { db throws(StoreError) in
-            try db.query(sql, [.text(text), .integer(Int64(limit))], Self.record)
+            try db.query(sql, [.text(text), .integer(Int64(limit)), token.map { .text($0) } ?? .null], Self.record)
         }
     }
 

@@ -6,18 +6,22 @@ import SpoolSystem
 
 extension Store {
     /// Records a new upload as `receiving` and opens its temporary file.
-    public func begin(_ new: NewUpload, id: String) throws(StoreError) -> OpenUpload {
+    public func begin(_ new: NewUpload, id: String, limits: AdmissionLimits = AdmissionLimits(), quota: TokenQuota? = nil)
+        throws(StoreError) -> OpenUpload
+    {
         let now = UTCTime.now()
         try locked { db throws(StoreError) in
             try db.transaction { () throws(StoreError) in
+                try admit(db, new, limits: limits, quota: quota)
                 try db.run(
                     """
                     INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
-                                         worker_pid, created_at, updated_at)
-                    VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?)
+                                         worker_pid, created_at, updated_at, token)
+                    VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?)
                     """,
                     [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
-                     .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now)]
+                     .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
+                     new.token.map { .text($0) } ?? .null]
                 )
                 try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort),
                                 detail: "\(new.size) bytes")

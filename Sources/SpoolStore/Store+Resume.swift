@@ -27,12 +27,13 @@ extension Store {
     /// that knows its id and declared SHA-256. The bytes already on disk are
     /// fsynced before their count is offered as the offset, and hashed again, so
     /// the final check covers the whole file.
-    public func resume(id: String, sha256: String, clientIP: String, clientPort: Int, workerPID: Int)
-        throws(StoreError) -> ResumeOutcome
-    {
-        // The same answer for a wrong id and a wrong checksum: a guess learns nothing.
+    /// Only the token that started an upload (none, for an anonymous one) may resume it.
+    public func resume(
+        id: String, sha256: String, token: String? = nil, clientIP: String, clientPort: Int, workerPID: Int
+    ) throws(StoreError) -> ResumeOutcome {
+        // The same answer for a wrong id, checksum or token: a guess learns nothing.
         let unknown = ResumeOutcome.notResumable(reason: "no upload \(id) with that checksum; start a new upload")
-        guard let row = try upload(id: id), row.sha256 == sha256 else { return unknown }
+        guard let row = try upload(id: id), row.sha256 == sha256, row.token == token else { return unknown }
         switch row.state {
         case .complete:
             return .alreadyComplete(row)

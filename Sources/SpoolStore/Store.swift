@@ -67,7 +67,7 @@ public final class Store: @unchecked Sendable {
 
     static let columns = """
         id, name, size, received, sha256, client_ip, client_port, state, error, worker_pid,
-        created_at, updated_at, finished_at
+        created_at, updated_at, finished_at, token
         """
 
     /// Newest first.
@@ -92,7 +92,7 @@ public final class Store: @unchecked Sendable {
             id: row.text(0), name: row.text(1), size: row.int(2), received: row.int(3), sha256: row.text(4),
             clientIP: row.text(5), clientPort: Int(row.int(6)), state: state, error: row.optionalText(8),
             workerPID: Int(row.int(9)), createdAt: row.text(10), updatedAt: row.text(11),
-            finishedAt: row.optionalText(12)
+            finishedAt: row.optionalText(12), token: row.optionalText(13)
         )
     }
 }

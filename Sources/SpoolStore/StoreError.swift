@@ -10,6 +10,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case schemaBehind(path: String, version: Int, latest: Int)
     case badMigration(file: String, reason: String)
     case notFound(id: String)
+    /// The upload does not fit: too large, over quota, or not enough space.
+    case refused(Refusal)
 
     public var description: String {
         switch self {
@@ -31,6 +33,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
             "migration file \(file): \(reason)"
         case .notFound(let id):
             "no upload with id \(id)"
+        case .refused(let refusal):
+            refusal.description
         }
     }
 }

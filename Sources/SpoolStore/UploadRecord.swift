@@ -25,6 +25,8 @@ public struct UploadRecord: Codable, Equatable, Sendable {
     public var createdAt: String
     public var updatedAt: String
     public var finishedAt: String?
+    /// The name of the token that uploaded it; nil for an anonymous upload.
+    public var token: String?
 
     enum CodingKeys: String, CodingKey {
         case id, name, size, received, sha256, state, error
@@ -45,8 +47,13 @@ public struct NewUpload: Sendable {
     public var clientIP: String
     public var clientPort: Int
     public var workerPID: Int
+    /// The authenticated token's name, with its quota checked at declaration.
+    public var token: String?
 
-    public init(name: String, size: Int64, sha256: String, clientIP: String, clientPort: Int, workerPID: Int) {
+    public init(
+        name: String, size: Int64, sha256: String, clientIP: String, clientPort: Int, workerPID: Int, token: String? = nil
+    ) {
+        self.token = token
         self.name = name
         self.size = size
         self.sha256 = sha256

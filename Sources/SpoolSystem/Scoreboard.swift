@@ -42,6 +42,18 @@ public struct Scoreboard: @unchecked Sendable {
     }
 
     public static func nowMilliseconds() -> UInt64 { spool_monotonic_ms() }
+
+    /// Open connections from one client address, across every live worker. Addresses
+    /// share buckets by hash, so two addresses can, rarely, be counted together.
+    public func connections(from address: String) -> Int {
+        Int(spool_scoreboard_client_connections(base, Int32(Self.bucket(address))))
+    }
+
+    static func bucket(_ address: String) -> Int {
+        var hash: UInt32 = 2_166_136_261  // FNV-1a
+        for byte in address.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int(hash % UInt32(SPOOL_CLIENT_BUCKETS))
+    }
 }
 
 public struct LiveProgress: Sendable, Equatable {
@@ -73,8 +85,15 @@ public struct WorkerBoard: @unchecked Sendable {
     @inline(__always)
     public func beat() { spool_board_beat(board) }
 
-    public func connectionOpened() { spool_board_add_connections(board, 1) }
-    public func connectionClosed() { spool_board_add_connections(board, -1) }
+    public func connectionOpened(from address: String) {
+        spool_board_add_connections(board, 1)
+        spool_board_client_add(board, Int32(Scoreboard.bucket(address)), 1)
+    }
+
+    public func connectionClosed(from address: String) {
+        spool_board_add_connections(board, -1)
+        spool_board_client_add(board, Int32(Scoreboard.bucket(address)), -1)
+    }
 
     public func claim(slot: Int, id: String, received: Int64, size: Int64) {
         spool_slot_claim(board, Int32(slot), id, UInt64(received), UInt64(size))

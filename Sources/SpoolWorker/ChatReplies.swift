@@ -65,6 +65,14 @@ enum ChatReplies {
 struct ChatQueries: Sendable {
     let store: Store
     let scoreboard: Scoreboard
+    /// Who asks: a token that is not an admin's sees only its own uploads.
+    let viewer: Session.Identity?
+
+    /// The token whose uploads alone may be seen, or nil for all of them.
+    var restriction: String? {
+        guard let viewer, !viewer.admin else { return nil }
+        return viewer.token
+    }
 
     func answer(_ command: Command) throws(StoreError) -> [Reply] {
         switch command {
@@ -72,9 +80,13 @@ struct ChatQueries: Sendable {
             guard let line = try status(id) else { return [Reply(.notFound, "no upload \(id)")] }
             return [Reply(.uploadStatus, line.text)]
         case .find(let text, let json):
-            return ChatReplies.list(try store.find(text, limit: ChatLimits.maxFind), json: json, scoreboard: scoreboard)
+            return ChatReplies.list(
+                try store.find(text, limit: ChatLimits.maxFind, token: restriction), json: json, scoreboard: scoreboard)
         case .list(let count, let json):
-            return ChatReplies.list(try store.uploads(limit: count), json: json, scoreboard: scoreboard)
+            var filter = UploadFilter()
+            filter.limit = count
+            filter.token = restriction
+            return ChatReplies.list(try store.uploads(matching: filter), json: json, scoreboard: scoreboard)
         case .stats:
             let midnight = UTCTime.format(seconds: Int(UTCTime.epochMilliseconds() / 1000) / 86_400 * 86_400)
             return [ChatReplies.stats(try store.stats(completedSince: midnight), live: scoreboard.totals())]
@@ -85,7 +97,7 @@ struct ChatQueries: Sendable {
 
     /// The status line of one upload and whether it is over, or nil when there is no such upload.
     func status(_ id: String) throws(StoreError) -> (text: String, isFinal: Bool)? {
-        guard let row = try store.upload(id: id) else { return nil }
+        guard let row = try store.upload(id: id), restriction == nil || row.token == restriction else { return nil }
         let live = row.state == .receiving ? scoreboard.progress(of: id) : nil
         return (ChatReplies.statusText(row, live: live), ChatReplies.isFinal(row.state))
     }

@@ -24,6 +24,8 @@ struct WorkerServices: Sendable {
     let scoreboard: Scoreboard
     /// Which of this worker's progress slots are free. Event loop only.
     let slots: UploadSlots
+    let limits: ServerLimits
+    let policy: AccessPolicy
 }
 
 /// The free progress slots of this worker's board. Used only on its one event loop.
@@ -59,6 +61,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var watchTimer: RepeatedTask?
     private var drainCheck: RepeatedTask?
     static let drainQuietTime = 1.0
+
+    private var limitTimer: RepeatedTask?
+    /// Since when an unfinished command line has been waiting (slowloris).
+    private var partialLineSince: Double?
+    /// The token this client authenticated with: its name goes on uploads, its quota is checked.
+    private var token: TokenRecord?
+    private var counted = false
 
     /// The upload being received, with the hash and count of the bytes written so far.
     private var upload: OpenUpload?
@@ -101,14 +110,37 @@ final class ConnectionHandler: ChannelInboundHandler {
             clientIP = remote.ipAddress ?? "unknown"
             clientPort = remote.port ?? 0
         }
-        services.board.connectionOpened()
+        if services.scoreboard.connections(from: clientIP) >= services.limits.maxConnectionsPerClient {
+            services.logger.warning("too many connections from one address", metadata: ["client": "\(clientIP)"])
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: Reply(
+                .unavailable, "too many connections from \(clientIP); try again later").line))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
+        services.board.connectionOpened(from: clientIP)
+        counted = true
+        session.anonymousAllowed = services.policy.anonymousAllowed
         send(Reply(.ready, "\(ProtocolInfo.product) ready proto=\(ProtocolInfo.version) worker=\(services.pid)"), context)
         context.flush()
         registry.add(self)  // after the greeting: a draining worker then says goodbye
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        limitTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            handler.value.checkTimeouts()
+        }
+    }
+
+    private func checkTimeouts() {
+        guard let context else { return }
+        let now = UTCTime.monotonic()
+        session.checkTimeouts(
+            services.limits.timeouts, quietFor: now - lastActivity, partialLineFor: partialLineSince.map { now - $0 })
+        drive(context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = UTCTime.monotonic()
+        session.anonymousAllowed = services.policy.anonymousAllowed
         session.receive(unwrapInboundIn(data))
         drive(context)
     }
@@ -116,8 +148,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         registry.remove(self)
-        services.board.connectionClosed()
+        if counted { services.board.connectionClosed(from: clientIP) }
         drainCheck?.cancel()
+        limitTimer?.cancel()
         watchTimer?.cancel()
         if let upload {
             self.upload = nil
@@ -148,6 +181,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 finish(context)
             case .query(let command):
                 query(command, context)
+            case .authenticate(let secret):
+                authenticate(secret, context)
             case .startWatch(let id):
                 startWatch(id, context)
             case .stopWatch:
@@ -159,6 +194,11 @@ final class ConnectionHandler: ChannelInboundHandler {
                 }
                 return
             }
+        }
+        if session.hasPartialLine {
+            if partialLineSince == nil { partialLineSince = UTCTime.monotonic() }
+        } else {
+            partialLineSince = nil
         }
         context.flush()
     }
@@ -178,19 +218,25 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
         let new = NewUpload(
             name: request.name, size: request.size, sha256: request.sha256,
-            clientIP: clientIP, clientPort: clientPort, workerPID: services.pid
+            clientIP: clientIP, clientPort: clientPort, workerPID: services.pid, token: token?.name
         )
         var rng = SystemRandomNumberGenerator()
         let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
-        let store = services.store
-        open(context) { .opened(try store.begin(new, id: id), nil) }
+        let (store, limits, quota) = (services.store, services.limits.admission, token?.quota)
+        open(context) {
+            do {
+                return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
+            } catch StoreError.refused(let refusal) {
+                return .refused(Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description))
+            }
+        }
     }
 
     private func resume(id: String, sha256: String, _ context: ChannelHandlerContext) {
         let store = services.store
-        let (ip, port, pid) = (clientIP, clientPort, services.pid)
+        let (ip, port, pid, owner) = (clientIP, clientPort, services.pid, token?.name)
         open(context) {
-            switch try store.resume(id: id, sha256: sha256, clientIP: ip, clientPort: port, workerPID: pid) {
+            switch try store.resume(id: id, sha256: sha256, token: owner, clientIP: ip, clientPort: port, workerPID: pid) {
             case .opened(let upload, let prefix):
                 return .opened(upload, prefix)
             case .alreadyComplete(let row):
@@ -339,9 +385,36 @@ final class ConnectionHandler: ChannelInboundHandler {
         services.slots.give(slot)
     }
 
+    // MARK: - Authentication
+
+    private func authenticate(_ secret: String, _ context: ChannelHandlerContext) {
+        let store = services.store
+        pauseReading(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.authenticate(secret: secret) }
+            .assumeIsolated().whenComplete { result in
+                if case .success(let record?) = result {
+                    self.token = record
+                    self.session.authenticated(as: Session.Identity(token: record.name, admin: record.admin))
+                    self.services.logger.info("authenticated", metadata: ["client": "\(self.clientIP):\(self.clientPort)", "token": "\(record.name)"])
+                    self.resumeReading(context)
+                    self.drive(context)
+                    return
+                }
+                self.services.logger.warning("authentication failed", metadata: ["client": "\(self.clientIP):\(self.clientPort)"])
+                // Answer slowly: a guess per second per connection, and three per connection.
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(self.services.limits.failedAuthenticationDelay * 1000))) {
+                    self.session.authenticationFailed()
+                    self.resumeReading(context)
+                    self.drive(context)
+                }
+            }
+    }
+
     // MARK: - Chat
 
-    private var queries: ChatQueries { ChatQueries(store: services.store, scoreboard: services.scoreboard) }
+    private var queries: ChatQueries {
+        ChatQueries(store: services.store, scoreboard: services.scoreboard, viewer: session.identity)
+    }
 
     private func query(_ command: Command, _ context: ChannelHandlerContext) {
         let queries = self.queries

@@ -21,6 +21,8 @@ public struct Session {
         case finishUpload
         /// Answer a question (STATUS, FIND, LIST, STATS) from the store, then call `answered`.
         case query(Command)
+        /// Check this token, then call `authenticated` or `authenticationFailed`.
+        case authenticate(secret: String)
         /// Push status lines for this upload until it ends (then call `watchEnded`).
         case startWatch(id: String)
         /// The client spoke while watching: send the final status line now, then call `watchEnded`.
@@ -46,6 +48,22 @@ public struct Session {
     public private(set) var protocolVersion = 1
     /// The worker is shutting down: finish the upload in progress, then close.
     public private(set) var isDraining = false
+    /// Who the client proved to be with AUTH; nil until then.
+    public private(set) var identity: Identity?
+    /// Whether a client that has not authenticated may touch uploads (the handler keeps this current).
+    public var anonymousAllowed = true
+    private var failedAuthentications = 0
+    public static let maxFailedAuthentications = 3
+
+    public struct Identity: Equatable, Sendable {
+        public var token: String
+        public var admin: Bool
+
+        public init(token: String, admin: Bool) {
+            self.token = token
+            self.admin = admin
+        }
+    }
 
     public init() {}
 
@@ -97,10 +115,16 @@ public struct Session {
     }
 
     private mutating func handle(_ command: Command) -> Action {
+        if command.needsAuthorization && identity == nil && !anonymousAllowed {
+            return .reply(Reply(.authenticationRequired, "authenticate first: AUTH <token>"))
+        }
         switch command {
+        case .auth(let secret):
+            state = .querying
+            return .authenticate(secret: secret)
         case .hello(let version):
             protocolVersion = min(version, ProtocolInfo.version)
-            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume"))
+            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume,auth,chat"))
         case .upload(let request):
             state = .opening
             return .beginUpload(request)
@@ -207,6 +231,71 @@ public struct Session {
             return
         }
     }
+
+    public mutating func authenticated(as identity: Identity) {
+        guard state == .querying else { return }
+        self.identity = identity
+        failedAuthentications = 0
+        answered([Reply(.authenticated, "authenticated as \(identity.token)\(identity.admin ? " (admin)" : "")")])
+    }
+
+    /// After too many failures the connection is closed: guessing costs a reconnect each time.
+    public mutating func authenticationFailed() {
+        guard state == .querying else { return }
+        failedAuthentications += 1
+        answered([Reply(.authenticationFailed, "authentication failed")])
+        if failedAuthentications >= Self.maxFailedAuthentications {
+            state = .closed
+            pending.append(.reply(Reply(.unavailable, "too many failed attempts; closing")))
+            pending.append(.close)
+        }
+    }
+
+    // MARK: - Time limits
+
+    /// The limits a connection lives under; times in seconds.
+    public struct Timeouts: Sendable, Equatable {
+        /// No command for this long: closed.
+        public var idle: Double
+        /// A command line not finished within this long (slowloris): closed.
+        public var line: Double
+        /// No body byte for this long in the middle of an upload: closed, the upload left resumable.
+        public var stall: Double
+
+        public init(idle: Double, line: Double, stall: Double) {
+            self.idle = idle
+            self.line = line
+            self.stall = stall
+        }
+    }
+
+    /// Checks the connection against its time limits: `quietFor` is the time since
+    /// the client last sent anything, `partialLineFor` how long an unfinished line
+    /// has been waiting. Closes the session (and says why) when a limit is passed.
+    public mutating func checkTimeouts(_ limits: Timeouts, quietFor: Double, partialLineFor: Double?) {
+        let reason: String
+        switch state {
+        case .commands:
+            if let waiting = partialLineFor, waiting > limits.line {
+                reason = "command line not finished within \(Int(limits.line)) s"
+            } else if partialLineFor == nil, quietFor > limits.idle {
+                reason = "idle for \(Int(limits.idle)) s"
+            } else {
+                return
+            }
+        case .body:
+            guard quietFor > limits.stall else { return }
+            reason = "upload stalled: no bytes for \(Int(limits.stall)) s; resume it later"
+        case .opening, .finishing, .querying, .watching, .closed:
+            return
+        }
+        state = .closed
+        pending.append(.reply(Reply(.unavailable, "closing: \(reason)")))
+        pending.append(.close)
+    }
+
+    /// Whether an unfinished command line is waiting (for the slowloris limit).
+    public var hasPartialLine: Bool { state == .commands && framer.bufferedBytes > 0 && !framer.hasLine }
 
     /// A question was answered (or a watch ended): send `replies`, then read commands again.
     public mutating func answered(_ replies: [Reply]) {

@@ -30,11 +30,13 @@ public struct WorkerConfiguration: Sendable {
     /// This worker's own board: heartbeat, connections, upload progress.
     public var board: WorkerBoard
     public var logFile: String?
+    public var limits: ServerLimits
 
     public init(
         listenFD: Int32, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
-        board: WorkerBoard, logFile: String?
+        board: WorkerBoard, logFile: String?, limits: ServerLimits
     ) {
+        self.limits = limits
         self.listenFD = listenFD
         self.directory = directory
         self.masterPID = masterPID
@@ -69,6 +71,7 @@ public enum WorkerProcess {
         _ = spool_set_parent_death_signal(SIGTERM)
         if getppid() != config.masterPID { exit(WorkerExit.normal) }
         _ = spool_ignore_sigpipe()
+        _ = spool_ignore_sigxfsz()  // a write past the file-size limit must fail, not kill the worker
         _ = spool_worker_signals_install()
 
         let store: Store
@@ -92,9 +95,13 @@ public enum WorkerProcess {
         // The event loop beats once a second; body chunks beat too (ConnectionHandler).
         loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in board.beat() }
 
+        let policy = AccessPolicy(limits: config.limits, tokensExist: (try? store.hasActiveTokens()) ?? true)
+        loop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
+            pool.submit { _ in policy.refresh(from: store) }
+        }
         let services = WorkerServices(
             store: store, pool: pool, pid: pid, logger: logger, board: board, scoreboard: config.scoreboard,
-            slots: UploadSlots())
+            slots: UploadSlots(), limits: config.limits, policy: policy)
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
@@ -133,6 +140,13 @@ public enum WorkerProcess {
             }
             // accept() also returns once a second (SO_RCVTIMEO on the listening
             // socket, set by the master) so a worker notices its master is gone.
+            // At its connection cap a worker stops accepting: the kernel hands new
+            // connections to the workers still waiting in accept().
+            if config.board.connections >= config.limits.maxConnectionsPerWorker {
+                usleep(10_000)
+                if getppid() != config.masterPID { return .now(WorkerExit.normal) }
+                continue
+            }
             let fd = spool_accept_cloexec(config.listenFD)
             if fd >= 0 {
                 bootstrap.withConnectedSocket(fd).whenFailure { error in

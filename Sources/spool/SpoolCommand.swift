@@ -1,6 +1,7 @@
 import ArgumentParser
 import SpoolClient
 import SpoolProtocol
+import SpoolSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -19,6 +20,21 @@ struct SpoolCommand: ParsableCommand {
 struct ServerOptions: ParsableArguments {
     @Option(help: "Server address, HOST:PORT.")
     var server: String = "127.0.0.1:8888"
+
+    @Option(help: "Upload token (default: $SPOOL_TOKEN). Needed when the server has tokens.")
+    var token: String?
+
+    /// --token, else $SPOOL_TOKEN.
+    var resolvedToken: String? {
+        if let token { return token }
+        guard let value = getenv("SPOOL_TOKEN") else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+
+    func connect() throws(ClientError) -> Connection {
+        try Connection(server: server, token: resolvedToken)
+    }
 }
 
 struct Upload: ParsableCommand {
@@ -52,7 +68,7 @@ struct Upload: ParsableCommand {
     func validate() throws {
         if files.isEmpty { throw ValidationError("name at least one file to upload") }
         guard (0...100).contains(retries) else { throw ValidationError("--retries must be from 0 to 100") }
-        if let limitRate, ByteCount.parse(limitRate).map({ $0 > 0 }) != true {
+        if let limitRate, ByteSize.parse(limitRate).map({ $0 > 0 }) != true {
             throw ValidationError("--limit-rate must be a positive number of bytes, like 500K or 10M")
         }
     }
@@ -60,8 +76,9 @@ struct Upload: ParsableCommand {
     func run() throws {
         var options = UploadOptions()
         options.retries = retries
-        options.limitRate = limitRate.flatMap(ByteCount.parse)
+        options.limitRate = limitRate.flatMap(ByteSize.parse)
         options.journal = noResume ? nil : ResumeJournal(directory: ResumeJournal.defaultDirectory())
+        options.token = server.resolvedToken
         let uploader = Uploader(server: server.server, options: options)
         var failures = 0
         for path in files {
@@ -88,22 +105,6 @@ struct Upload: ParsableCommand {
     }
 }
 
-/// `1048576`, `512K`, `10M`, `2G`.
-enum ByteCount {
-    static func parse(_ text: String) -> Int64? {
-        let scales: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30]
-        var digits = Substring(text)
-        var scale: Int64 = 1
-        if let last = text.uppercased().last, let s = scales[last] {
-            digits = digits.dropLast()
-            scale = s
-        }
-        guard let value = Int64(digits), value >= 0 else { return nil }
-        let (product, overflow) = value.multipliedReportingOverflow(by: scale)
-        return overflow ? nil : product
-    }
-}
-
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show an upload's status, by id or by name (the newest upload with that name).",
@@ -117,7 +118,7 @@ struct Status: ParsableCommand {
 
     func run() throws {
         do {
-            let inquiry = Inquiry(connection: try Connection(server: server.server))
+            let inquiry = Inquiry(connection: try server.connect())
             guard let status = try inquiry.status(of: upload) else {
                 printError("spool: no upload \(upload)")
                 throw ExitCode(StatusExit.unknown)
@@ -148,7 +149,7 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         do {
-            let inquiry = Inquiry(connection: try Connection(server: server.server))
+            let inquiry = Inquiry(connection: try server.connect())
             let bar = ProgressBar(label: id)
             let last = try inquiry.watch(id) { status in
                 bar.update(sent: status.received, total: status.size)
@@ -177,7 +178,7 @@ struct Chat: ParsableCommand {
 
     func run() throws {
         let connection: Connection
-        do { connection = try Connection(server: server.server) } catch {
+        do { connection = try server.connect() } catch {
             printError("spool: \(error)")
             throw ExitCode(1)
         }

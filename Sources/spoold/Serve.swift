@@ -3,6 +3,7 @@ import Logging
 import SpoolMaster
 import SpoolStore
 import SpoolSystem
+import SpoolWorker
 
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +37,30 @@ struct Serve: ParsableCommand {
     @Option(help: "Interrupted uploads not resumed within this time expire: 90s, 30m, 24h, 7d.")
     var partialTTL: String = "24h"
 
+    @Option(help: "Largest upload accepted, checked against the declared size (suffixes K, M, G, T).")
+    var maxFileSize: String = "1T"
+
+    @Option(help: "Free space that must remain after every upload in flight has arrived (suffixes K, M, G, T).")
+    var minFree: String = "1G"
+
+    @Option(help: "Close a connection that sends no command for this long.")
+    var idleTimeout: String = "5m"
+
+    @Option(help: "Close a connection whose command line is not finished within this long.")
+    var lineTimeout: String = "30s"
+
+    @Option(help: "Close a connection whose upload body stops moving for this long (the upload stays resumable).")
+    var stallTimeout: String = "2m"
+
+    @Option(help: "Connections one worker serves at once; at the cap it stops accepting.")
+    var maxConnections: Int = 1000
+
+    @Option(help: "Connections from one client address, across all workers.")
+    var maxClientConnections: Int = 100
+
+    @Flag(help: "Serve clients without a token even when tokens exist or the address is not loopback.")
+    var allowAnonymous = false
+
     @Option(help: "Early worker deaths in a row after which the server gives up and exits 3.")
     var maxBootFailures: Int = 5
 
@@ -54,6 +79,17 @@ struct Serve: ParsableCommand {
         guard DurationText.seconds(partialTTL) != nil else {
             throw ValidationError("--partial-ttl must be a duration like 90s, 30m, 24h or 7d, got \"\(partialTTL)\"")
         }
+        for (option, value) in [("--max-file-size", maxFileSize), ("--min-free", minFree)] where ByteSize.parse(value) == nil {
+            throw ValidationError("\(option) takes a size like 500M or 2G, got \"\(value)\"")
+        }
+        for (option, value) in [("--idle-timeout", idleTimeout), ("--line-timeout", lineTimeout), ("--stall-timeout", stallTimeout)] {
+            guard let seconds = DurationText.seconds(value), seconds >= 1 else {
+                throw ValidationError("\(option) takes a duration of at least 1s, like 30s or 5m, got \"\(value)\"")
+            }
+        }
+        guard maxConnections >= 1 && maxClientConnections >= 1 else {
+            throw ValidationError("--max-connections and --max-client-connections must be at least 1")
+        }
         if logFile?.isEmpty == true { throw ValidationError("--log-file must not be empty") }
     }
 
@@ -67,6 +103,15 @@ struct Serve: ParsableCommand {
         config.maxBootFailures = maxBootFailures
         config.logFile = logFile
         config.partialTTL = DurationText.seconds(partialTTL) ?? 86_400
+        config.limits.admission.maxFileSize = ByteSize.parse(maxFileSize) ?? config.limits.admission.maxFileSize
+        config.limits.admission.minFreeBytes = ByteSize.parse(minFree) ?? config.limits.admission.minFreeBytes
+        config.limits.timeouts = Session.Timeouts(
+            idle: DurationText.seconds(idleTimeout) ?? 300, line: DurationText.seconds(lineTimeout) ?? 30,
+            stall: DurationText.seconds(stallTimeout) ?? 120)
+        config.limits.maxConnectionsPerWorker = maxConnections
+        config.limits.maxConnectionsPerClient = maxClientConnections
+        config.limits.allowAnonymous = allowAnonymous
+        config.limits.loopback = address.host.hasPrefix("127.") || address.host == "::1"
         let code: Int32
         do {
             code = try Arbiter(config: config).run()

@@ -5,7 +5,7 @@ import Testing
 @Suite struct ConnectionSpreadTests {
     /// 200 connections held open at once over 4 workers: none may take more than half.
     @Test func connectionsSpreadAcrossWorkers() throws {
-        let server = try Server(workers: 4)
+        let server = try Server(workers: 4, arguments: ["--max-client-connections", "1000"])
         var connections: [Connection] = []
         var perWorker: [String: Int] = [:]
         for _ in 0..<200 {

@@ -16,6 +16,9 @@ int spool_signals_reset(void);
 /// Ignores SIGPIPE so that writes to a closed socket fail with EPIPE instead of killing us.
 int spool_ignore_sigpipe(void);
 
+/// Ignores SIGXFSZ so that a write past RLIMIT_FSIZE fails with EFBIG instead of killing us.
+int spool_ignore_sigxfsz(void);
+
 /// Asks the kernel to send `sig` to this process when its parent exits.
 int spool_set_parent_death_signal(int sig);
 
@@ -51,7 +54,7 @@ int spool_worker_take_reopen(void);
 /// publishes how it is doing (as Apache httpd's scoreboard): its heartbeat, its
 /// open connections, and the progress of each upload it is receiving. Any process
 /// reads it without a system call. Board i belongs to the worker holding index i.
-enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32 };
+enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32, SPOOL_CLIENT_BUCKETS = 4096 };
 
 typedef struct {
     uint64_t seq;                 // odd while the worker writes the slot (a seqlock)
@@ -67,6 +70,7 @@ typedef struct {
     uint64_t connections;
     uint64_t reserved[6];
     spool_upload_slot uploads[SPOOL_BOARD_UPLOADS];
+    uint32_t clients[SPOOL_CLIENT_BUCKETS];   // open connections per client-address bucket
 } spool_worker_board;
 
 typedef struct {
@@ -86,6 +90,11 @@ void spool_board_beat(spool_worker_board *board);
 uint64_t spool_board_heartbeat(const spool_worker_board *board);
 void spool_board_add_connections(spool_worker_board *board, int64_t delta);
 uint64_t spool_board_connections(const spool_worker_board *board);
+
+/// Connections per client address, counted in buckets (a hash of the address).
+void spool_board_client_add(spool_worker_board *board, int bucket, int32_t delta);
+/// The sum of one bucket over every live board: connections from that address server-wide.
+uint32_t spool_scoreboard_client_connections(spool_worker_board *base, int bucket);
 
 /// Slot writes, by the owning worker only.
 void spool_slot_claim(spool_worker_board *board, int slot, const char *id, uint64_t received, uint64_t size);

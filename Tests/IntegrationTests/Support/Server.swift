@@ -25,8 +25,10 @@ final class Server: @unchecked Sendable {
         }
         FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: Binaries.spoold)
+        // A small free-space reserve unless a test sets one: a test machine's disk may be small.
+        let reserve = arguments.contains("--min-free") ? [] : ["--min-free", "16M"]
         process.arguments = ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)",
-                             "--data-dir", self.data.path + "/data"] + arguments
+                             "--data-dir", self.data.path + "/data"] + reserve + arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = arguments.contains("--log-file")

@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SpoolSystem
+
+/// What an upload must fit within to be accepted, checked before a byte is written.
+public struct AdmissionLimits: Sendable {
+    /// Largest declared size accepted.
+    public var maxFileSize: Int64 = 1 << 40
+    /// Free space that must remain on the spool's file system once every upload in
+    /// flight (and this one) has arrived.
+    public var minFreeBytes: Int64 = 1 << 30
+
+    public init() {}
+}
+
+/// Why an upload was turned away at declaration.
+public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
+    case tooLarge(size: Int64, limit: Int64)
+    case quotaBytes(used: Int64, size: Int64, quota: Int64)
+    case quotaFiles(used: Int, quota: Int)
+    case insufficientStorage(free: Int64, reserved: Int64, size: Int64, minimum: Int64)
+
+    public var description: String {
+        switch self {
+        case .tooLarge(let size, let limit):
+            "\(size) bytes is over this server's limit of \(limit) bytes per file"
+        case .quotaBytes(let used, let size, let quota):
+            "quota exceeded: \(used) bytes stored or in flight + \(size) > \(quota) bytes"
+        case .quotaFiles(let used, let quota):
+            "quota exceeded: \(used) files stored or in flight, the limit is \(quota)"
+        case .insufficientStorage(let free, let reserved, let size, let minimum):
+            "not enough space: \(free) bytes free, \(reserved) reserved for uploads in flight, \(size) asked, "
+                + "\(minimum) must stay free; try again later"
+        }
+    }
+
+    /// A quota or size limit will not change by retrying; space may free up.
+    public var isTransient: Bool {
+        if case .insufficientStorage = self { return true }
+        return false
+    }
+}
+
+extension Store {
+    /// Free bytes for an unprivileged writer on the spool's file system.
+    public func freeBytes() throws(StoreError) -> Int64 {
+        var st = statvfs()
+        guard statvfs(directory.spoolPath, &st) == 0 else { throw .system(.last("statvfs", directory.spoolPath)) }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
+
+    /// Inside the transaction that inserts the upload, so that two workers
+    /// admitting uploads at once see each other's reservations.
+    func admit(_ db: Database, _ new: NewUpload, limits: AdmissionLimits, quota: TokenQuota?) throws(StoreError) {
+        if new.size > limits.maxFileSize { throw .refused(.tooLarge(size: new.size, limit: limits.maxFileSize)) }
+        if let quota, let name = new.token, quota.bytes != nil || quota.files != nil {
+            let (bytes, files) = try db.query(
+                """
+                SELECT coalesce(sum(size), 0), count(*) FROM uploads
+                WHERE token = ? AND state IN ('complete', 'receiving', 'interrupted')
+                """,
+                [.text(name)]
+            ) { ($0.int(0), Int($0.int(1))) }.first ?? (0, 0)
+            if let limit = quota.files, files + 1 > limit { throw .refused(.quotaFiles(used: files, quota: limit)) }
+            if let limit = quota.bytes, bytes + new.size > limit {
+                throw .refused(.quotaBytes(used: bytes, size: new.size, quota: limit))
+            }
+        }
+        let reserved = try db.query(
+            "SELECT coalesce(sum(size - received), 0) FROM uploads WHERE state IN ('receiving', 'interrupted')"
+        ) { $0.int(0) }.first ?? 0
+        let free = try freeBytes()
+        if free - reserved - new.size < limits.minFreeBytes {
+            throw .refused(.insufficientStorage(free: free, reserved: reserved, size: new.size, minimum: limits.minFreeBytes))
+        }
+    }
+}
