@@ -93,12 +93,6 @@ public final class Arbiter {
         do { try directory.prepare() } catch { throw .startup("cannot create data directory: \(error)") }
         do { pidFile = try PidFile.lock(directory.pidFilePath) } catch { throw .startup(error.description) }
 
-        let socket: ListenSocket
-        do { socket = try ListenSocket.bind(host: config.host, port: config.port) } catch {
-            throw .startup("cannot listen: \(error)")
-        }
-        self.socket = socket
-
         // Migrate and recover before any worker exists, then close the database:
         // workers never race to migrate, and no SQLite connection crosses a fork.
         do {
@@ -116,7 +110,7 @@ public final class Arbiter {
             let tokensExist = try store.hasActiveTokens()
             if !config.limits.loopback && !config.limits.allowAnonymous && !tokensExist {
                 throw MasterError.startup(
-                    "refusing to serve \(socket.address) without authentication: no upload token exists. "
+                    "refusing to serve \(config.host) without authentication: no upload token exists. "
                         + "Create one with `spoold admin token create --name NAME` (clients then pass --token), "
                         + "or start with --allow-anonymous to accept anyone who can reach this address")
             }
@@ -125,6 +119,12 @@ public final class Arbiter {
         } catch {
             throw .startup("database: \(error)")
         }
+
+        let socket: ListenSocket
+        do { socket = try ListenSocket.bind(host: config.host, port: config.port) } catch {
+            throw .startup("cannot listen: \(error)")
+        }
+        self.socket = socket
 
         do { scoreboard = try Scoreboard.create() } catch { throw .startup("scoreboard: \(error)") }
         do { try pidFile?.write(pid: masterPID) } catch { throw .startup("pid file: \(error)") }

@@ -29,7 +29,7 @@ public struct UploadRecord: Codable, Equatable, Sendable {
     public var token: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, size, received, sha256, state, error
+        case id, name, size, received, sha256, state, error, token
         case clientIP = "client_ip"
         case clientPort = "client_port"
         case workerPID = "worker_pid"

@@ -85,13 +85,16 @@ public struct WorkerBoard: @unchecked Sendable {
     @inline(__always)
     public func beat() { spool_board_beat(board) }
 
-    public func connectionOpened(from address: String) {
-        spool_board_add_connections(board, 1)
+    /// Counted by the accept thread the moment it accepts, so that the cap it checks
+    /// before the next accept() already includes every connection handed to NIO.
+    public func connectionAccepted() { spool_board_add_connections(board, 1) }
+    public func connectionEnded() { spool_board_add_connections(board, -1) }
+
+    public func clientConnected(from address: String) {
         spool_board_client_add(board, Int32(Scoreboard.bucket(address)), 1)
     }
 
-    public func connectionClosed(from address: String) {
-        spool_board_add_connections(board, -1)
+    public func clientDisconnected(from address: String) {
         spool_board_client_add(board, Int32(Scoreboard.bucket(address)), -1)
     }
 

@@ -118,7 +118,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             return
         }
-        services.board.connectionOpened(from: clientIP)
+        services.board.clientConnected(from: clientIP)
         counted = true
         session.anonymousAllowed = services.policy.anonymousAllowed
         send(Reply(.ready, "\(ProtocolInfo.product) ready proto=\(ProtocolInfo.version) worker=\(services.pid)"), context)
@@ -148,7 +148,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         registry.remove(self)
-        if counted { services.board.connectionClosed(from: clientIP) }
+        services.board.connectionEnded()  // counted up by the accept thread
+        if counted { services.board.clientDisconnected(from: clientIP) }
         drainCheck?.cancel()
         limitTimer?.cancel()
         watchTimer?.cancel()

@@ -149,7 +149,10 @@ public enum WorkerProcess {
             }
             let fd = spool_accept_cloexec(config.listenFD)
             if fd >= 0 {
+                let board = config.board
+                board.connectionAccepted()
                 bootstrap.withConnectedSocket(fd).whenFailure { error in
+                    board.connectionEnded()
                     logger.warning("cannot serve connection", metadata: ["error": "\(error)"])
                 }
                 continue

@@ -79,12 +79,13 @@ extension Admin {
 /// RFC 4180 CSV: a header row, then one row per upload; fields quoted when needed.
 enum UploadCSV {
     static let header = ["id", "name", "state", "size", "received", "sha256", "client_ip", "client_port", "worker_pid",
-                         "created_at", "updated_at", "finished_at", "error"]
+                         "created_at", "updated_at", "finished_at", "error", "token"]
 
     static func render(_ rows: [UploadRecord]) -> String {
         let lines = [header] + rows.map { row in
             [row.id, row.name, row.state.rawValue, String(row.size), String(row.received), row.sha256, row.clientIP,
-             String(row.clientPort), String(row.workerPID), row.createdAt, row.updatedAt, row.finishedAt ?? "", row.error ?? ""]
+             String(row.clientPort), String(row.workerPID), row.createdAt, row.updatedAt, row.finishedAt ?? "", row.error ?? "",
+             row.token ?? ""]
         }
         return lines.map { $0.map(field).joined(separator: ",") + "\r\n" }.joined()
     }

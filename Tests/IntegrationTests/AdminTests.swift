@@ -41,7 +41,7 @@ import Testing
         // CSV: a header, then each row; the name with a comma and quotes survives.
         let csv = parseCSV(try admin(server, ["list", "--csv"]).stdout)
         #expect(csv.first == ["id", "name", "state", "size", "received", "sha256", "client_ip", "client_port", "worker_pid",
-                              "created_at", "updated_at", "finished_at", "error"])
+                              "created_at", "updated_at", "finished_at", "error", "token"])
         #expect(csv.dropFirst().map { $0[0] } == rows.map(\.id))
         #expect(csv[2][1] == "beta, \"the second\".txt" && csv[2][3] == "3000" && csv[2][2] == "complete")
 

@@ -49,6 +49,13 @@ final class RawSession {
         }
     }
 
+    /// A line if one arrives within a moment, else nil (for a peer that may close on us).
+    func readLineNow() throws -> String? {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        if buffer.firstIndex(of: 10) == nil && poll(&pfd, 1, 10) <= 0 { return nil }
+        return try readLine()
+    }
+
     /// Every line of one reply: up to the line whose code is followed by a space.
     func readReply() throws -> [String] {
         var lines: [String] = []

@@ -14,7 +14,8 @@ final class Server: @unchecked Sendable {
     var directory: DataDirectory { DataDirectory(data.path + "/data") }
 
     /// Starts the server and waits until every worker is ready.
-    init(workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = []) throws {
+    /// `wrapper` runs spoold through another program (prlimit, to lower a resource limit).
+    init(workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = [], wrapper: [String] = []) throws {
         self.data = try data ?? TempDirectory()
         self.workers = workers
         // With --log-file the server writes there; otherwise the harness captures standard error.
@@ -24,11 +25,12 @@ final class Server: @unchecked Sendable {
             logPath = self.data.path + "/spoold-\(UUID().uuidString.prefix(8)).log"
         }
         FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: Binaries.spoold)
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? Binaries.spoold)
         // A small free-space reserve unless a test sets one: a test machine's disk may be small.
         let reserve = arguments.contains("--min-free") ? [] : ["--min-free", "16M"]
-        process.arguments = ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)",
-                             "--data-dir", self.data.path + "/data"] + reserve + arguments
+        process.arguments = Array(wrapper.dropFirst()) + (wrapper.isEmpty ? [] : [Binaries.spoold])
+            + ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)", "--data-dir", self.data.path + "/data"]
+            + reserve + arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = arguments.contains("--log-file")
