@@ -110,14 +110,17 @@ let package = Package(
             dependencies: ["EmbedMigrationsTool"]
         ),
 
-        .testTarget(name: "SpoolProtocolTests", dependencies: ["SpoolProtocol"]),
+        .testTarget(
+            name: "SpoolProtocolTests",
+            dependencies: ["SpoolProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(
             name: "SpoolStoreTests",
             dependencies: ["SpoolStore", "SpoolSystem", "SpoolProtocol", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SpoolWorkerTests",
-            dependencies: ["SpoolWorker", "SpoolProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["SpoolWorker", "SpoolStore", "SpoolSystem"]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -1,3 +1,4 @@
+import SpoolProtocol
 import SpoolStore
 import SpoolSystem
 

@@ -3,6 +3,7 @@ import Logging
 import SpoolMaster
 import SpoolStore
 import SpoolSystem
+import SpoolProtocol
 import SpoolWorker
 
 #if canImport(Glibc)

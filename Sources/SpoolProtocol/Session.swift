@@ -1,5 +1,5 @@
 import NIOCore
-import SpoolProtocol
+
 
 /// The server side of one connection as a pure state machine: bytes and results
 /// go in, actions come out. No I/O happens here, so every path is testable

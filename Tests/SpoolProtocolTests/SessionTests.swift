@@ -1,7 +1,7 @@
 import NIOCore
-import SpoolProtocol
+
 import Testing
-@testable import SpoolWorker
+@testable import SpoolProtocol
 
 private let sha = String(repeating: "0f", count: 32)
 
@@ -158,5 +158,65 @@ private func codes(_ actions: [Session.Action]) -> [Int] {
         let actions = drain(&session)
         #expect(codes(actions) == [451, 421])
         #expect(actions.last == .close)
+    }
+}
+
+@Suite struct SessionLimitsTests {
+    let limits = Session.Timeouts(idle: 300, line: 30, stall: 120)
+
+    @Test func idleConnectionsCloseAfterTheIdleTime() {
+        var session = Session()
+        session.checkTimeouts(limits, quietFor: 299, partialLineFor: nil)
+        #expect(drain(&session).isEmpty)
+        session.checkTimeouts(limits, quietFor: 301, partialLineFor: nil)
+        let actions = drain(&session)
+        #expect(actions == [.reply(Reply(.unavailable, "closing: idle for 300 s")), .close])
+    }
+
+    @Test func anUnfinishedLineHasItsOwnDeadline() {
+        var session = Session()
+        _ = feed(&session, "PIN")
+        #expect(session.hasPartialLine)
+        session.checkTimeouts(limits, quietFor: 1, partialLineFor: 29)
+        #expect(drain(&session).isEmpty)
+        session.checkTimeouts(limits, quietFor: 1, partialLineFor: 31)
+        #expect(codes(drain(&session)) == [421])
+    }
+
+    @Test func aStalledBodyClosesButAnAnswerInProgressDoesNot() {
+        var session = Session()
+        _ = feed(&session, "UPLOAD 10 \(sha) a\n")
+        session.checkTimeouts(limits, quietFor: 1000, partialLineFor: nil)
+        #expect(drain(&session).isEmpty, "opening: the server is the one working")
+        session.uploadOpened(id: "S", size: 10, offset: 0)
+        _ = drain(&session)
+        session.checkTimeouts(limits, quietFor: 119, partialLineFor: nil)
+        #expect(drain(&session).isEmpty)
+        session.checkTimeouts(limits, quietFor: 121, partialLineFor: nil)
+        let actions = drain(&session)
+        #expect(codes(actions) == [421] && actions.last == .close)
+    }
+}
+
+@Suite struct SessionAuthTests {
+    @Test func withoutAnonymousAccessUploadsAndQuestionsNeedAuth() {
+        var session = Session()
+        session.anonymousAllowed = false
+        #expect(codes(feed(&session, "PING\nHELP PING\nLIST\nUPLOAD 1 \(sha) a\nSTATS\n")) == [200, 214, 530, 530, 530])
+        #expect(feed(&session, "AUTH spool_x\n") == [.authenticate(secret: "spool_x")])
+        session.authenticated(as: Session.Identity(token: "alice", admin: false))
+        #expect(drain(&session) == [.reply(Reply(.authenticated, "authenticated as alice"))])
+        #expect(feed(&session, "LIST\n") == [.query(.list(count: 20, json: false))])
+    }
+
+    @Test func threeFailuresCloseTheConnection() {
+        var session = Session()
+        for attempt in 1...3 {
+            #expect(feed(&session, "AUTH nope\n") == [.authenticate(secret: "nope")])
+            session.authenticationFailed()
+            let actions = drain(&session)
+            #expect(codes(actions) == (attempt < 3 ? [535] : [535, 421]))
+            if attempt == 3 { #expect(actions.last == .close) }
+        }
     }
 }
