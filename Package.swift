@@ -102,6 +102,14 @@ let package = Package(
             path: "bench/spool-bench"
         ),
 
+        // The protocol's fuzz target (fuzz/run builds it with libFuzzer; built
+        // normally it replays the inputs it is given).
+        .executableTarget(
+            name: "spool-fuzz",
+            dependencies: ["SpoolProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            path: "fuzz/spool-fuzz"
+        ),
+
         // Build-time embedding of migrations/*.sql into SpoolStore.
         .executableTarget(name: "EmbedMigrationsTool"),
         .plugin(
