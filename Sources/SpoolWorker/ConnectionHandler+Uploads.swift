@@ -1,0 +1,187 @@
+import Crypto
+import NIOCore
+import NIOPosix
+import SpoolProtocol
+import SpoolStore
+import SpoolSystem
+
+extension ConnectionHandler {
+
+    // MARK: - Upload steps
+
+    /// What opening (or reopening) an upload came to.
+    enum Opening: Sendable {
+        case opened(OpenUpload, PrefixHash?)
+        case refused(Reply)
+    }
+
+    func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
+        let new = NewUpload(
+            name: request.name, size: request.size, sha256: request.sha256,
+            clientIP: clientIP, clientPort: clientPort, workerPID: services.pid, token: token?.name
+        )
+        var rng = SystemRandomNumberGenerator()
+        let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
+        let (store, limits, quota) = (services.store, services.limits.admission, token?.quota)
+        open(context) {
+            do {
+                return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
+            } catch StoreError.refused(let refusal) {
+                return .refused(Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description))
+            }
+        }
+    }
+
+    func resume(id: String, sha256: String, _ context: ChannelHandlerContext) {
+        let store = services.store
+        let (ip, port, pid, owner) = (clientIP, clientPort, services.pid, token?.name)
+        open(context) {
+            switch try store.resume(id: id, sha256: sha256, token: owner, clientIP: ip, clientPort: port, workerPID: pid) {
+            case .opened(let upload, let prefix):
+                return .opened(upload, prefix)
+            case .alreadyComplete(let row):
+                return .refused(Self.storedReply(id: row.id, size: row.size, sha256: row.sha256))
+            case .busy:
+                return .refused(Reply(.busy, "upload \(id) is being received on another connection; try again later"))
+            case .notResumable(let reason):
+                return .refused(Reply(.notFound, reason))
+            }
+        }
+    }
+
+    /// Runs the blocking part of opening on the pool, then resumes the session with its result.
+    func open(_ context: ChannelHandlerContext, _ work: @escaping @Sendable () throws -> Opening) {
+        pauseReading(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop, work).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(.opened(let opened, let prefix)):
+                guard self.isActive else {
+                    self.interrupt(opened, received: opened.offset, reason: "client disconnected")
+                    return
+                }
+                self.upload = opened
+                self.hasher = prefix?.hasher ?? SHA256()
+                self.received = opened.offset
+                self.claimProgressSlot(opened)
+                if opened.offset > 0 {
+                    self.services.logger.info("upload resumed", metadata: ["id": "\(opened.id)", "offset": "\(opened.offset)"])
+                }
+                self.session.uploadOpened(id: opened.id, size: opened.size, offset: opened.offset)
+            case .success(.refused(let reply)):
+                self.session.uploadRefused(reply)
+            case .failure(let error):
+                self.services.logger.error("cannot open upload", metadata: ["error": "\(error)"])
+                self.session.uploadRefused(Reply(.storageError, "cannot accept uploads right now: \(error)"))
+            }
+            self.resumeReading(context)
+            self.drive(context)
+        }
+    }
+
+    static func storedReply(id: String, size: Int64, sha256: String) -> Reply {
+        Reply(.stored, "id=\(id) size=\(size) sha256=\(sha256) stored")
+    }
+
+    func write(_ bytes: ByteBuffer) {
+        guard let upload else { return }
+        do {
+            try bytes.withUnsafeReadableBytes { raw throws(SystemError) in
+                try Files.writeAll(upload.fd, raw, path: upload.tempPath)
+                hasher.update(bufferPointer: raw)
+            }
+            received += Int64(bytes.readableBytes)
+            services.board.beat()
+            publishProgress()
+        } catch {
+            self.upload = nil
+            releaseProgressSlot()
+            services.logger.error("write failed", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+            session.bodyFailed(Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)"))
+            let store = services.store
+            let received = self.received
+            services.pool.submit { _ in
+                try? store.fail(upload, received: received, reason: error.description)
+            }
+        }
+    }
+
+    func finish(_ context: ChannelHandlerContext) {
+        guard let upload else { return }
+        self.upload = nil
+        pauseReading(context)
+        let digest = Checksum.hex(hasher.finalize())
+        let received = self.received
+        let store = services.store
+        let logger = services.logger
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Reply in
+            do {
+                switch try store.complete(upload, received: received, sha256: digest) {
+                case .stored:
+                    logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
+                    return Self.storedReply(id: upload.id, size: received, sha256: digest)
+                case .checksumMismatch(let actual):
+                    logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
+                    return Reply(
+                        .checksumMismatch,
+                        "id=\(upload.id) checksum mismatch: declared \(upload.sha256), received \(actual); nothing stored"
+                    )
+                }
+            } catch {
+                logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+                return Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
+            }
+        }.assumeIsolated().whenComplete { result in
+            let reply: Reply
+            switch result {
+            case .success(let r): reply = r
+            case .failure(let error): reply = Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
+            }
+            self.releaseProgressSlot()
+            self.session.uploadFinished(reply)
+            self.resumeReading(context)
+            self.drive(context)
+        }
+    }
+
+    func interrupt(_ upload: OpenUpload, received: Int64, reason: String) {
+        let store = services.store
+        let logger = services.logger
+        services.pool.submit { _ in
+            do {
+                try store.interrupt(upload, received: received, reason: reason)
+                logger.info("upload interrupted", metadata: ["id": "\(upload.id)", "received": "\(received)"])
+            } catch {
+                logger.error("cannot record interruption", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: - Progress on the scoreboard
+
+    func claimProgressSlot(_ upload: OpenUpload) {
+        guard let slot = services.slots.take() else { return }
+        progressSlot = slot
+        rateMark = (Scoreboard.nowMilliseconds(), received)
+        rate = 0
+        services.board.claim(slot: slot, id: upload.id, received: received, size: upload.size)
+    }
+
+    /// A few stores to shared memory per chunk: cheap enough for every chunk.
+    func publishProgress() {
+        guard let slot = progressSlot else { return }
+        let now = Scoreboard.nowMilliseconds()
+        let elapsed = now &- rateMark.milliseconds
+        if elapsed >= 500 {
+            rate = (received - rateMark.bytes) * 1000 / Int64(elapsed)
+            rateMark = (now, received)
+        }
+        services.board.publish(slot: slot, received: received, rate: rate)
+    }
+
+    func releaseProgressSlot() {
+        guard let slot = progressSlot else { return }
+        progressSlot = nil
+        services.board.release(slot: slot)
+        services.slots.give(slot)
+    }
+}
