@@ -59,14 +59,82 @@ func progress(_ arguments: [String]) throws {
     }
 }
 
-let arguments = Array(CommandLine.arguments.dropFirst())
-switch arguments.first {
-case "progress":
-    do { try progress(Array(arguments.dropFirst())) } catch {
-        FileHandle.standardError.write(Data("spool-bench: \(error)\n".utf8))
-        exit(1)
+/// This machine's ceilings for the bytes an upload moves: SHA-256 in memory,
+/// loopback TCP, and writing to disk with an fsync. Prints `name MB/s` lines.
+func ceiling(_ arguments: [String]) throws {
+    let mib = arguments.first.flatMap(Int.init) ?? 1024
+    let directory = arguments.dropFirst().first ?? NSTemporaryDirectory()
+    let block = [UInt8]((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 11) })
+
+    var hasher = SHA256()
+    var start = UTCTime.monotonic()
+    for _ in 0..<mib { block.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
+    _ = hasher.finalize()
+    print("sha256 \(Int(Double(mib << 20) / (UTCTime.monotonic() - start) / 1e6))")
+
+    let path = directory + "/spool-bench-disk-\(getpid())"
+    let fd = try Files.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+    start = UTCTime.monotonic()
+    for _ in 0..<mib { try block.withUnsafeBytes { try Files.writeAll(fd, $0) } }
+    try Files.fsync(fd)
+    print("disk_fsync \(Int(Double(mib << 20) / (UTCTime.monotonic() - start) / 1e6))")
+    Files.close(fd)
+    try Files.unlink(path)
+
+    print("loopback \(Int(try loopback(mib: mib, block: block) / 1e6))")
+}
+
+/// Bytes per second through one TCP connection on 127.0.0.1.
+func loopback(mib: Int, block: [UInt8]) throws -> Double {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            _ = bind(listener, pointer, length)
+            return getsockname(listener, pointer, &length)
+        }
     }
-default:
-    FileHandle.standardError.write(Data("usage: spool-bench progress [MiB]\n".utf8))
-    exit(2)
+    listen(listener, 1)
+    let port = address.sin_port
+    let reader = Thread {
+        let fd = accept(listener, nil, nil)
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while read(fd, &buffer, buffer.count) > 0 {}
+        close(fd)
+    }
+    reader.start()
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var target = sockaddr_in()
+    target.sin_family = sa_family_t(AF_INET)
+    target.sin_port = port
+    target.sin_addr.s_addr = inet_addr("127.0.0.1")
+    _ = withUnsafePointer(to: &target) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    let start = UTCTime.monotonic()
+    for _ in 0..<mib { try block.withUnsafeBytes { try Files.writeAll(fd, $0) } }
+    shutdown(fd, Int32(SHUT_WR))
+    var byte: UInt8 = 0
+    _ = read(fd, &byte, 1)  // the reader closes once it has everything
+    let elapsed = UTCTime.monotonic() - start
+    close(fd)
+    close(listener)
+    return Double(mib << 20) / elapsed
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+do {
+    switch arguments.first {
+    case "progress": try progress(Array(arguments.dropFirst()))
+    case "ceiling": try ceiling(Array(arguments.dropFirst()))
+    default:
+        FileHandle.standardError.write(Data("usage: spool-bench progress [MiB] | ceiling [MiB] [DIR]\n".utf8))
+        exit(2)
+    }
+} catch {
+    FileHandle.standardError.write(Data("spool-bench: \(error)\n".utf8))
+    exit(1)
 }

@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""Spool's benchmarks, side by side with this machine's ceilings and with the
+servers people would pick instead (vsftpd, nginx WebDAV PUT), in one run.
+
+Every figure is printed next to a baseline measured in the same run, as a ratio:
+timings on shared machines vary between runs, ratios much less. Run it through
+bench/run, which builds Spool in release mode and installs the peers first.
+"""
+import argparse
+import datetime
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, ".build", "release")
+SPOOLD = os.path.join(RELEASE, "spoold")
+SPOOL = os.path.join(RELEASE, "spool")
+BENCH = os.path.join(RELEASE, "spool-bench")
+MB = 1e6
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def timed(fn):
+    start = time.monotonic()
+    fn()
+    return time.monotonic() - start
+
+
+def sync():
+    run(["sync"])
+
+
+def make_file(path, size, seed):
+    """Pseudo-random bytes, fast: a random 16 MiB block, each copy made unique by its index."""
+    block = bytearray(os.urandom(min(size, 16 << 20)) if size else b"")
+    with open(path, "wb") as f:
+        written, index = 0, seed << 32
+        while written < size:
+            block[:8] = index.to_bytes(8, "little")
+            chunk = block[: min(len(block), size - written)]
+            f.write(chunk)
+            written += len(chunk)
+            index += 1
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class Spool:
+    def __init__(self, workdir, workers, extra=()):
+        self.data = tempfile.mkdtemp(dir=workdir, prefix="spool-")
+        self.log = os.path.join(self.data, "spoold.log")
+        self.workers = workers
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--workers", str(workers), "--data-dir", self.data,
+             "--min-free", "0", "--max-client-connections", "5000", "--max-connections", "5000", *extra],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        while True:
+            text = open(self.log).read()
+            if text.count("worker ready") >= workers and "listening" in text:
+                self.ready_after = time.monotonic() - self.started
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError("spoold exited:\n" + text)
+            time.sleep(0.001)
+        self.port = int(re.search(r"address=127\.0\.0\.1:(\d+)", text).group(1))
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = dict(os.environ, SPOOL_STATE_DIR=os.path.join(self.data, "client-state"))
+
+    def worker_pids(self):
+        out = run(["pgrep", "-P", str(self.proc.pid)]).stdout.split()
+        return [int(p) for p in out]
+
+    def upload(self, files, extra=()):
+        return subprocess.Popen([SPOOL, "upload", "--quiet", "--retries", "0", "--server", self.address, *extra, *files],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+class Vsftpd:
+    """Anonymous upload on 127.0.0.1, configured in a temporary directory."""
+
+    def __init__(self, workdir):
+        self.dir = tempfile.mkdtemp(dir=workdir, prefix="vsftpd-")
+        os.chmod(self.dir, 0o755)
+        self.upload_dir = os.path.join(self.dir, "up")
+        os.mkdir(self.upload_dir)
+        shutil.chown(self.upload_dir, "ftp", "ftp")
+        os.makedirs("/var/run/vsftpd/empty", exist_ok=True)
+        self.port = free_port()
+        pasv = free_port()
+        conf = os.path.join(workdir, f"vsftpd-{self.port}.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join([
+                "listen=YES", "listen_address=127.0.0.1", f"listen_port={self.port}", "background=NO",
+                "anonymous_enable=YES", "local_enable=NO", "write_enable=YES", "anon_upload_enable=YES",
+                "anon_mkdir_write_enable=YES", "anon_other_write_enable=YES", f"anon_root={self.dir}",
+                "no_anon_password=YES", "anon_umask=022", "seccomp_sandbox=NO", "pasv_enable=YES",
+                f"pasv_min_port={pasv}", f"pasv_max_port={pasv + 200}", "pasv_address=127.0.0.1",
+                "max_clients=200", "max_per_ip=200", "xferlog_enable=NO", "use_localtime=NO", "",
+            ]))
+        self.proc = subprocess.Popen(["vsftpd", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Nginx:
+    """WebDAV PUT on 127.0.0.1, configured in a temporary directory."""
+
+    def __init__(self, workdir):
+        self.dir = tempfile.mkdtemp(dir=workdir, prefix="nginx-")
+        os.makedirs(os.path.join(self.dir, "www", "up"))
+        os.makedirs(os.path.join(self.dir, "tmp"))
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes {os.cpu_count()};
+daemon off;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.dir}/tmp;
+    client_max_body_size 0;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.dir}/www;
+        location /up/ {{
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+        }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_port(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def ratio(value, base):
+    return f"{value / base:.2f}" if base else "-"
+
+
+# ---------------------------------------------------------------- scenarios
+
+def ceilings(args, workdir):
+    out = run([BENCH, "ceiling", str(args.large_mib), workdir]).stdout
+    return {k: float(v) for k, v in (line.split() for line in out.splitlines())}
+
+
+def p1_large(args, workdir, ceiling):
+    size = args.large_mib << 20
+    path = os.path.join(workdir, "large.bin")
+    make_file(path, size, 1)
+    rows = []
+
+    def median_rate(fn):
+        return statistics.median(size / timed(fn) / MB for _ in range(args.repeat))
+
+    spool = Spool(workdir, os.cpu_count())
+
+    def spool_upload():
+        p = spool.upload([path], extra=["--no-resume"])
+        if p.wait() != 0:
+            raise RuntimeError(p.stderr.read().decode())
+    rows.append(("Spool (client hashing + upload, durable)", median_rate(spool_upload)))
+    spool.stop()
+
+    vs = Vsftpd(workdir)
+    url = f"ftp://127.0.0.1:{vs.port}/up/"
+    rows.append(("vsftpd (curl), as it is", median_rate(lambda: run(["curl", "-sS", "-T", path, url + "a.bin"]))))
+    rows.append(("vsftpd (curl) + sync", median_rate(lambda: (run(["curl", "-sS", "-T", path, url + "b.bin"]), sync()))))
+    vs.stop()
+
+    ng = Nginx(workdir)
+    url = f"http://127.0.0.1:{ng.port}/up/"
+    rows.append(("nginx PUT (curl), as it is", median_rate(lambda: run(["curl", "-sS", "-T", path, url + "a.bin"]))))
+    rows.append(("nginx PUT (curl) + sync", median_rate(lambda: (run(["curl", "-sS", "-T", path, url + "b.bin"]), sync()))))
+    ng.stop()
+    os.unlink(path)
+
+    base = ceiling["disk_fsync"]
+    lines = [f"### P1: one {args.large_mib} MiB upload, end to end",
+             "", "| system | MB/s | vs disk+fsync ceiling |", "|---|---|---|",
+             f"| ceiling: disk write + fsync | {base:.0f} | 1.00 |"]
+    lines += [f"| {name} | {rate:.0f} | {ratio(rate, base)} |" for name, rate in rows]
+    return lines, rows
+
+
+def small_files(workdir, count):
+    d = tempfile.mkdtemp(dir=workdir, prefix="small-")
+    for i in range(count):
+        make_file(os.path.join(d, f"f{i:05d}.bin"), 4096, 1000 + i)
+    return d, sorted(os.path.join(d, n) for n in os.listdir(d))
+
+
+def split(items, parts):
+    return [items[i::parts] for i in range(parts)]
+
+
+def p2_small(args, workdir):
+    d, files = small_files(workdir, args.small_files)
+    groups = split(files, 16)
+    results = []
+
+    def spool_run(workers):
+        spool = Spool(workdir, workers)
+        elapsed = timed(lambda: [p.wait() for p in [spool.upload(g, extra=["--no-resume"]) for g in groups]])
+        spool.stop()
+        return len(files) / elapsed
+
+    for workers in args.worker_counts:
+        results.append((f"Spool, {workers} worker{'s' if workers > 1 else ''} (durable)", spool_run(workers)))
+
+    vs = Vsftpd(workdir)
+    script = f"set net:max-retries 1; open -u anonymous, ftp://127.0.0.1:{vs.port}; cd up; mput -P 16 {d}/*.bin; quit"
+    results.append(("vsftpd (lftp mput -P 16), as it is", len(files) / timed(lambda: run(["lftp", "-c", script]))))
+    results.append(("vsftpd (lftp mput -P 16) + sync",
+                    len(files) / timed(lambda: (run(["lftp", "-c", script.replace("cd up", "mkdir up2; cd up2")]), sync()))))
+    vs.stop()
+
+    ng = Nginx(workdir)
+
+    def nginx_put(prefix):
+        procs = [subprocess.Popen(["curl", "-sS", "-T", "{" + ",".join(g) + "}",
+                                   f"http://127.0.0.1:{ng.port}/up/{prefix}{n}/"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n, g in enumerate(groups)]
+        for p in procs:
+            p.wait()
+    results.append(("nginx PUT (16 curl, keep-alive), as it is", len(files) / timed(lambda: nginx_put("a"))))
+    results.append(("nginx PUT (16 curl, keep-alive) + sync", len(files) / timed(lambda: (nginx_put("b"), sync()))))
+    ng.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+    base = results[0][1]
+    lines = [f"### P2: {len(files)} files of 4 KiB over 16 parallel connections",
+             "", f"| system | files/s | vs {results[0][0]} |", "|---|---|---|"]
+    lines += [f"| {name} | {rate:.0f} | {ratio(rate, base)} |" for name, rate in results]
+    return lines, results
+
+
+def p3_memory(args, workdir):
+    spool = Spool(workdir, 1)
+    worker = spool.worker_pids()[0]
+    idle = rss_kib(worker)
+    sparse = os.path.join(workdir, "sparse.bin")
+    with open(sparse, "wb") as f:
+        f.truncate(args.memory_mib << 20)
+    p = spool.upload([sparse])
+    p.wait()
+    peak = rss_kib(worker, "VmHWM")
+    os.unlink(sparse)
+
+    before = rss_kib(worker)
+    sockets = []
+    for _ in range(args.idle_connections):
+        s = socket.create_connection(("127.0.0.1", spool.port))
+        s.recv(200)  # the greeting: the worker has set the connection up
+        sockets.append(s)
+    time.sleep(0.2)
+    after = rss_kib(worker)
+    for s in sockets:
+        s.close()
+    spool.stop()
+    per = (after - before) / args.idle_connections
+    lines = [f"### P3: memory of one worker", "", "| measure | value | vs idle worker |", "|---|---|---|",
+             f"| idle worker RSS (baseline) | {idle / 1024:.1f} MiB | 1.00 |",
+             f"| peak RSS while receiving {args.memory_mib} MiB | {peak / 1024:.1f} MiB | {ratio(peak, idle)} |",
+             f"| RSS with {args.idle_connections} idle connections | {after / 1024:.1f} MiB | {ratio(after, idle)} |",
+             f"| RSS per idle connection | {per:.1f} KiB | - |"]
+    return lines, {"idle": idle, "peak": peak, "per_connection_kib": per}
+
+
+def status_latencies(port, upload_id, count):
+    s = socket.create_connection(("127.0.0.1", port))
+    f = s.makefile("rwb")
+    f.readline()
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        f.write(f"STATUS {upload_id}\n".encode())
+        f.flush()
+        line = f.readline()
+        times.append((time.perf_counter() - start) * 1000)
+        if not line.startswith(b"211"):
+            raise RuntimeError(line)
+    s.close()
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99) - 1]
+
+
+def p4_status(args, workdir):
+    spool = Spool(workdir, os.cpu_count())
+    first = os.path.join(workdir, "status-first.bin")
+    make_file(first, 1024, 7)
+    spool.upload([first]).wait()
+    out = subprocess.run([SPOOLD, "admin", "list", "--jsonl", "--data-dir", spool.data], stdout=subprocess.PIPE,
+                         text=True).stdout
+    upload_id = re.search(r'"id":"([0-9A-Z]{26})"', out).group(1)
+    idle = status_latencies(spool.port, upload_id, args.status_count)
+
+    files = []
+    for i in range(16):
+        path = os.path.join(workdir, f"stream-{i}.bin")
+        make_file(path, args.stream_mib << 20, 100 + i)
+        files.append(path)
+    procs = [spool.upload([path], extra=["--limit-rate", f"{args.stream_rate_mib}M"]) for path in files]
+    time.sleep(0.5)
+    busy = status_latencies(spool.port, upload_id, args.status_count)
+    streaming = sum(1 for p in procs if p.poll() is None)
+    for p in procs:
+        p.wait()
+    for path in files + [first]:
+        os.unlink(path)
+    spool.stop()
+    lines = [f"### P4: STATUS round trip while 16 uploads stream", "",
+             f"| measure | p50 ms | p99 ms | p50 vs idle |", "|---|---|---|---|",
+             f"| idle server (baseline) | {idle[0]:.3f} | {idle[1]:.3f} | 1.00 |",
+             f"| {streaming} of 16 uploads streaming | {busy[0]:.3f} | {busy[1]:.3f} | {ratio(busy[0], idle[0])} |"]
+    return lines, {"idle": idle, "busy": busy}
+
+
+def p5_startup(args, workdir):
+    base = statistics.median(timed(lambda: run([SPOOLD, "--version"])) for _ in range(args.repeat + 2))
+    times = []
+    for _ in range(args.repeat + 2):
+        spool = Spool(workdir, os.cpu_count())
+        times.append(spool.ready_after)
+        spool.stop()
+    ready = statistics.median(times)
+    lines = ["### P5: start-up, `spoold serve` to every worker accepting", "",
+             "| measure | ms | vs process start |", "|---|---|---|",
+             f"| `spoold --version` (process start, baseline) | {base * 1000:.1f} | 1.00 |",
+             f"| {os.cpu_count()} workers ready | {ready * 1000:.1f} | {ratio(ready, base)} |"]
+    return lines, {"base": base, "ready": ready}
+
+
+def machine(workdir):
+    mem = open("/proc/meminfo").readline().split()[1]
+    df = run(["df", "-h", workdir]).stdout.splitlines()[-1].split()
+    return f"{os.cpu_count()} cores, {int(mem) / 1024 / 1024:.1f} GiB memory, disk {df[0]} ({df[1]}, {df[3]} free)"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--output", help="also write the report to this Markdown file")
+    args = parser.parse_args()
+    if args.quick:
+        args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 64, 400, 128, 200
+        args.status_count, args.stream_mib, args.stream_rate_mib, args.repeat = 200, 4, 4, 1
+        args.worker_counts = [1, 2]
+    else:
+        args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 1024, 5000, 4096, 1000
+        args.status_count, args.stream_mib, args.stream_rate_mib, args.repeat = 2000, 64, 16, 3
+        args.worker_counts = [1, 2, 4]
+
+    workdir = tempfile.mkdtemp(prefix="spool-bench-", dir=os.environ.get("SPOOL_BENCH_DIR", "/var/tmp"))
+    os.chmod(workdir, 0o755)
+    try:
+        ceiling = ceilings(args, workdir)
+        report = [f"# Benchmarks", "",
+                  f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with `bench/run"
+                  f"{' --quick' if args.quick else ''}` on {machine(workdir)}.", "",
+                  "### Ceilings of this machine", "", "| what | MB/s |", "|---|---|"]
+        report += [f"| {name} | {value:.0f} |" for name, value in
+                   [("SHA-256, in memory", ceiling["sha256"]), ("loopback TCP, one connection", ceiling["loopback"]),
+                    ("disk write + fsync", ceiling["disk_fsync"])]]
+        report.append("")
+        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup):
+            lines, _ = scenario(args, workdir, ceiling) if scenario is p1_large else scenario(args, workdir)
+            report += lines + [""]
+            print("\n".join(lines) + "\n", flush=True)
+        text = "\n".join(report)
+        print(text if not args.output else "", end="")
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
