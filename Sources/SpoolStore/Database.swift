@@ -1,5 +1,9 @@
 import CSQLite
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A SQLite connection, used by one thread at a time (the caller serialises).
 ///
 /// A thin wrapper rather than GRDB: the master must stay single-threaded until it
@@ -23,7 +27,14 @@ public final class Database {
             throw .sqlite(operation: "open \(path)", code: rc, message: message)
         }
         handle = db
-        sqlite3_busy_timeout(db, 5000)
+        // SQLite's own busy timeout sleeps in steps of up to 100 ms; with several
+        // worker processes committing small transactions, that stalls uploads far
+        // longer than the lock is held. Retry quickly instead, for up to ~5 s.
+        sqlite3_busy_handler(db, { _, attempt in
+            if attempt >= Database.busyAttempts { return 0 }
+            usleep(attempt < 10 ? 50 : attempt < 100 ? 200 : 1000)
+            return 1
+        }, nil)
         try execute("PRAGMA journal_mode = WAL")
         // FULL: a commit is on disk before COMMIT returns; replies depend on that.
         try execute("PRAGMA synchronous = FULL")
@@ -54,9 +65,18 @@ public final class Database {
         return Statement(stmt, database: self, sql: sql)
     }
 
+    /// ~5 s of retries: 10 × 50 µs, 90 × 200 µs, then 1 ms each.
+    static let busyAttempts: Int32 = 10 + 90 + 4_900
+
     /// Runs `body` in a write transaction (BEGIN IMMEDIATE takes the write lock up
     /// front, so a busy database waits at BEGIN instead of failing at COMMIT).
-    public func transaction<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+    ///
+    /// `durable: false` commits without waiting for the disk (WAL, synchronous=NORMAL):
+    /// for a change that nothing has been promised on yet (an upload's first row; a
+    /// crash simply loses it). The next durable commit makes it durable too.
+    public func transaction<T>(durable: Bool = true, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        if !durable { try execute("PRAGMA synchronous = NORMAL") }
+        defer { if !durable { try? execute("PRAGMA synchronous = FULL") } }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()

@@ -11,7 +11,8 @@ extension Store {
     {
         let now = UTCTime.now()
         try locked { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) in
+            // Not durable yet: the client has been promised nothing about this upload.
+            try db.transaction(durable: false) { () throws(StoreError) in
                 try admit(db, new, limits: limits, quota: quota)
                 try db.run(
                     """

@@ -13,6 +13,7 @@ public final class Store: @unchecked Sendable {
     public let directory: DataDirectory
     private let database: Database
     private let lock = Lock()
+    private let groupCommit = GroupCommit()
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     public let actor: String
 
@@ -39,12 +40,12 @@ public final class Store: @unchecked Sendable {
         try lock.withLock { () throws(StoreError) -> T in try body(database) }
     }
 
-    /// Moves an upload to `state` and logs the event, in one transaction.
+    /// Moves an upload to `state` and logs the event, durably, in a commit shared
+    /// with the other threads of this process that are committing at the same time.
     func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError) {
         let now = UTCTime.now()
-        try locked { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) in
-                try db.run(
+        try durably { db throws(StoreError) in
+            try db.run(
                     """
                     UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
                                        finished_at = CASE WHEN ? THEN ? ELSE finished_at END
@@ -53,7 +54,27 @@ public final class Store: @unchecked Sendable {
                     [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
                      .integer(finished ? 1 : 0), .text(now), .text(id)]
                 )
-                try appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
+            try self.appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
+        }
+    }
+
+    /// Runs `work` in a durable transaction, grouped with concurrent ones (GroupCommit).
+    func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
+        try groupCommit.run(work) { batch throws(StoreError) in
+            try locked { db throws(StoreError) in
+                try db.transaction { () throws(StoreError) in
+                    for (n, entry) in batch.enumerated() {
+                        try db.execute("SAVEPOINT change\(n)")
+                        do throws(StoreError) {
+                            try entry.work(db)
+                            try db.execute("RELEASE change\(n)")
+                        } catch {
+                            try db.execute("ROLLBACK TO change\(n)")
+                            try db.execute("RELEASE change\(n)")
+                            entry.error = error
+                        }
+                    }
+                }
             }
         }
     }

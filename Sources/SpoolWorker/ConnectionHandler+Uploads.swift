@@ -1,3 +1,4 @@
+import CSpoolSys
 import Crypto
 import NIOCore
 import NIOPosix
@@ -62,6 +63,7 @@ extension ConnectionHandler {
                 self.upload = opened
                 self.hasher = prefix?.hasher ?? SHA256()
                 self.received = opened.offset
+                self.writebackMark = opened.offset
                 self.claimProgressSlot(opened)
                 if opened.offset > 0 {
                     self.services.logger.info("upload resumed", metadata: ["id": "\(opened.id)", "offset": "\(opened.offset)"])
@@ -90,6 +92,12 @@ extension ConnectionHandler {
                 hasher.update(bufferPointer: raw)
             }
             received += Int64(bytes.readableBytes)
+            if received - writebackMark >= Self.writebackChunk {
+                // Hand the last chunk to the disk now: the fsync at the end then waits
+                // for a few megabytes, not for the whole file.
+                _ = spool_start_writeback(upload.fd, writebackMark, received - writebackMark)
+                writebackMark = received
+            }
             services.board.beat()
             publishProgress()
         } catch {

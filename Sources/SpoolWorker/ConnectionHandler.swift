@@ -76,6 +76,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     var upload: OpenUpload?
     var hasher = SHA256()
     var received: Int64 = 0
+    /// Bytes up to here have been handed to the disk (spool_start_writeback).
+    var writebackMark: Int64 = 0
+    static let writebackChunk: Int64 = 8 << 20
 
     init(services: WorkerServices, registry: ConnectionRegistry) {
         self.services = services

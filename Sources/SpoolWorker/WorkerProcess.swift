@@ -85,7 +85,7 @@ public enum WorkerProcess {
         // NIO's threads must never take QUIT or USR1: those must interrupt accept() here.
         _ = spool_worker_signals_mask(1)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let pool = NIOThreadPool(numberOfThreads: 4)
+        let pool = NIOThreadPool(numberOfThreads: 16)
         pool.start()
         _ = spool_worker_signals_mask(0)
 

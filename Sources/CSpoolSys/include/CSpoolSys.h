@@ -111,6 +111,10 @@ int spool_scoreboard_live_uploads(spool_worker_board *base);
 /// (Glibc hides posix_openpt and friends from Swift). Returns the leader or -1.
 int spool_open_pty(char *name, unsigned long name_size);
 
+/// Starts writing a file range back to disk without waiting (sync_file_range with
+/// SYNC_FILE_RANGE_WRITE), so that the fsync at the end of an upload has little left to do.
+int spool_start_writeback(int fd, long long offset, long long length);
+
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
 uint64_t spool_monotonic_ms(void);
 
