@@ -24,6 +24,28 @@ struct OutputOptions: ParsableArguments {
     func validate() throws {
         if [json, jsonl, csv].filter({ $0 }).count > 1 { throw ValidationError("choose one of --json, --jsonl, --csv") }
     }
+
+    /// Prints `items` in the chosen format; `table` renders the default, `csv` gives the header then a row per item.
+    func print<T: Encodable>(_ items: [T], csv: (header: [String], row: (T) -> [String]), table: ([T]) -> String) throws {
+        if json {
+            Swift.print(try jsonText(items, pretty: true))
+        } else if jsonl {
+            for item in items { Swift.print(try jsonText(item, pretty: false)) }
+        } else if self.csv {
+            let lines = [csv.header] + items.map(csv.row)
+            Swift.print(lines.map { $0.map(CSV.field).joined(separator: ",") + "\r\n" }.joined(), terminator: "")
+        } else {
+            Swift.print(table(items), terminator: "")
+        }
+    }
+}
+
+/// RFC 4180 fields: quoted when they hold a comma, a quote or a line break.
+enum CSV {
+    static func field(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
+        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
 }
 
 /// An admin command that could not run: printed as `spoold: message`, exit status 2.

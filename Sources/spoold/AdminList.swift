@@ -62,36 +62,20 @@ extension Admin {
                 filter.limit = limit
                 filter.sort = UploadSort(rawValue: sort) ?? .newest
                 let rows = try openStore(data).uploads(matching: filter)
-                if output.json {
-                    print(try jsonText(rows, pretty: true))
-                } else if output.jsonl {
-                    for row in rows { print(try jsonText(row, pretty: false)) }
-                } else if output.csv {
-                    print(UploadCSV.render(rows), terminator: "")
-                } else {
-                    print(UploadTable.render(rows), terminator: "")
-                }
+                try output.print(rows, csv: (UploadCSV.header, UploadCSV.row), table: UploadTable.render)
             }
         }
     }
 }
 
-/// RFC 4180 CSV: a header row, then one row per upload; fields quoted when needed.
+/// The columns of `admin list --csv`.
 enum UploadCSV {
     static let header = ["id", "name", "state", "size", "received", "sha256", "client_ip", "client_port", "worker_pid",
                          "created_at", "updated_at", "finished_at", "error", "token"]
 
-    static func render(_ rows: [UploadRecord]) -> String {
-        let lines = [header] + rows.map { row in
-            [row.id, row.name, row.state.rawValue, String(row.size), String(row.received), row.sha256, row.clientIP,
-             String(row.clientPort), String(row.workerPID), row.createdAt, row.updatedAt, row.finishedAt ?? "", row.error ?? "",
-             row.token ?? ""]
-        }
-        return lines.map { $0.map(field).joined(separator: ",") + "\r\n" }.joined()
-    }
-
-    static func field(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    static func row(_ row: UploadRecord) -> [String] {
+        [row.id, row.name, row.state.rawValue, String(row.size), String(row.received), row.sha256, row.clientIP,
+         String(row.clientPort), String(row.workerPID), row.createdAt, row.updatedAt, row.finishedAt ?? "", row.error ?? "",
+         row.token ?? ""]
     }
 }

@@ -182,22 +182,16 @@ extension Admin {
         func run() throws {
             try reporting {
                 let events = try openStore(data).events(id: id?.uppercased(), since: try parseTime(since, "--since"), limit: limit)
-                if output.json {
-                    print(try jsonText(events, pretty: true))
-                } else if output.jsonl {
-                    for event in events { print(try jsonText(event, pretty: false)) }
-                } else if output.csv {
-                    print("seq,at,upload_id,kind,actor,client,detail\r")
-                    for e in events {
-                        print([String(e.seq), e.at, e.uploadID, e.kind, e.actor, e.client ?? "", e.detail ?? ""]
-                            .map(UploadCSV.field).joined(separator: ",") + "\r")
-                    }
-                } else {
-                    for e in events {
-                        print("\(e.at)  \(e.uploadID)  \(e.kind.padding(toLength: 11, withPad: " ", startingAt: 0)) "
-                              + "\(e.actor)\(e.client.map { " from \($0)" } ?? "")\(e.detail.map { ": \($0)" } ?? "")")
-                    }
-                }
+                try output.print(
+                    events,
+                    csv: (["seq", "at", "upload_id", "kind", "actor", "client", "detail"],
+                          { e in [String(e.seq), e.at, e.uploadID, e.kind, e.actor, e.client ?? "", e.detail ?? ""] }),
+                    table: { events in
+                        events.map { e in
+                            "\(e.at)  \(e.uploadID)  \(e.kind.padding(toLength: 11, withPad: " ", startingAt: 0)) "
+                                + "\(e.actor)\(e.client.map { " from \($0)" } ?? "")\(e.detail.map { ": \($0)" } ?? "")\n"
+                        }.joined()
+                    })
             }
         }
     }

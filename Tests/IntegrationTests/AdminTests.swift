@@ -247,6 +247,9 @@ import Testing
         #expect(events[0].client?.hasPrefix("127.0.0.1:") == true && events[2].detail == "at byte 20000")
         #expect(try admin(server, ["events", "--since", "1h"]).stdout.split(separator: "\n").count == 4)
         #expect(try admin(server, ["events", "--since", "2999-01-01"]).stdout.isEmpty)
+        let csv = parseCSV(try admin(server, ["events", "--id", upload.id, "--csv"]).stdout)
+        #expect(csv.first == ["seq", "at", "upload_id", "kind", "actor", "client", "detail"])
+        #expect(csv.dropFirst().map { $0[3] } == ["created", "interrupted", "resumed", "completed"])
         try server.stop()
     }
 
