@@ -10,11 +10,10 @@ enum ChatReplies {
     static func statusText(_ row: UploadRecord, live: LiveProgress?) -> String {
         let received = live.map { max($0.received, row.received) } ?? row.received
         let percent = row.size > 0 ? Double(received) * 100 / Double(row.size) : 100
-        let client = row.clientIP.contains(":") ? "[\(row.clientIP)]:\(row.clientPort)" : "\(row.clientIP):\(row.clientPort)"
         return [
             "id=\(row.id)", "state=\(row.state.rawValue)", "name=\(PercentCoding.encode(row.name))",
             "received=\(received)", "size=\(row.size)", "percent=\(oneDecimal(percent))",
-            "rate=\(live.map { String($0.rate) } ?? "-")", "sha256=\(row.sha256)", "client=\(client)",
+            "rate=\(live.map { String($0.rate) } ?? "-")", "sha256=\(row.sha256)", "client=\(Store.address(row.clientIP, row.clientPort))",
             "worker=\(row.workerPID)", "created=\(row.createdAt)", "updated=\(row.updatedAt)",
             "finished=\(row.finishedAt ?? "-")",
         ].joined(separator: " ")

@@ -9,7 +9,7 @@ enum UploadTable {
         let cells = rows.map { row in
             [
                 row.id, row.state.rawValue, humanSize(row.size), humanSize(row.received), String(row.sha256.prefix(12)),
-                row.clientIP.contains(":") ? "[\(row.clientIP)]:\(row.clientPort)" : "\(row.clientIP):\(row.clientPort)",
+                Store.address(row.clientIP, row.clientPort),
                 String(row.workerPID), row.createdAt, row.name,
             ]
         }
