@@ -145,7 +145,7 @@ extension Store {
             let perState = try db.query("SELECT state, count(*) FROM uploads GROUP BY state") { ($0.text(0), Int($0.int(1))) }
             let bytes = try db.query(
                 """
-                SELECT coalesce((SELECT sum(size) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')), 0),
+                SELECT (\(Self.bytesStoredSQL)),
                        coalesce((SELECT sum(size) FROM uploads WHERE state = 'complete'), 0)
                 """
             ) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)

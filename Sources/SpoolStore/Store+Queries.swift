@@ -37,9 +37,7 @@ extension Store {
                 """,
                 [.text(since)]
             ) { ($0.int(0), $0.int(1), $0.int(2)) }
-            let bytes = try db.query(
-                "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')"
-            ) { $0.int(0) }
+            let bytes = try db.query(Self.bytesStoredSQL) { $0.int(0) }
             let (uploads, receiving, completed) = counts.first ?? (0, 0, 0)
             return StoreStats(
                 uploads: Int(uploads), receiving: Int(receiving), completedSince: Int(completed),

@@ -93,10 +93,14 @@ public final class Store: @unchecked Sendable {
 
     /// Newest first.
     public func uploads(limit: Int? = nil) throws(StoreError) -> [UploadRecord] {
-        let sql = "SELECT \(Self.columns) FROM uploads ORDER BY created_at DESC, id DESC"
-            + (limit.map { " LIMIT \($0)" } ?? "")
-        return try locked { db throws(StoreError) in try db.query(sql, [], Self.record) }
+        var filter = UploadFilter()
+        filter.limit = limit
+        return try uploads(matching: filter)
     }
+
+    /// Bytes on disk for complete uploads, each content counted once.
+    static let bytesStoredSQL =
+        "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')"
 
     public func upload(id: String) throws(StoreError) -> UploadRecord? {
         try locked { db throws(StoreError) in
