@@ -17,7 +17,8 @@ public final class Connection {
 
     /// Connects, reads the greeting, and with a token authenticates (AUTH) before returning.
     public init(server: String, token: String? = nil) throws(ClientError) {
-        guard let (host, port) = Self.split(server) else { throw .badAddress(server) }
+        guard let target = HostPort(server), target.port > 0 else { throw .badAddress(server) }
+        let (host, port) = (target.host, String(target.port))
         address = server
         // A server that goes away mid-send must be an error to retry, not a SIGPIPE that kills us.
         _ = spool_ignore_sigpipe()
@@ -176,19 +177,5 @@ public final class Connection {
                 if ahead > 0 { usleep(UInt32(min(ahead, 5) * 1_000_000)) }
             }
         }
-    }
-
-    static func split(_ server: String) -> (String, String)? {
-        if server.hasPrefix("["), let close = server.firstIndex(of: "]") {
-            let host = server[server.index(after: server.startIndex)..<close]
-            let rest = server[server.index(after: close)...]
-            guard rest.hasPrefix(":"), !host.isEmpty else { return nil }
-            return (String(host), String(rest.dropFirst()))
-        }
-        guard let colon = server.lastIndex(of: ":") else { return nil }
-        let host = server[..<colon]
-        let port = server[server.index(after: colon)...]
-        guard !host.isEmpty, let p = Int(port), (1...65535).contains(p) else { return nil }
-        return (String(host), String(port))
     }
 }

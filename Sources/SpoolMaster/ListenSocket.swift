@@ -64,5 +64,5 @@ public struct ListenSocket {
     }
 
     /// `host:port`, with brackets around an IPv6 host.
-    public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var address: String { HostPort(host: host, port: port).description }
 }

@@ -81,7 +81,7 @@ public final class Store: @unchecked Sendable {
 
     /// `ip:port`, with brackets around an IPv6 address.
     public static func address(_ ip: String, _ port: Int) -> String {
-        ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        HostPort(host: ip, port: port).description
     }
 
     // MARK: - Reading

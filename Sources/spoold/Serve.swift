@@ -66,7 +66,7 @@ struct Serve: ParsableCommand {
     var maxBootFailures: Int = 5
 
     func validate() throws {
-        guard ListenAddress(listen) != nil else {
+        guard HostPort(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT with a numeric host and a port from 0 to 65535, got \"\(listen)\"")
         }
         guard (1...512).contains(workers) else { throw ValidationError("--workers must be from 1 to 512") }
@@ -96,7 +96,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         SpoolLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
-        guard let address = ListenAddress(listen) else { throw ValidationError("bad --listen") }
+        guard let address = HostPort(listen) else { throw ValidationError("bad --listen") }
         var config = MasterConfiguration(
             host: address.host, port: address.port, directory: DataDirectory(data.dataDir), workers: workers)
         config.gracefulTimeout = gracefulTimeout
@@ -121,28 +121,5 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         throw ExitCode(code)
-    }
-}
-
-/// `HOST:PORT` or `[IPV6]:PORT`.
-struct ListenAddress {
-    let host: String
-    let port: Int
-
-    init?(_ text: String) {
-        let hostPart: Substring
-        let portPart: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
-            hostPart = text[text.index(after: text.startIndex)..<close]
-            portPart = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            hostPart = text[..<colon]
-            portPart = text[text.index(after: colon)...]
-        }
-        guard !hostPart.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { return nil }
-        host = String(hostPart)
-        self.port = port
     }
 }
