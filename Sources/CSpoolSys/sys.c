@@ -179,8 +179,8 @@ uint32_t spool_scoreboard_client_connections(spool_worker_board *base, int bucke
     return total;
 }
 
-void spool_board_beat(spool_worker_board *board) {
-    __atomic_store_n(&board->heartbeat, spool_monotonic_ms(), __ATOMIC_RELAXED);
+void spool_board_beat(spool_worker_board *board, uint64_t now_ms) {
+    __atomic_store_n(&board->heartbeat, now_ms, __ATOMIC_RELAXED);
 }
 
 uint64_t spool_board_heartbeat(const spool_worker_board *board) {
@@ -218,12 +218,12 @@ void spool_slot_claim(spool_worker_board *board, int slot, const char *id, uint6
     slot_end_write(s);
 }
 
-void spool_slot_publish(spool_worker_board *board, int slot, uint64_t received, uint64_t rate) {
+void spool_slot_publish(spool_worker_board *board, int slot, uint64_t received, uint64_t rate, uint64_t now_ms) {
     spool_upload_slot *s = &board->uploads[slot];
     slot_begin_write(s);
     __atomic_store_n(&s->received, received, __ATOMIC_RELAXED);
     __atomic_store_n(&s->rate, rate, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->updated_ms, spool_monotonic_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&s->updated_ms, now_ms, __ATOMIC_RELAXED);
     slot_end_write(s);
 }
 

@@ -83,7 +83,7 @@ public struct WorkerBoard: @unchecked Sendable {
     public func reset() { spool_board_reset(board) }
 
     @inline(__always)
-    public func beat() { spool_board_beat(board) }
+    public func beat(at now: UInt64 = spool_monotonic_ms()) { spool_board_beat(board, now) }
 
     /// Counted by the accept thread the moment it accepts, so that the cap it checks
     /// before the next accept() already includes every connection handed to NIO.
@@ -103,8 +103,8 @@ public struct WorkerBoard: @unchecked Sendable {
     }
 
     @inline(__always)
-    public func publish(slot: Int, received: Int64, rate: Int64) {
-        spool_slot_publish(board, Int32(slot), UInt64(received), UInt64(max(0, rate)))
+    public func publish(slot: Int, received: Int64, rate: Int64, at now: UInt64) {
+        spool_slot_publish(board, Int32(slot), UInt64(received), UInt64(max(0, rate)), now)
     }
 
     public func release(slot: Int) { spool_slot_release(board, Int32(slot)) }

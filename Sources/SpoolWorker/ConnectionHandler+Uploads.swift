@@ -98,8 +98,10 @@ extension ConnectionHandler {
                 _ = spool_start_writeback(upload.fd, writebackMark, received - writebackMark)
                 writebackMark = received
             }
-            services.board.beat()
-            publishProgress()
+            // One clock read per chunk: the heartbeat, the progress and its rate share it.
+            let now = Scoreboard.nowMilliseconds()
+            services.board.beat(at: now)
+            publishProgress(at: now)
         } catch {
             self.upload = nil
             releaseProgressSlot()
@@ -175,15 +177,14 @@ extension ConnectionHandler {
     }
 
     /// A few stores to shared memory per chunk: cheap enough for every chunk.
-    func publishProgress() {
+    func publishProgress(at now: UInt64) {
         guard let slot = progressSlot else { return }
-        let now = Scoreboard.nowMilliseconds()
         let elapsed = now &- rateMark.milliseconds
         if elapsed >= 500 {
             rate = (received - rateMark.bytes) * 1000 / Int64(elapsed)
             rateMark = (now, received)
         }
-        services.board.publish(slot: slot, received: received, rate: rate)
+        services.board.publish(slot: slot, received: received, rate: rate, at: now)
     }
 
     func releaseProgressSlot() {

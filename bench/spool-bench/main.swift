@@ -29,9 +29,9 @@ func receivePath(totalMiB: Int, chunk: Int, publish: WorkerBoard?) throws -> Dou
         }
         received += Int64(chunk)
         if let board = publish {
-            _ = Scoreboard.nowMilliseconds()  // the rate window check reads the clock per chunk too
-            board.beat()
-            board.publish(slot: 0, received: received, rate: 0)
+            let now = Scoreboard.nowMilliseconds()  // as the worker does: one clock read per chunk
+            board.beat(at: now)
+            board.publish(slot: 0, received: received, rate: 0, at: now)
         }
         // Keep the page cache from filling: rewind every 256 MiB.
         if (n + 1) % (256 * (1 << 20) / chunk) == 0 { lseek(fd, 0, SEEK_SET) }

@@ -86,7 +86,7 @@ spool_worker_board *spool_scoreboard_create(void);
 spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index);
 void spool_board_reset(spool_worker_board *board);
 
-void spool_board_beat(spool_worker_board *board);
+void spool_board_beat(spool_worker_board *board, uint64_t now_ms);
 uint64_t spool_board_heartbeat(const spool_worker_board *board);
 void spool_board_add_connections(spool_worker_board *board, int64_t delta);
 uint64_t spool_board_connections(const spool_worker_board *board);
@@ -98,7 +98,7 @@ uint32_t spool_scoreboard_client_connections(spool_worker_board *base, int bucke
 
 /// Slot writes, by the owning worker only.
 void spool_slot_claim(spool_worker_board *board, int slot, const char *id, uint64_t received, uint64_t size);
-void spool_slot_publish(spool_worker_board *board, int slot, uint64_t received, uint64_t rate);
+void spool_slot_publish(spool_worker_board *board, int slot, uint64_t received, uint64_t rate, uint64_t now_ms);
 void spool_slot_release(spool_worker_board *board, int slot);
 
 /// Looks for a live upload on the boards of workers whose heartbeat is set.
