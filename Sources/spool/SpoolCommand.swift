@@ -117,18 +117,7 @@ struct Status: ParsableCommand {
     var upload: String
 
     func run() throws {
-        do {
-            let inquiry = Inquiry(connection: try server.connect())
-            guard let status = try inquiry.status(of: upload) else {
-                printError("spool: no upload \(upload)")
-                throw ExitCode(StatusExit.unknown)
-            }
-            print(status.text)
-            throw ExitCode(status.exitCode)
-        } catch let error as ClientError {
-            printError("spool: \(error)")
-            throw ExitCode(StatusExit.error)
-        }
+        try reportStatus(server, of: upload) { inquiry throws(ClientError) in try inquiry.status(of: upload) }
     }
 }
 
@@ -148,22 +137,10 @@ struct Watch: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let inquiry = Inquiry(connection: try server.connect())
-            let bar = ProgressBar(label: id)
-            let last = try inquiry.watch(id) { status in
-                bar.update(sent: status.received, total: status.size)
-            }
-            bar.finish()
-            guard let last else {
-                printError("spool: no upload \(id)")
-                throw ExitCode(StatusExit.unknown)
-            }
-            print(last.text)
-            throw ExitCode(last.exitCode)
-        } catch let error as ClientError {
-            printError("spool: \(error)")
-            throw ExitCode(StatusExit.error)
+        let bar = ProgressBar(label: id)
+        try reportStatus(server, of: id) { inquiry throws(ClientError) in
+            defer { bar.finish() }
+            return try inquiry.watch(id) { status in bar.update(sent: status.received, total: status.size) }
         }
     }
 }
@@ -185,6 +162,24 @@ struct Chat: ParsableCommand {
         let code = ChatPrompt(connection: connection, interactive: isatty(STDIN_FILENO) == 1).run()
         if code != 0 { throw ExitCode(code) }
     }
+}
+
+/// Asks the server about an upload, prints the status it ends with, and exits
+/// with that status's code (docs: `spool status --help`).
+func reportStatus(_ server: ServerOptions, of upload: String, _ ask: (Inquiry) throws(ClientError) -> UploadStatus?) throws {
+    let status: UploadStatus?
+    do {
+        status = try ask(Inquiry(connection: try server.connect()))
+    } catch {
+        printError("spool: \(error)")
+        throw ExitCode(StatusExit.error)
+    }
+    guard let status else {
+        printError("spool: no upload \(upload)")
+        throw ExitCode(StatusExit.unknown)
+    }
+    print(status.text)
+    throw ExitCode(status.exitCode)
 }
 
 func printError(_ message: String) {
