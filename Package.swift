@@ -118,13 +118,18 @@ let package = Package(
             dependencies: ["EmbedMigrationsTool"]
         ),
 
+        // What the test targets share (temporary directories). Only tests depend on it.
+        .target(name: "SpoolTestSupport", path: "Tests/SpoolTestSupport"),
         .testTarget(
             name: "SpoolProtocolTests",
             dependencies: ["SpoolProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "SpoolStoreTests",
-            dependencies: ["SpoolStore", "SpoolSystem", "SpoolProtocol", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "SpoolWorkerTests",
@@ -133,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite", "CSpoolSys",
+                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite", "CSpoolSys", "SpoolTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

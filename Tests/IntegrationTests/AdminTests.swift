@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import SpoolTestSupport
 import SpoolProtocol
 import SpoolStore
 import SpoolSystem

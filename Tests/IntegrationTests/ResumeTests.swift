@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import SpoolTestSupport
 import SpoolClient
 import SpoolProtocol
 import Testing
@@ -126,9 +127,7 @@ import Testing
                                     state: dir.path + "/state", output: dir.path)
         var worker: Int32 = 0
         #expect(try eventually {
-            guard let row = try server.uploads().first, row.state == .receiving,
-                (try? FileManager.default.attributesOfItem(atPath: server.directory.tempFile(id: row.id))[.size] as? Int) ?? 0 > 1 << 20
-            else { return false }
+            guard let row = try server.newestUpload(pastBytes: 1 << 20), row.state == .receiving else { return false }
             worker = Int32(row.workerPID)
             return true
         })
@@ -153,9 +152,9 @@ import Testing
                                    state: state, output: dir.path)
         var id = ""
         #expect(try eventually {
-            guard let row = try server.uploads().first else { return false }
+            guard let row = try server.newestUpload(pastBytes: 1 << 20) else { return false }
             id = row.id
-            return ((try? FileManager.default.attributesOfItem(atPath: server.directory.tempFile(id: row.id))[.size] as? Int) ?? 0) > 1 << 20
+            return true
         })
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()

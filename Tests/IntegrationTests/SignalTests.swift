@@ -1,4 +1,5 @@
 import Foundation
+import SpoolTestSupport
 import SpoolClient
 import SpoolProtocol
 import Testing

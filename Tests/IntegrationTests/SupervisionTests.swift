@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import SpoolTestSupport
 import SpoolClient
 import SpoolProtocol
 import Testing

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SpoolTestSupport
 import SpoolProtocol
 import SpoolSystem
 import Testing

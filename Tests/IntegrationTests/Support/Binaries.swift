@@ -1,4 +1,5 @@
 import Foundation
+import SpoolTestSupport
 
 /// The built `spoold` and `spool`: the test runner lives in the same build products directory.
 enum Binaries {

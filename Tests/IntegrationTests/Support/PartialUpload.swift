@@ -25,9 +25,8 @@ final class PartialUpload {
     func send(_ count: Int, directory: DataDirectory) throws {
         try connection.send(bytes: bytes[sent..<(sent + count)])
         sent += count
-        let path = directory.tempFile(id: id)
         let target = sent
-        guard eventually(timeout: 10, { (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) == target }) else {
+        guard eventually(timeout: 10, { directory.tempBytes(id: id) == target }) else {
             throw HarnessError("the server did not write \(target) bytes of \(id)")
         }
     }
@@ -38,7 +37,20 @@ final class PartialUpload {
     }
 }
 
+extension DataDirectory {
+    /// Bytes in an upload's temporary file so far (0 when it has none).
+    func tempBytes(id: String) -> Int {
+        (try? FileManager.default.attributesOfItem(atPath: tempFile(id: id))[.size] as? Int) ?? 0
+    }
+}
+
 extension Server {
+    /// The newest upload, once its temporary file holds more than `bytes`.
+    func newestUpload(pastBytes bytes: Int) throws -> UploadRecord? {
+        guard let row = try uploads().first, directory.tempBytes(id: row.id) > bytes else { return nil }
+        return row
+    }
+
     func upload(id: String) throws -> UploadRecord? {
         try uploads().first { $0.id == id }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SpoolTestSupport
 import SpoolStore
 
 /// A real `spoold serve` on 127.0.0.1, port 0, with its own data directory.
