@@ -80,6 +80,10 @@ extension ConnectionHandler {
         }
     }
 
+    static func storageFailure(_ id: String, _ error: any Error) -> Reply {
+        Reply(.storageError, "id=\(id) could not store the upload: \(error)")
+    }
+
     static func storedReply(id: String, size: Int64, sha256: String) -> Reply {
         Reply(.stored, "id=\(id) size=\(size) sha256=\(sha256) stored")
     }
@@ -106,7 +110,7 @@ extension ConnectionHandler {
             self.upload = nil
             releaseProgressSlot()
             services.logger.error("write failed", metadata: ["id": "\(upload.id)", "error": "\(error)"])
-            session.bodyFailed(Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)"))
+            session.bodyFailed(Self.storageFailure(upload.id, error))
             let store = services.store
             let received = self.received
             services.pool.submit { _ in
@@ -138,13 +142,13 @@ extension ConnectionHandler {
                 }
             } catch {
                 logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
-                return Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
+                return Self.storageFailure(upload.id, error)
             }
         }.assumeIsolated().whenComplete { result in
             let reply: Reply
             switch result {
             case .success(let r): reply = r
-            case .failure(let error): reply = Reply(.storageError, "id=\(upload.id) could not store the upload: \(error)")
+            case .failure(let error): reply = Self.storageFailure(upload.id, error)
             }
             self.releaseProgressSlot()
             self.session.uploadFinished(reply)
