@@ -14,6 +14,7 @@ public final class Store: @unchecked Sendable {
     private let database: Database
     private let lock = Lock()
     private let groupCommit = GroupCommit()
+    private let log: WriteAheadLog
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     public let actor: String
 
@@ -22,6 +23,7 @@ public final class Store: @unchecked Sendable {
         self.directory = directory
         self.actor = actor
         database = try Database(path: directory.databasePath, create: false)
+        log = WriteAheadLog(databasePath: directory.databasePath)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
     }
 
@@ -59,10 +61,13 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Runs `work` in a durable transaction, grouped with concurrent ones (GroupCommit).
+    /// The commit itself does not wait for the disk, so neither this process's lock
+    /// nor SQLite's write lock is held across an fsync; the log is synced after
+    /// both are released (WriteAheadLog), and only then does this return.
     func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
         try groupCommit.run(work) { batch throws(StoreError) in
             try locked { db throws(StoreError) in
-                try db.transaction { () throws(StoreError) in
+                try db.transaction(durable: false) { () throws(StoreError) in
                     for (n, entry) in batch.enumerated() {
                         try db.execute("SAVEPOINT change\(n)")
                         do throws(StoreError) {
@@ -76,6 +81,7 @@ public final class Store: @unchecked Sendable {
                     }
                 }
             }
+            try log.sync()
         }
     }
 

@@ -36,6 +36,13 @@ public enum Files {
         }
     }
 
+    /// Like fsync, but skips timestamps: enough for a file's bytes and size.
+    public static func fdatasync(_ fd: Int32, path: String = "") throws(SystemError) {
+        while Glibc.fdatasync(fd) != 0 {
+            if currentErrno() != EINTR { throw .last("fdatasync", path) }
+        }
+    }
+
     /// Makes a directory's entries (creations, renames, unlinks) durable.
     public static func fsyncDirectory(_ path: String) throws(SystemError) {
         let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
