@@ -133,7 +133,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolWorkerTests",
-            dependencies: ["SpoolWorker", "SpoolStore", "SpoolSystem"]
+            dependencies: [
+                "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "IntegrationTests",

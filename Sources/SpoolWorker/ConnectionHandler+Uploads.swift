@@ -1,5 +1,6 @@
 import CSpoolSys
 import Crypto
+import Logging
 import NIOCore
 import NIOPosix
 import SpoolProtocol
@@ -62,6 +63,9 @@ extension ConnectionHandler {
                 }
                 self.upload = opened
                 self.hasher = prefix?.hasher ?? SHA256()
+                if opened.size - opened.offset >= Self.pipelineThreshold {
+                    self.pipelined = PipelinedDigest(continuing: self.hasher, pool: self.services.pool)
+                }
                 self.received = opened.offset
                 self.writebackMark = opened.offset
                 self.claimProgressSlot(opened)
@@ -93,7 +97,10 @@ extension ConnectionHandler {
         do {
             try bytes.withUnsafeReadableBytes { raw throws(SystemError) in
                 try Files.writeAll(upload.fd, raw, path: upload.tempPath)
-                hasher.update(bufferPointer: raw)
+                if pipelined == nil { hasher.update(bufferPointer: raw) }
+            }
+            if let pipelined, pipelined.add(bytes), !pausedForDigest, let context {
+                pauseForDigest(pipelined, context)
             }
             received += Int64(bytes.readableBytes)
             if received - writebackMark >= Self.writebackChunk {
@@ -108,6 +115,7 @@ extension ConnectionHandler {
             publishProgress(at: now)
         } catch {
             self.upload = nil
+            dropDigest()
             releaseProgressSlot()
             services.logger.error("write failed", metadata: ["id": "\(upload.id)", "error": "\(error)"])
             session.bodyFailed(Self.storageFailure(upload.id, error))
@@ -123,26 +131,24 @@ extension ConnectionHandler {
         guard let upload else { return }
         self.upload = nil
         pauseReading(context)
-        let digest = Checksum.hex(hasher.finalize())
+        pausedForDigest = false
+        let digest: EventLoopFuture<String>
+        if let pipelined {
+            self.pipelined = nil
+            let promise = context.eventLoop.makePromise(of: String.self)
+            pipelined.finish(promise)
+            digest = promise.futureResult
+        } else {
+            digest = context.eventLoop.makeSucceededFuture(Checksum.hex(hasher.finalize()))
+        }
         let received = self.received
         let store = services.store
         let logger = services.logger
-        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Reply in
-            do {
-                switch try store.complete(upload, received: received, sha256: digest) {
-                case .stored:
-                    logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
-                    return Self.storedReply(id: upload.id, size: received, sha256: digest)
-                case .checksumMismatch(let actual):
-                    logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
-                    return Reply(
-                        .checksumMismatch,
-                        "id=\(upload.id) checksum mismatch: declared \(upload.sha256), received \(actual); nothing stored"
-                    )
-                }
-            } catch {
-                logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
-                return Self.storageFailure(upload.id, error)
+        let pool = services.pool
+        let eventLoop = context.eventLoop
+        digest.flatMap { digest in
+            pool.runIfActive(eventLoop: eventLoop) { () -> Reply in
+                Self.complete(upload, received: received, sha256: digest, store: store, logger: logger)
             }
         }.assumeIsolated().whenComplete { result in
             let reply: Reply
@@ -155,6 +161,48 @@ extension ConnectionHandler {
             self.resumeReading(context)
             self.drive(context)
         }
+    }
+
+    /// The blocking end of an upload, on the pool: verify, make durable, record.
+    static func complete(_ upload: OpenUpload, received: Int64, sha256 digest: String, store: Store, logger: Logger) -> Reply {
+        do {
+            switch try store.complete(upload, received: received, sha256: digest) {
+            case .stored:
+                logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
+                return storedReply(id: upload.id, size: received, sha256: digest)
+            case .checksumMismatch(let actual):
+                logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
+                return Reply(
+                    .checksumMismatch,
+                    "id=\(upload.id) checksum mismatch: declared \(upload.sha256), received \(actual); nothing stored"
+                )
+            }
+        } catch {
+            logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+            return storageFailure(upload.id, error)
+        }
+    }
+
+    /// The pipelined hash is behind: stop reading until it catches up.
+    func pauseForDigest(_ pipelined: PipelinedDigest, _ context: ChannelHandlerContext) {
+        pausedForDigest = true
+        pauseReading(context)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        pipelined.whenDrained {
+            eventLoop.execute {
+                let handler = handler.value
+                guard handler.pausedForDigest, let context = handler.context else { return }
+                handler.pausedForDigest = false
+                handler.resumeReading(context)
+            }
+        }
+    }
+
+    func dropDigest() {
+        pipelined?.cancel()
+        pipelined = nil
+        pausedForDigest = false
     }
 
     func interrupt(_ upload: OpenUpload, received: Int64, reason: String) {

@@ -73,8 +73,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     var counted = false
 
     /// The upload being received, with the hash and count of the bytes written so far.
+    /// A large body is hashed on the pool (`pipelined`), a small one inline.
     var upload: OpenUpload?
     var hasher = SHA256()
+    var pipelined: PipelinedDigest?
+    /// Reading stopped because the pipelined hash fell behind.
+    var pausedForDigest = false
+    static let pipelineThreshold: Int64 = 1 << 20
     var received: Int64 = 0
     /// Bytes up to here have been handed to the disk (spool_start_writeback).
     var writebackMark: Int64 = 0
@@ -161,6 +166,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         watchTimer?.cancel()
         if let upload {
             self.upload = nil
+            dropDigest()
             releaseProgressSlot()
             interrupt(upload, received: received, reason: "client disconnected")
         }

@@ -73,9 +73,11 @@ import Testing
         try server.stop()
     }
 
-    @Test func wrongDeclaredChecksumIsRejectedAndNothingIsPublished() throws {
+    /// Both sizes: a body under 1 MiB is hashed inline, a larger one on the thread pool.
+    @Test(arguments: [100_000, 3 << 20])
+    func wrongDeclaredChecksumIsRejectedAndNothingIsPublished(size: Int) throws {
         let server = try Server(workers: 1)
-        let bytes = pseudoRandomBytes(count: 100_000, seed: 2)
+        let bytes = pseudoRandomBytes(count: size, seed: 2)
         let lie = sha256Hex(Array("something else".utf8))
         let connection = try Connection(server: server.address)
         try connection.send(line: UploadRequest(name: "liar.bin", size: Int64(bytes.count), sha256: lie).line)
@@ -85,6 +87,7 @@ import Testing
         let verdict = try connection.readReply()
         #expect(verdict.code == .checksumMismatch)
         #expect(verdict.text.contains("checksum mismatch"))
+        #expect(verdict.text.contains("received \(sha256Hex(bytes))"))
         // The connection stays usable after a rejected upload.
         try connection.send(line: "PING")
         #expect(try connection.readReply().code == .ok)
@@ -138,7 +141,7 @@ import Testing
         let worker = try #require(server.workerPIDs().first)
         let dir = try TempDirectory()
         let path = dir.path + "/sparse-256MiB"
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let handle = try #require(FileHandle(forWritingAtPath: path))
         try handle.truncate(atOffset: 256 << 20)  // a sparse file: 256 MiB of zeros, instantly
         try handle.close()

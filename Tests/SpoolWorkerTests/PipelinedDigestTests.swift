@@ -1,0 +1,104 @@
+import Crypto
+import NIOCore
+import NIOPosix
+import SpoolProtocol
+import SpoolSystem
+import Testing
+@testable import SpoolWorker
+
+@Suite struct PipelinedDigestTests {
+    /// Chunks of distinct bytes, so that hashing them out of order gives a different digest.
+    static func chunks(count: Int, size: Int) -> [ByteBuffer] {
+        (0..<count).map { n in ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ n &* 7) }) }
+    }
+
+    static func expected(prefix: [UInt8], _ chunks: [ByteBuffer]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: prefix)
+        for chunk in chunks { hasher.update(data: Array(chunk.readableBytesView)) }
+        return Checksum.hex(hasher.finalize())
+    }
+
+    @Test func hashesEveryChunkInOrderAfterAPrefix() throws {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+        let prefix = Array("bytes a resumed upload already had".utf8)
+        var start = SHA256()
+        start.update(data: prefix)
+        let digest = PipelinedDigest(continuing: start, pool: pool)
+        let chunks = Self.chunks(count: 200, size: 10_000)
+        for chunk in chunks { _ = digest.add(chunk) }
+        let promise = group.next().makePromise(of: String.self)
+        digest.finish(promise)
+        #expect(try promise.futureResult.wait() == Self.expected(prefix: prefix, chunks))
+    }
+
+    @Test func aFullQueueAsksTheReaderToPauseUntilItDrains() throws {
+        // One pool thread, held busy: nothing is hashed until it is released.
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+        let gate = Gate()
+        pool.submit { _ in gate.waitUntilOpen() }
+        let digest = PipelinedDigest(continuing: SHA256(), pool: pool)
+        let chunks = Self.chunks(count: 9, size: 512 << 10)  // 4.5 MiB: past the high-water mark
+        let asked = chunks.map { digest.add($0) }
+        #expect(asked.prefix(8).allSatisfy { !$0 })  // 4 MiB exactly is not past it
+        #expect(asked.last == true)
+
+        let drained = group.next().makePromise(of: Void.self)
+        digest.whenDrained { drained.succeed() }
+        gate.open()
+        try drained.futureResult.wait()
+        let result = group.next().makePromise(of: String.self)
+        digest.finish(result)
+        #expect(try result.futureResult.wait() == Self.expected(prefix: [], chunks))
+    }
+
+    @Test func aCancelledDigestFailsAWaitingFinish() throws {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+        let gate = Gate()
+        pool.submit { _ in gate.waitUntilOpen() }
+        let digest = PipelinedDigest(continuing: SHA256(), pool: pool)
+        _ = digest.add(ByteBuffer(string: "queued behind the busy thread"))
+        let result = group.next().makePromise(of: String.self)
+        digest.finish(result)
+        digest.cancel()
+        #expect(throws: PipelinedDigest.Cancelled.self) { try result.futureResult.wait() }
+        gate.open()
+    }
+}
+
+/// Holds a pool thread until the test opens it.
+final class Gate: @unchecked Sendable {
+    private let condition = Condition()
+    private var isOpen = false
+
+    func waitUntilOpen() {
+        condition.lock()
+        while !isOpen { condition.wait() }
+        condition.unlock()
+    }
+
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
