@@ -7,7 +7,8 @@ import SpoolSystem
 ///
 ///     spool.db                      SQLite metadata (WAL mode)
 ///     spool/tmp/<id>.part           bytes of an upload still arriving
-///     spool/objects/ab/cd/<sha256>  complete files, stored once per content
+///     spool/objects/ab/<sha256>     complete files, stored once per content
+///     spool/layout-2                present once objects/ is in the layout above
 ///     run/spoold.pid                the master's pid while it runs
 public struct DataDirectory: Sendable {
     public let root: String
@@ -22,24 +23,61 @@ public struct DataDirectory: Sendable {
     public var objectsPath: String { spoolPath + "/objects" }
     public var runPath: String { root + "/run" }
     public var pidFilePath: String { runPath + "/spoold.pid" }
+    var layoutMarkerPath: String { spoolPath + "/layout-2" }
 
     public func tempFile(id: String) -> String { tempPath + "/\(id).part" }
 
-    /// The object's directory fans out on the first two bytes of the hash, so no
-    /// directory grows past 65,536 / 256 entries per level.
+    /// The object's directory is named by the first byte of its hash, in hex. All
+    /// 256 exist from the start, so storing an object never creates a directory:
+    /// creating (and fsyncing) one per upload was a third of a worker's time when
+    /// receiving many small files. ext4 indexes large directories, so a million
+    /// objects (~4,000 per directory) need no second level.
     public func objectDirectory(sha256: String) -> String {
-        let chars = Array(sha256.utf8)
-        let a = String(decoding: chars.prefix(2), as: UTF8.self)
-        let b = String(decoding: chars.dropFirst(2).prefix(2), as: UTF8.self)
-        return objectsPath + "/\(a)/\(b)"
+        objectsPath + "/" + String(decoding: Array(sha256.utf8).prefix(2), as: UTF8.self)
     }
 
     public func objectFile(sha256: String) -> String { objectDirectory(sha256: sha256) + "/\(sha256)" }
 
-    /// Creates the directories a server needs.
+    static let fanOut: [String] = {
+        let hex = Array("0123456789abcdef")
+        return (0..<256).map { "\(hex[$0 >> 4])\(hex[$0 & 15])" }
+    }()
+
+    /// Creates the directories a server needs, and brings an older objects layout up to date.
     public func prepare() throws(SystemError) {
         for path in [root, spoolPath, tempPath, objectsPath, runPath] {
             try Files.makeDirectories(path)
         }
+        try upgradeLayout()
+    }
+
+    /// Spool 0.1 stored objects two levels deep (`objects/ab/cd/<sha256>`). Moves
+    /// any such object up to `objects/ab/<sha256>`, then writes the marker so that
+    /// later starts skip the scan. Each step is a rename within one directory tree,
+    /// made durable before the old directory is removed, so a crash at any point
+    /// leaves every object at one of its two names and the next start finishes
+    /// the move. Returns how many objects were moved.
+    @discardableResult
+    public func upgradeLayout() throws(SystemError) -> Int {
+        if Files.exists(layoutMarkerPath) { return 0 }
+        var moved = 0
+        for name in Self.fanOut {
+            let level1 = objectsPath + "/" + name
+            try Files.makeDirectories(level1)
+            for sub in try Files.list(level1).sorted() where Files.isDirectory(level1 + "/" + sub) {
+                let level2 = level1 + "/" + sub
+                for object in try Files.list(level2) {
+                    try Files.rename(level2 + "/" + object, level1 + "/" + object)
+                    moved += 1
+                }
+                try Files.fsyncDirectory(level1)
+                try Files.removeDirectory(level2)
+            }
+        }
+        try Files.fsyncDirectory(objectsPath)
+        let fd = try Files.open(layoutMarkerPath, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o640)
+        Files.close(fd)
+        try Files.fsyncDirectory(spoolPath)
+        return moved
     }
 }

@@ -183,15 +183,14 @@ extension Store {
         return (try? Files.tryLock(fd, path: path)) == false
     }
 
-    /// (name, path) of every file under objects/.
+    /// (name, path) of every object file: the entries of objects/xx/ that are not directories.
     func objectFiles() throws(StoreError) -> [(String, String)] {
         var found: [(String, String)] = []
         do {
             for a in try Files.list(directory.objectsPath).sorted() {
                 let level1 = directory.objectsPath + "/" + a
-                for b in try Files.list(level1).sorted() {
-                    let level2 = level1 + "/" + b
-                    for name in try Files.list(level2).sorted() { found.append((name, level2 + "/" + name)) }
+                for name in try Files.list(level1).sorted() where !Files.isDirectory(level1 + "/" + name) {
+                    found.append((name, level1 + "/" + name))
                 }
             }
         } catch {

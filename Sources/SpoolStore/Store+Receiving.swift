@@ -58,7 +58,7 @@ extension Store {
             defer { Files.close(upload.fd) }
             try Files.fsync(upload.fd, path: upload.tempPath)
             let objectDirectory = directory.objectDirectory(sha256: sha256)
-            try Files.makeDirectories(objectDirectory)
+            try Files.makeDirectories(objectDirectory)  // exists unless removed by hand
             // Same content, same name: renaming over an existing object replaces it
             // with identical bytes, so the content is stored once.
             try Files.rename(upload.tempPath, objectPath)

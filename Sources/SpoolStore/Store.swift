@@ -25,6 +25,8 @@ public final class Store: @unchecked Sendable {
         database = try Database(path: directory.databasePath, create: false)
         log = WriteAheadLog(databasePath: directory.databasePath)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
+        // The master upgrades at start; an admin command may come first after an update.
+        do { try directory.upgradeLayout() } catch { throw .system(error) }
     }
 
     /// Creates the directories and database as needed and applies pending migrations (the master, `admin migrate`).

@@ -122,6 +122,17 @@ public enum Files {
         return String(path[..<slash])
     }
 
+    /// Whether `path` names a directory (following symbolic links); false if it is missing.
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// Removes an empty directory; one that is already gone is not an error.
+    public static func removeDirectory(_ path: String) throws(SystemError) {
+        if Glibc.rmdir(path) != 0 && currentErrno() != ENOENT { throw .last("rmdir", path) }
+    }
+
     /// Names in a directory, without "." and "..". A missing directory is empty.
     public static func list(_ path: String) throws(SystemError) -> [String] {
         guard let dir = opendir(path) else {
