@@ -63,7 +63,7 @@ public struct DataDirectory: Sendable {
         var moved = 0
         for name in Self.fanOut {
             let level1 = objectsPath + "/" + name
-            try Files.makeDirectories(level1)
+            try Files.makeDirectories(level1, durable: false)  // objects/ is fsynced once, below
             for sub in try Files.list(level1).sorted() where Files.isDirectory(level1 + "/" + sub) {
                 let level2 = level1 + "/" + sub
                 for object in try Files.list(level2) {

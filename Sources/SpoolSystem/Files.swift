@@ -101,10 +101,11 @@ public enum Files {
     }
 
     /// Creates a directory and its missing parents. Each directory it creates is
-    /// made durable in its parent, so a later rename into it survives a crash.
+    /// made durable in its parent, so a later rename into it survives a crash,
+    /// unless `durable` is false (the caller then fsyncs the parent once for many).
     /// Returns whether anything was created.
     @discardableResult
-    public static func makeDirectories(_ path: String, mode: mode_t = 0o750) throws(SystemError) -> Bool {
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o750, durable: Bool = true) throws(SystemError) -> Bool {
         if exists(path) { return false }
         let parent = parentDirectory(of: path)
         if parent != path { try makeDirectories(parent, mode: mode) }
@@ -112,7 +113,7 @@ public enum Files {
             if currentErrno() == EEXIST { return false }
             throw .last("mkdir", path)
         }
-        try fsyncDirectory(parent)
+        if durable { try fsyncDirectory(parent) }
         return true
     }
 
