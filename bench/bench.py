@@ -461,9 +461,16 @@ def main():
                    "- So each peer is shown as it is and followed by `sync`, its nearest durable equivalent. That is "
                    "still kinder to the peers than to Spool: one `sync` at the end of a batch of 5,000 files makes "
                    "them durable all at once, where Spool makes each file durable before acknowledging it.",
-                   "- The `+ sync` run of a peer comes second, on a warm server; runs on this shared machine vary "
-                   "by tens of percent between runs, which is why each figure stands next to a baseline measured "
-                   "in the same run.", ""]
+                   "- P1 and P2 run in rounds: every system once per round, in a rotated order, each run starting "
+                   "with nothing dirty in the page cache and storing into a fresh directory; the tables show medians "
+                   "over the rounds. The disk's speed here drifts by a factor of two within minutes, so a single run "
+                   "per system would mostly measure when its turn came.",
+                   "- Nothing is deleted until the end of the run: on this machine's file system (ext4 without a "
+                   "journal) creating files within ~30 s of deleting many is slow, because the inode allocator "
+                   "skips recently freed inodes, and deleting between runs slowed down whichever system came next.",
+                   "- A peer's `+ sync` can come out faster than the same peer as it is: the difference is within "
+                   "the drift described above, and the sync after 1 GiB overlaps with write-back already under way.",
+                   ""]
         chosen = set(args.only.split(",")) if args.only else None
         for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup):
             if chosen and scenario.__name__.split("_")[0] not in chosen:
