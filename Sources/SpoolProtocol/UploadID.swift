@@ -6,7 +6,10 @@ public enum UploadID {
     public static func generate<R: RandomNumberGenerator>(milliseconds: UInt64, using rng: inout R) -> String {
         var bytes = [UInt8](repeating: 0, count: 16)
         for i in 0..<6 { bytes[i] = UInt8(truncatingIfNeeded: milliseconds >> (8 * (5 - i))) }
-        for i in 6..<16 { bytes[i] = UInt8.random(in: 0...255, using: &rng) }
+        // Two draws, not ten: each draw from the system generator is a getrandom(2) call.
+        let (high, low) = (rng.next(), rng.next())
+        for i in 6..<8 { bytes[i] = UInt8(truncatingIfNeeded: high >> (8 * (i - 6))) }
+        for i in 8..<16 { bytes[i] = UInt8(truncatingIfNeeded: low >> (8 * (i - 8))) }
         // 128 bits -> 26 characters of 5 bits; the first character carries the top 3 bits.
         var value = bytes.reduce(into: (hi: UInt64(0), lo: UInt64(0))) { acc, byte in
             acc.hi = acc.hi << 8 | acc.lo >> 56
