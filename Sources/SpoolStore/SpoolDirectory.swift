@@ -6,6 +6,7 @@ import SpoolSystem
 /// The layout of a data directory:
 ///
 ///     spool.db                      SQLite metadata (WAL mode)
+///     spool.db-writers              the workers' queue for writing to it (Database)
 ///     spool/tmp/<id>.part           bytes of an upload still arriving
 ///     spool/objects/ab/<sha256>     complete files, stored once per content
 ///     spool/layout-2                present once objects/ is in the layout above

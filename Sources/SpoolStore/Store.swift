@@ -19,10 +19,11 @@ public final class Store: @unchecked Sendable {
     public let actor: String
 
     /// Opens an existing database whose schema is current (workers, admin commands).
-    public init(directory: DataDirectory, actor: String = "pid:\(getpid())") throws(StoreError) {
+    /// Workers pass `queueWriters` (see `Database`).
+    public init(directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false) throws(StoreError) {
         self.directory = directory
         self.actor = actor
-        database = try Database(path: directory.databasePath, create: false)
+        database = try Database(path: directory.databasePath, create: false, queueWriters: queueWriters)
         log = WriteAheadLog(databasePath: directory.databasePath)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
         // The master upgrades at start; an admin command may come first after an update.

@@ -76,7 +76,7 @@ public enum WorkerProcess {
 
         let store: Store
         do {
-            store = try Store(directory: config.directory, actor: "worker:\(pid)")
+            store = try Store(directory: config.directory, actor: "worker:\(pid)", queueWriters: true)
         } catch {
             logger.critical("worker cannot start", metadata: ["error": "\(error)"])
             exit(WorkerExit.bootFailure)

@@ -37,3 +37,41 @@ import Testing
         }
     }
 }
+
+@Suite struct WriterQueueTests {
+    /// Whether another open file description could take `<db>-writers` right now.
+    static func writersLockIsFree(_ path: String) -> Bool {
+        let fd = open(path + "-writers", O_RDWR)
+        guard fd >= 0 else { return true }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+        flock(fd, LOCK_UN)
+        return true
+    }
+
+    @Test func aQueueingConnectionHoldsTheWritersLockForItsTransactionOnly() throws {
+        let dir = try TempDirectory()
+        let path = dir.path + "/t.db"
+        let db = try Database(path: path, queueWriters: true)
+        var heldInside = false
+        try db.transaction { () throws(StoreError) in
+            try db.execute("CREATE TABLE a (x)")
+            heldInside = !Self.writersLockIsFree(path)
+        }
+        #expect(heldInside)
+        #expect(Self.writersLockIsFree(path))
+    }
+
+    @Test func aConnectionThatDoesNotQueueNeverTakesIt() throws {
+        let dir = try TempDirectory()
+        let path = dir.path + "/t.db"
+        _ = try Database(path: path, queueWriters: true)  // creates the file
+        let db = try Database(path: path)
+        var freeInside = false
+        try db.transaction { () throws(StoreError) in
+            try db.execute("CREATE TABLE a (x)")
+            freeInside = Self.writersLockIsFree(path)
+        }
+        #expect(freeInside)
+    }
+}
