@@ -19,64 +19,59 @@ import Testing
         return Checksum.hex(hasher.finalize())
     }
 
-    @Test func hashesEveryChunkInOrderAfterAPrefix() throws {
-        let pool = NIOThreadPool(numberOfThreads: 4)
+    /// A started pool and one event loop (for promises); shut both down after use.
+    static func threads(pool size: Int) -> (NIOThreadPool, MultiThreadedEventLoopGroup) {
+        let pool = NIOThreadPool(numberOfThreads: size)
         pool.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer {
-            try? pool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
-        }
+        return (pool, MultiThreadedEventLoopGroup(numberOfThreads: 1))
+    }
+
+    static func shutDown(_ pool: NIOThreadPool, _ group: MultiThreadedEventLoopGroup) {
+        try? pool.syncShutdownGracefully()
+        try? group.syncShutdownGracefully()
+    }
+
+    @Test func hashesEveryChunkInOrderAfterAPrefix() throws {
+        let (pool, loop) = Self.threads(pool: 4)
+        defer { Self.shutDown(pool, loop) }
         let prefix = Array("bytes a resumed upload already had".utf8)
         var start = SHA256()
         start.update(data: prefix)
         let digest = PipelinedDigest(continuing: start, pool: pool)
         let chunks = Self.chunks(count: 200, size: 10_000)
         for chunk in chunks { _ = digest.add(chunk) }
-        let promise = group.next().makePromise(of: String.self)
+        let promise = loop.next().makePromise(of: String.self)
         digest.finish(promise)
         #expect(try promise.futureResult.wait() == Self.expected(prefix: prefix, chunks))
     }
 
     @Test func aFullQueueAsksTheReaderToPauseUntilItDrains() throws {
         // One pool thread, held busy: nothing is hashed until it is released.
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer {
-            try? pool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
-        }
-        let gate = Gate()
-        pool.submit { _ in gate.waitUntilOpen() }
+        let (pool, loop) = Self.threads(pool: 1)
+        defer { Self.shutDown(pool, loop) }
+        let gate = Gate.holding(pool)
         let digest = PipelinedDigest(continuing: SHA256(), pool: pool)
         let chunks = Self.chunks(count: 9, size: 512 << 10)  // 4.5 MiB: past the high-water mark
         let asked = chunks.map { digest.add($0) }
         #expect(asked.prefix(8).allSatisfy { !$0 })  // 4 MiB exactly is not past it
         #expect(asked.last == true)
 
-        let drained = group.next().makePromise(of: Void.self)
+        let drained = loop.next().makePromise(of: Void.self)
         digest.whenDrained { drained.succeed() }
         gate.open()
         try drained.futureResult.wait()
-        let result = group.next().makePromise(of: String.self)
+        let result = loop.next().makePromise(of: String.self)
         digest.finish(result)
         #expect(try result.futureResult.wait() == Self.expected(prefix: [], chunks))
     }
 
     @Test func aCancelledDigestFailsAWaitingFinish() throws {
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer {
-            try? pool.syncShutdownGracefully()
-            try? group.syncShutdownGracefully()
-        }
-        let gate = Gate()
-        pool.submit { _ in gate.waitUntilOpen() }
+        let (pool, loop) = Self.threads(pool: 1)
+        defer { Self.shutDown(pool, loop) }
+        let gate = Gate.holding(pool)
         let digest = PipelinedDigest(continuing: SHA256(), pool: pool)
         _ = digest.add(ByteBuffer(string: "queued behind the busy thread"))
-        let result = group.next().makePromise(of: String.self)
+        let result = loop.next().makePromise(of: String.self)
         digest.finish(result)
         digest.cancel()
         #expect(throws: PipelinedDigest.Cancelled.self) { try result.futureResult.wait() }
@@ -88,6 +83,13 @@ import Testing
 final class Gate: @unchecked Sendable {
     private let condition = Condition()
     private var isOpen = false
+
+    /// A gate whose holder is the pool's next free thread.
+    static func holding(_ pool: NIOThreadPool) -> Gate {
+        let gate = Gate()
+        pool.submit { _ in gate.waitUntilOpen() }
+        return gate
+    }
 
     func waitUntilOpen() {
         condition.lock()
