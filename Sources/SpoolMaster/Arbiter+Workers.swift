@@ -1,0 +1,205 @@
+import CSpoolSys
+import Logging
+import SpoolStore
+import SpoolSystem
+import SpoolWorker
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Spawning, reaping, replacing and watching workers: what the loop does between signals.
+extension Arbiter {
+    func reap() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { return }
+            guard let worker = workers.removeValue(forKey: pid) else { continue }
+            scoreboard?.board(worker.boardIndex).reset()
+            let how = Self.describe(status: status)
+            let metadata: Logger.Metadata = ["pid": "\(pid)", "slot": "\(worker.slot)", "status": "\(how)"]
+            if worker.retiring || phase != .running {
+                logger.info("worker exited", metadata: metadata)
+            } else {
+                logger.warning("worker exited", metadata: metadata)
+            }
+            recoverUploads(of: pid, how: how)
+            if replacement?.new == pid { replacement = nil }
+            if replacement?.old == pid { replacement = nil }
+            guard phase == .running, !worker.retiring else { continue }
+
+            let lived = UTCTime.monotonic() - worker.startedAt
+            let bootFailure = Self.exitCode(status) == WorkerExit.bootFailure || lived < Self.minimumLifetime
+            if bootFailure { registerBootFailure(slot: worker.slot) }
+        }
+    }
+
+    /// The master, not the dead worker, records what its uploads had on disk.
+    func recoverUploads(of pid: Int32, how: String) {
+        do {
+            let store = try Store(directory: config.directory, actor: "master:\(masterPID)")
+            for (id, received) in try store.interruptReceiving(workerPID: Int(pid), reason: "worker \(pid) \(how)") {
+                logger.warning("upload interrupted by its worker's exit",
+                               metadata: ["id": "\(id)", "received": "\(received)", "worker": "\(pid)"])
+            }
+        } catch {
+            logger.error("cannot record the uploads of a dead worker", metadata: ["pid": "\(pid)", "error": "\(error)"])
+        }
+    }
+
+    func registerBootFailure(slot: Int) {
+        bootFailures += 1
+        if bootFailures >= config.maxBootFailures {
+            logger.critical("workers keep dying at start; giving up", metadata: ["failures": "\(bootFailures)"])
+            exitCode = MasterExit.workersFailing
+            stop(graceful: false)
+            return
+        }
+        let delay = Backoff.delay(afterFailures: bootFailures)
+        nextSpawnAt = UTCTime.monotonic() + delay
+        logger.warning("worker died early; backing off", metadata: [
+            "slot": "\(slot)", "failures": "\(bootFailures)", "delay": "\(delay)",
+        ])
+    }
+
+    /// A worker that has stayed up past the minimum lifetime ends a run of failures.
+    func forgiveBootFailures() {
+        guard bootFailures > 0, let board = scoreboard else { return }
+        let now = UTCTime.monotonic()
+        if workers.values.contains(where: { board.board($0.boardIndex).heartbeat > 0 && now - $0.startedAt >= Self.minimumLifetime }) {
+            bootFailures = 0
+        }
+    }
+
+    func maintainWorkerCount() {
+        guard UTCTime.monotonic() >= nextSpawnAt else { return }
+        let used = Set(workers.values.filter { !$0.retiring }.map(\.slot))
+        for slot in 0..<wantedWorkers where !used.contains(slot) {
+            spawn(slot: slot)
+        }
+    }
+
+    /// HUP: start a new worker for the next old one, and QUIT the old one once the new one is ready.
+    func advanceReplacement() {
+        guard let board = scoreboard else { return }
+        if let (new, old) = replacement {
+            guard let worker = workers[new] else {
+                replacement = nil
+                return
+            }
+            if board.board(worker.boardIndex).heartbeat > 0 {
+                if workers[old] != nil {
+                    workers[old]?.retiring = true
+                    kill(old, SIGQUIT)
+                }
+                logger.info("worker replaced", metadata: ["old": "\(old)", "new": "\(new)"])
+                replacement = nil
+            }
+            return
+        }
+        while let old = toReplace.first {
+            toReplace.removeFirst()
+            guard let worker = workers[old], !worker.retiring, UTCTime.monotonic() >= nextSpawnAt else { continue }
+            if let new = spawn(slot: worker.slot, alongside: true) { replacement = (new, old) }
+            return
+        }
+    }
+
+    /// Deletes partial uploads nobody resumed within --partial-ttl; looks a few times per TTL, at most once a minute.
+    func expirePartials() {
+        let now = UTCTime.monotonic()
+        guard now >= nextExpiry else { return }
+        nextExpiry = now + min(60, max(0.5, config.partialTTL / 4))
+        let cutoff = UTCTime.epochMilliseconds() - Int64(config.partialTTL * 1000)
+        let cutoffText = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
+        do {
+            for id in try Store(directory: config.directory, actor: "master:\(masterPID)").expireInterrupted(before: cutoffText) {
+                logger.info("partial upload expired", metadata: ["id": "\(id)", "ttl": "\(config.partialTTL)s"])
+            }
+        } catch {
+            logger.error("cannot expire partial uploads", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// QUITs the workers whose slots are `first` and above (TTOU, WINCH).
+    func retire(slotsFrom first: Int) {
+        for (pid, worker) in workers where worker.slot >= first && !worker.retiring {
+            workers[pid]?.retiring = true
+            kill(pid, SIGQUIT)
+        }
+    }
+
+    /// Aborts a worker whose heartbeat is older than the timeout, then kills it if ABRT did not.
+    func watchdog() {
+        guard let board = scoreboard else { return }
+        let now = UTCTime.monotonic()
+        let nowMs = Scoreboard.nowMilliseconds()
+        for (pid, worker) in workers {
+            if let abortedAt = worker.abortedAt {
+                if now - abortedAt > Self.abortGrace {
+                    logger.error("worker ignored ABRT; killing", metadata: ["pid": "\(pid)"])
+                    kill(pid, SIGKILL)
+                }
+                continue
+            }
+            let last = board.board(worker.boardIndex).heartbeat
+            let silentFor = last > 0 ? Double(nowMs &- last) / 1000 : now - worker.startedAt
+            guard silentFor > config.timeout else { continue }
+            logger.error("worker timed out; aborting it", metadata: [
+                "pid": "\(pid)", "silent": "\(Int(silentFor))s", "timeout": "\(Int(config.timeout))s",
+                "phase": "\(last > 0 ? "serving" : "booting")",
+            ])
+            workers[pid]?.abortedAt = now
+            kill(pid, SIGABRT)
+        }
+    }
+
+    @discardableResult
+    func spawn(slot: Int, alongside: Bool = false) -> Int32? {
+        guard let socket, let board = scoreboard else { return nil }
+        let used = Set(workers.values.map(\.boardIndex))
+        guard let index = (0..<Scoreboard.capacity).first(where: { !used.contains($0) }) else { return nil }
+        board.board(index).reset()
+        fflush(nil)  // or the child would print the parent's buffered output again
+        let pid = fork()
+        if pid == 0 {
+            // In the child: drop everything that belongs to the master.
+            _ = spool_signals_reset()
+            close(selfPipe.read)
+            close(selfPipe.write)
+            if let pidFile { close(pidFile.fd) }
+            WorkerProcess.run(WorkerConfiguration(
+                listenFD: socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
+                scoreboard: board, board: board.board(index), logFile: config.logFile,
+                limits: config.limits))
+        }
+        if pid < 0 {
+            logger.error("cannot fork a worker", metadata: ["error": "\(SystemError.last("fork"))"])
+            registerBootFailure(slot: slot)
+            return nil
+        }
+        workers[pid] = Worker(slot: slot, boardIndex: index, startedAt: UTCTime.monotonic())
+        logger.info("worker spawned", metadata: ["pid": "\(pid)", "slot": "\(slot)"])
+        return pid
+    }
+
+    func signalWorkers(_ signal: Int32) {
+        for pid in workers.keys { kill(pid, signal) }
+    }
+
+    func reopenLog() {
+        guard let path = config.logFile else { return }
+        do {
+            try LogFile.redirectStandardError(to: path)
+            logger.info("log file reopened", metadata: ["path": "\(path)"])
+        } catch {
+            logger.error("cannot reopen the log file", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func cleanUp() {
+        if let socket { close(socket.fd) }
+        pidFile?.remove()
+    }
+}
