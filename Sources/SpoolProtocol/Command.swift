@@ -40,10 +40,11 @@ public struct UploadRequest: Equatable, Sendable {
     /// A label chosen by the client. Never used as a path on the server.
     public var name: String
     public var size: Int64
-    /// Lowercase hex SHA-256 of the whole file, declared up front.
-    public var sha256: String
+    /// Lowercase hex SHA-256 of the whole file, declared up front; nil when the
+    /// client sends it after the body instead (`UPLOAD <size> - <name>`, then `DIGEST`).
+    public var sha256: String?
 
-    public init(name: String, size: Int64, sha256: String) {
+    public init(name: String, size: Int64, sha256: String?) {
         self.name = name
         self.size = size
         self.sha256 = sha256
@@ -51,7 +52,7 @@ public struct UploadRequest: Equatable, Sendable {
 
     /// The control line that announces this upload.
     public var line: String {
-        "UPLOAD \(size) \(sha256) \(PercentCoding.encode(name))\n"
+        "UPLOAD \(size) \(sha256 ?? "-") \(PercentCoding.encode(name))\n"
     }
 }
 
@@ -139,8 +140,9 @@ public enum CommandParser {
         guard let size = parseSize(sizeToken) else {
             throw CommandError(.badArguments, "size must be a whole number of bytes from 0 to \(Int64.max); \(usage)")
         }
-        guard let sha256 = Checksum.normalize(shaToken) else {
-            throw CommandError(.badArguments, "sha256 must be 64 hexadecimal digits; \(usage)")
+        let sha256 = Checksum.normalize(shaToken)
+        guard sha256 != nil || shaToken == "-" else {
+            throw CommandError(.badArguments, "sha256 must be 64 hexadecimal digits, or - to send it after the body; \(usage)")
         }
         let name = try UploadName.decode(nameToken)
         return UploadRequest(name: name, size: size, sha256: sha256)

@@ -17,8 +17,12 @@ public struct Session {
         case resumeUpload(id: String, sha256: String)
         /// Append these body bytes to the open upload.
         case writeBody(ByteBuffer)
-        /// All declared bytes arrived: verify and make durable, then call `uploadFinished`.
-        case finishUpload
+        /// All declared bytes arrived: verify them against `declared` (nil: the checksum
+        /// given when the upload was opened) and make them durable, then call `uploadFinished`.
+        case finishUpload(declared: String?)
+        /// The body arrived but its checksum did not (`DIGEST` missing or malformed):
+        /// drop the upload's bytes, then call `uploadFinished` with a reply built from `reason`.
+        case abandonUpload(reason: String)
         /// Answer a question (STATUS, FIND, LIST, STATS) from the store, then call `answered`.
         case query(Command)
         /// Check this token, then call `authenticated` or `authenticationFailed`.
@@ -35,6 +39,8 @@ public struct Session {
         case opening
         /// `failure` is set when writing failed: the rest of the body is read and dropped, then the failure is sent.
         case body(remaining: Int64, failure: Reply?)
+        /// The body is in; waiting for its `DIGEST <sha256>` line. `failure` as for `body`.
+        case digest(failure: Reply?)
         case finishing
         case querying
         case watching
@@ -53,6 +59,8 @@ public struct Session {
     /// Whether a client that has not authenticated may touch uploads (the handler keeps this current).
     public var anonymousAllowed = true
     private var failedAuthentications = 0
+    /// The upload being received sends its checksum after the body.
+    private var digestFollows = false
     public static let maxFailedAuthentications = 3
 
     public struct Identity: Equatable, Sendable {
@@ -70,7 +78,7 @@ public struct Session {
     /// True while an upload is open (between `beginUpload` and its final reply).
     public var isUploading: Bool {
         switch state {
-        case .opening, .body, .finishing: true
+        case .opening, .body, .digest, .finishing: true
         case .commands, .querying, .watching, .closed: false
         }
     }
@@ -87,6 +95,8 @@ public struct Session {
             return nextCommand()
         case .body(let remaining, let failure):
             return nextBody(remaining: remaining, failure: failure)
+        case .digest(let failure):
+            return nextDigest(failure: failure)
         case .watching:
             // Any complete line from the client ends the watch; the line is then read as a command.
             guard framer.hasLine else { return nil }
@@ -124,12 +134,14 @@ public struct Session {
             return .authenticate(secret: secret)
         case .hello(let version):
             protocolVersion = min(version, ProtocolInfo.version)
-            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume,auth,chat"))
+            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume,auth,chat,digest-after"))
         case .upload(let request):
             state = .opening
+            digestFollows = request.sha256 == nil
             return .beginUpload(request)
         case .resume(let id, let sha256):
             state = .opening
+            digestFollows = false
             return .resumeUpload(id: id, sha256: sha256)
         case .status, .find, .list, .stats:
             state = .querying
@@ -158,16 +170,47 @@ public struct Session {
                 state = .body(remaining: left, failure: failure)
                 return nextBody(remaining: left, failure: failure)
             }
+            if digestFollows {
+                // The client will still send its DIGEST line: read it before the failure, to stay in step.
+                state = .digest(failure: failure)
+                return nextDigest(failure: failure)
+            }
             returnToCommands()
             return .reply(failure)
         }
         if left == 0 {
-            state = .finishing
-            pending.append(.finishUpload)
+            bodyComplete()
         } else {
             state = .body(remaining: left, failure: nil)
         }
         return .writeBody(chunk)
+    }
+
+    /// Every declared byte is in: verify now, or first wait for the checksum.
+    private mutating func bodyComplete() {
+        if digestFollows {
+            state = .digest(failure: nil)
+        } else {
+            state = .finishing
+            pending.append(.finishUpload(declared: nil))
+        }
+    }
+
+    /// The line after a body sent without its checksum must be `DIGEST <sha256>`.
+    private mutating func nextDigest(failure: Reply?) -> Action? {
+        guard let line = framer.nextLine() else { return nil }
+        if let failure {
+            returnToCommands()
+            return .reply(failure)
+        }
+        state = .finishing
+        if case .success(let text) = line {
+            let tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if tokens.count == 2, tokens[0].uppercased() == "DIGEST", let sha256 = Checksum.normalize(tokens[1]) {
+                return .finishUpload(declared: sha256)
+            }
+        }
+        return .abandonUpload(reason: "expected DIGEST <sha256> after the body")
     }
 
     // MARK: - Results of the handler's work
@@ -203,8 +246,7 @@ public struct Session {
         let remaining = size - offset
         pending.append(.reply(Reply(.sendBody, "id=\(id) offset=\(offset) size=\(size) send \(remaining) bytes")))
         if remaining == 0 {
-            state = .finishing
-            pending.append(.finishUpload)
+            bodyComplete()
         } else {
             state = .body(remaining: remaining, failure: nil)
         }
@@ -224,9 +266,11 @@ public struct Session {
         case .body(let remaining, nil):
             state = .body(remaining: remaining, failure: reply)
         case .finishing:
-            pending.removeAll { $0 == .finishUpload }
+            pending.removeAll { $0 == .finishUpload(declared: nil) }
             pending.append(.reply(reply))
             returnToCommands()
+        case .digest(nil):
+            state = .digest(failure: reply)
         default:
             return
         }
@@ -283,7 +327,7 @@ public struct Session {
             } else {
                 return
             }
-        case .body:
+        case .body, .digest:
             guard quietFor > limits.stall else { return }
             reason = "upload stalled: no bytes for \(Int(limits.stall)) s; resume it later"
         case .opening, .finishing, .querying, .watching, .closed:

@@ -43,13 +43,18 @@ extension Store {
     /// once the file is fsynced, renamed into place, its directory fsynced and the
     /// row committed, in that order (docs/DESIGN.md explains why that order).
     /// Closes the upload's descriptor in every case.
-    public func complete(_ upload: OpenUpload, received: Int64, sha256: String) throws(StoreError) -> CompletionOutcome {
-        guard received == upload.size, sha256 == upload.sha256 else {
+    /// `declared`: the checksum the client sent after the body, for an upload
+    /// announced without one; nil to check against the one given when it was opened.
+    public func complete(_ upload: OpenUpload, received: Int64, sha256: String, declared: String? = nil)
+        throws(StoreError) -> CompletionOutcome
+    {
+        let expected = declared ?? upload.sha256
+        guard received == upload.size, sha256 == expected else {
             Files.close(upload.fd)
             try? Files.unlink(upload.tempPath)
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
-                : "checksum mismatch: declared \(upload.sha256), received \(sha256)"
+                : "checksum mismatch: declared \(expected), received \(sha256)"
             try mark(upload.id, .failed, received: received, error: reason, finished: true)
             return .checksumMismatch(actual: sha256)
         }
@@ -68,7 +73,7 @@ extension Store {
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
             throw .system(error)
         }
-        try mark(upload.id, .complete, received: received, error: nil, finished: true)
+        try mark(upload.id, .complete, received: received, error: nil, finished: true, sha256: sha256)
         return .stored(objectPath: objectPath)
     }
 

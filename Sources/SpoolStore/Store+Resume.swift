@@ -33,7 +33,11 @@ extension Store {
     ) throws(StoreError) -> ResumeOutcome {
         // The same answer for a wrong id, checksum or token: a guess learns nothing.
         let unknown = ResumeOutcome.notResumable(reason: "no upload \(id) with that checksum; start a new upload")
-        guard let row = try upload(id: id), row.sha256 == sha256, row.token == token else { return unknown }
+        // An upload announced without its checksum (`UPLOAD <size> - …`) has none to
+        // match yet: the id is its credential, and the checksum given now is recorded.
+        guard let row = try upload(id: id), row.sha256 == sha256 || row.sha256.isEmpty, row.token == token else {
+            return unknown
+        }
         switch row.state {
         case .complete:
             return .alreadyComplete(row)
@@ -69,11 +73,11 @@ extension Store {
                     let changed = try db.run(
                         """
                         UPDATE uploads SET state = 'receiving', received = ?, worker_pid = ?, client_ip = ?,
-                                           client_port = ?, error = NULL, updated_at = ?
+                                           client_port = ?, error = NULL, updated_at = ?, sha256 = ?
                         WHERE id = ? AND state IN ('receiving', 'interrupted')
                         """,
                         [.integer(offset), .integer(Int64(workerPID)), .text(clientIP), .integer(Int64(clientPort)),
-                         .text(now), .text(id)]
+                         .text(now), .text(sha256), .text(id)]
                     )
                     if changed > 0 {
                         try appendEvent(db, id, "resumed", client: Self.address(clientIP, clientPort), detail: "at byte \(offset)")
@@ -85,7 +89,7 @@ extension Store {
                 Files.close(fd)
                 return .notResumable(reason: "upload \(id) changed state meanwhile; try again")
             }
-            let open = OpenUpload(id: id, size: row.size, sha256: row.sha256, tempPath: path, fd: fd, offset: offset)
+            let open = OpenUpload(id: id, size: row.size, sha256: sha256, tempPath: path, fd: fd, offset: offset)
             return .opened(open, prefix: PrefixHash(hasher: prefix))
         } catch {
             Files.close(fd)

@@ -47,17 +47,21 @@ public final class Store: @unchecked Sendable {
 
     /// Moves an upload to `state` and logs the event, durably, in a commit shared
     /// with the other threads of this process that are committing at the same time.
-    func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError) {
+    /// `sha256` is recorded for an upload whose checksum arrived after its body.
+    func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, sha256: String? = nil)
+        throws(StoreError)
+    {
         let now = UTCTime.now()
         try durably { db throws(StoreError) in
             try db.run(
                     """
                     UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
-                                       finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                                       finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
+                                       sha256 = coalesce(?, sha256)
                     WHERE id = ?
                     """,
                     [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
-                     .integer(finished ? 1 : 0), .text(now), .text(id)]
+                     .integer(finished ? 1 : 0), .text(now), sha256.map { .text($0) } ?? .null, .text(id)]
                 )
             try self.appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
         }

@@ -19,7 +19,7 @@ extension ConnectionHandler {
 
     func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
         let new = NewUpload(
-            name: request.name, size: request.size, sha256: request.sha256,
+            name: request.name, size: request.size, sha256: request.sha256 ?? "",
             clientIP: clientIP, clientPort: clientPort, workerPID: services.pid, token: token?.name
         )
         var rng = SystemRandomNumberGenerator()
@@ -127,7 +127,8 @@ extension ConnectionHandler {
         }
     }
 
-    func finish(_ context: ChannelHandlerContext) {
+    /// `declared`: the checksum sent after the body, if it was not given up front.
+    func finish(_ context: ChannelHandlerContext, declared: String?) {
         guard let upload else { return }
         self.upload = nil
         pauseReading(context)
@@ -148,7 +149,7 @@ extension ConnectionHandler {
         let eventLoop = context.eventLoop
         digest.flatMap { digest in
             pool.runIfActive(eventLoop: eventLoop) { () -> Reply in
-                Self.complete(upload, received: received, sha256: digest, store: store, logger: logger)
+                Self.complete(upload, received: received, sha256: digest, declared: declared, store: store, logger: logger)
             }
         }.assumeIsolated().whenComplete { result in
             let reply: Reply
@@ -164,9 +165,11 @@ extension ConnectionHandler {
     }
 
     /// The blocking end of an upload, on the pool: verify, make durable, record.
-    static func complete(_ upload: OpenUpload, received: Int64, sha256 digest: String, store: Store, logger: Logger) -> Reply {
+    static func complete(
+        _ upload: OpenUpload, received: Int64, sha256 digest: String, declared: String?, store: Store, logger: Logger
+    ) -> Reply {
         do {
-            switch try store.complete(upload, received: received, sha256: digest) {
+            switch try store.complete(upload, received: received, sha256: digest, declared: declared) {
             case .stored:
                 logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
                 return storedReply(id: upload.id, size: received, sha256: digest)
@@ -174,12 +177,29 @@ extension ConnectionHandler {
                 logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
                 return Reply(
                     .checksumMismatch,
-                    "id=\(upload.id) checksum mismatch: declared \(upload.sha256), received \(actual); nothing stored"
+                    "id=\(upload.id) checksum mismatch: declared \(declared ?? upload.sha256), received \(actual); nothing stored"
                 )
             }
         } catch {
             logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
             return storageFailure(upload.id, error)
+        }
+    }
+
+    /// The body arrived without its checksum: drop the bytes, mark the upload failed, say why.
+    func abandon(reason: String, _ context: ChannelHandlerContext) {
+        guard let upload else { return }
+        self.upload = nil
+        dropDigest()
+        pauseReading(context)
+        let (store, received) = (services.store, self.received)
+        services.pool.runIfActive(eventLoop: context.eventLoop) {
+            try store.fail(upload, received: received, reason: reason)
+        }.assumeIsolated().whenComplete { _ in
+            self.releaseProgressSlot()
+            self.session.uploadFinished(Reply(.checksumMismatch, "id=\(upload.id) \(reason); nothing stored"))
+            self.resumeReading(context)
+            self.drive(context)
         }
     }
 

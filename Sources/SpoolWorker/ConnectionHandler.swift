@@ -190,8 +190,10 @@ final class ConnectionHandler: ChannelInboundHandler {
                 resume(id: id, sha256: sha256, context)
             case .writeBody(let bytes):
                 write(bytes)
-            case .finishUpload:
-                finish(context)
+            case .finishUpload(let declared):
+                finish(context, declared: declared)
+            case .abandonUpload(let reason):
+                abandon(reason: reason, context)
             case .query(let command):
                 query(command, context)
             case .authenticate(let secret):

@@ -36,7 +36,7 @@ private func codes(_ actions: [Session.Action]) -> [Int] {
         // "PING\nQUIT\nx" is the body: ten bytes, commands or not.
         let body = actions.compactMap { if case .writeBody(let b) = $0 { String(buffer: b) } else { nil } }.joined()
         #expect(body == "PING\nQUIT\n")
-        #expect(actions.last == .finishUpload)
+        #expect(actions.last == .finishUpload(declared: nil))
         #expect(feed(&session, "PING\n") == [])
 
         session.uploadFinished(Reply(.stored, "id=ID1 stored"))
@@ -51,7 +51,7 @@ private func codes(_ actions: [Session.Action]) -> [Int] {
         session.uploadOpened(id: "I", size: 6, offset: 0)
         #expect(codes(drain(&session)) == [150])
         #expect(feed(&session, "abc") == [.writeBody(ByteBuffer(string: "abc"))])
-        #expect(feed(&session, "defPING\n") == [.writeBody(ByteBuffer(string: "def")), .finishUpload])
+        #expect(feed(&session, "defPING\n") == [.writeBody(ByteBuffer(string: "def")), .finishUpload(declared: nil)])
     }
 
     @Test func emptyUploadFinishesWithoutABody() {
@@ -60,7 +60,7 @@ private func codes(_ actions: [Session.Action]) -> [Int] {
         session.uploadOpened(id: "E", size: 0, offset: 0)
         let actions = drain(&session)
         #expect(codes(actions) == [150])
-        #expect(actions.last == .finishUpload)
+        #expect(actions.last == .finishUpload(declared: nil))
     }
 
     @Test func refusedUploadSendsNoBodyState() {
@@ -141,7 +141,7 @@ private func codes(_ actions: [Session.Action]) -> [Int] {
         session.drain()
         session.closeIfIdle()  // not idle: mid-upload
         #expect(feed(&session, "ab") == [.writeBody(ByteBuffer(string: "ab"))])
-        #expect(feed(&session, "cdPING\n") == [.writeBody(ByteBuffer(string: "cd")), .finishUpload])
+        #expect(feed(&session, "cdPING\n") == [.writeBody(ByteBuffer(string: "cd")), .finishUpload(declared: nil)])
         session.uploadFinished(Reply(.stored, "id=D stored"))
         let actions = drain(&session)
         #expect(codes(actions) == [250, 421])

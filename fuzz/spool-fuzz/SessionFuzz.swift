@@ -68,6 +68,9 @@ func fuzzOne(_ input: [UInt8]) {
             case .finishUpload:
                 check(!failed && written == declared, "finish exactly at the declared size")
                 session.uploadFinished(Reply(.stored, "id=01FUZZFUZZFUZZFUZZFUZZFUZZ stored"))
+            case .abandonUpload:
+                check(!failed && written == declared, "a missing DIGEST comes only after the whole body")
+                session.uploadFinished(Reply(.checksumMismatch, "id=01FUZZFUZZFUZZFUZZFUZZFUZZ no digest"))
             case .query:
                 session.answered([Reply(.uploadList, "0 uploads")])
             case .authenticate:
