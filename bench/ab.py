@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A/B two builds of Spool on one scenario, alternating them in rounds.
 
-    python3 bench/ab.py BEFORE_DIR AFTER_DIR [--scenario p1|p2] [--workers 1,2] [--rounds 3] [--fresh-fs]
+    python3 bench/ab.py BEFORE_DIR AFTER_DIR [--scenario p1|p2] [--workers 1,2] [--rounds 3] [--fresh-fs | --dir DIR]
 
 Each directory holds a release `spoold` and `spool` (copy them out of
 .build/release before and after a change). With --fresh-fs (root only), every
@@ -33,7 +33,9 @@ def fresh_fs():
 
 
 def p1(workdir, workers):
-    path = os.path.join(workdir, "large.bin")
+    # One source file for every run; each run's 1 GiB object is deleted after it
+    # (one large file: no cost to the next run's file creation).
+    path = os.path.join(os.path.dirname(workdir), "spool-ab-large.bin")
     if not os.path.exists(path):
         bench.make_file(path, 1 << 30, 1)
     spool = bench.Spool(workdir, workers)
@@ -46,6 +48,7 @@ def p1(workdir, workers):
         return (1 << 30) / bench.timed(upload) / bench.MB, "MB/s"
     finally:
         spool.stop()
+        shutil.rmtree(spool.data, ignore_errors=True)
 
 
 def p2(workdir, workers):
@@ -68,6 +71,7 @@ def main():
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fresh-fs", action="store_true")
+    parser.add_argument("--dir", default="/var/tmp", help="where runs keep their files (a tmpfs takes the disk out)")
     args = parser.parse_args()
     scenario = {"p1": p1, "p2": p2}[args.scenario]
     results, unit, leftovers = {}, "", []
@@ -75,7 +79,7 @@ def main():
         for label, build in (("before", args.before), ("after", args.after)):
             bench.SPOOLD, bench.SPOOL = os.path.join(build, "spoold"), os.path.join(build, "spool")
             for workers in map(int, args.workers.split(",")):
-                workdir = fresh_fs() if args.fresh_fs else tempfile.mkdtemp(prefix="spool-ab-", dir="/var/tmp")
+                workdir = fresh_fs() if args.fresh_fs else tempfile.mkdtemp(prefix="spool-ab-", dir=args.dir)
                 leftovers.append(workdir)
                 value, unit = scenario(workdir, workers)
                 results.setdefault((workers, label), []).append(value)
@@ -91,6 +95,8 @@ def main():
     else:
         for workdir in leftovers:  # only now: see "Nothing is deleted" in docs/BENCHMARKS.md
             shutil.rmtree(workdir, ignore_errors=True)
+        if args.scenario == "p1":
+            os.unlink(os.path.join(args.dir, "spool-ab-large.bin"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ public final class Connection {
     private var framer = LineFramer()
     /// The greeting the server sent on connect.
     public private(set) var greeting = Reply(.ready, "")
+    private var knownFeatures: Set<String>?
 
     /// Connects, reads the greeting, and with a token authenticates (AUTH) before returning.
     public init(server: String, token: String? = nil) throws(ClientError) {
@@ -60,6 +61,17 @@ public final class Connection {
 
     deinit {
         close()
+    }
+
+    /// What the server offers beyond protocol version 1 (`HELLO`'s `features=`),
+    /// asked once per connection.
+    public func features() throws(ClientError) -> Set<String> {
+        if let knownFeatures { return knownFeatures }
+        try send(line: "HELLO \(ProtocolInfo.version)")
+        let reply = try readReply()
+        let found = reply.code == .ok ? Set((reply.fields["features"] ?? "").split(separator: ",").map(String.init)) : []
+        knownFeatures = found
+        return found
     }
 
     /// Closes the socket now; later calls fail as a lost connection.

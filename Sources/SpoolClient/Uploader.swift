@@ -30,7 +30,8 @@ public struct UploadOptions: Sendable {
 ///
 /// Each file: declare name, size and SHA-256 (or ask to resume a known upload),
 /// wait for the server's 150 and its offset, send the rest with sendfile, read the
-/// verdict. A lost connection or a 4xx reply is retried with backoff; the upload
+/// verdict. A large file sent to a server that offers `digest-after` is announced
+/// without its checksum and hashed while it is sent; the checksum follows the body. A lost connection or a 4xx reply is retried with backoff; the upload
 /// resumes from the bytes the server has durably stored.
 public final class Uploader {
     public let server: String
@@ -50,6 +51,10 @@ public final class Uploader {
         self.connection = connection
     }
 
+    /// Files at least this large go checksum-after-body to servers that offer it:
+    /// hashing first would delay the first byte by the time it takes to read them.
+    static let digestAfterThreshold: Int64 = 1 << 20
+
     /// Uploads the file at `path` under `name`. `progress` receives (bytes sent, total).
     public func upload(path: String, name: String, progress: @escaping (Int64, Int64) -> Void = { _, _ in })
         throws(ClientError) -> UploadResult
@@ -57,18 +62,34 @@ public final class Uploader {
         let fd: Int32
         do { fd = try Files.open(path, flags: O_RDONLY) } catch { throw .file(error) }
         defer { Files.close(fd) }
-        let digest: FileDigest
-        do { digest = try FileDigest.of(fd: fd, path: path) } catch { throw .file(error) }
+        let file: FileIdentity
+        do { file = try FileIdentity(fd: fd, path: path) } catch { throw .file(error) }
 
-        var id = options.journal?.lookup(sha256: digest.sha256, size: digest.size)
+        // The checksum, once known: at once for a small file or a resume, else
+        // from hashing alongside the first attempt (see sendDigestAfter).
+        var digest: FileDigest?
+        var id = options.journal?.lookup(file: file)
         var attempt = 0
         while true {
             do throws(ClientError) {
                 let current: Connection
                 if let open = connection { current = open } else { current = try Connection(server: server, token: options.token) }
                 connection = current
-                let result = try send(fd: fd, digest: digest, name: name, id: &id, over: current, progress: progress)
-                options.journal?.forget(sha256: digest.sha256, size: digest.size)
+                let result: UploadResult
+                if digest == nil, id == nil, file.size >= Self.digestAfterThreshold, try current.features().contains("digest-after") {
+                    result = try sendDigestAfter(fd: fd, path: path, file: file, name: name, id: &id, digest: &digest,
+                                                 over: current, progress: progress)
+                } else {
+                    let known: FileDigest
+                    if let digest { known = digest } else {
+                        do { known = try FileDigest.of(fd: fd, path: path) } catch { throw .file(error) }
+                        digest = known
+                        if id == nil { id = options.journal?.lookup(sha256: known.sha256, size: known.size) }
+                    }
+                    result = try send(fd: fd, digest: known, name: name, id: &id, over: current, progress: progress)
+                }
+                options.journal?.forget(sha256: result.sha256, size: result.size)
+                options.journal?.forget(file: file)
                 return result
             } catch where error.isTransient && attempt < options.retries {
                 connection = nil  // after a failure the stream's framing is unknown: start afresh
@@ -81,6 +102,44 @@ public final class Uploader {
                 throw error
             }
         }
+    }
+
+    /// One attempt at a new upload whose checksum follows the body: announce it
+    /// with `-`, send the file while a second thread hashes it, then `DIGEST`.
+    /// The journal knows it by `file` until it is stored. Whatever happens to the
+    /// connection, the hash is finished and kept in `digest`, so that a retry
+    /// resumes with it.
+    private func sendDigestAfter(
+        fd: Int32, path: String, file: FileIdentity, name: String, id: inout String?, digest: inout FileDigest?,
+        over connection: Connection, progress: @escaping (Int64, Int64) -> Void
+    ) throws(ClientError) -> UploadResult {
+        try connection.send(line: UploadRequest(name: name, size: file.size, sha256: nil).line)
+        let ready = try connection.readReply()
+        guard ready.code == .sendBody else { throw .refused(ready) }
+        guard let accepted = ready.fields["id"], ready.fields["offset"] == "0" else {
+            throw .protocolViolation("150 reply without a usable id and offset: \(ready)")
+        }
+        id = accepted
+        options.journal?.record(file: file, id: accepted)
+        progress(0, file.size)
+        let hashing = BackgroundDigest(fd: fd, path: path)
+        var sendError: ClientError?
+        do throws(ClientError) {
+            try connection.sendFile(fd: fd, offset: 0, count: file.size, limitRate: options.limitRate) {
+                progress($0, file.size)
+            }
+        } catch {
+            sendError = error
+        }
+        let hashed: FileDigest
+        do { hashed = try hashing.wait() } catch { throw .file(error) }
+        guard hashed.size == file.size else {
+            throw .file(SystemError("read", "\(path) changed size while uploading", errno: EIO))
+        }
+        digest = hashed
+        if let sendError { throw sendError }
+        try connection.send(line: "DIGEST \(hashed.sha256)")
+        return try verify(try connection.readReply(), id: accepted, digest: hashed, resumedAt: 0)
     }
 
     /// One attempt over one connection.
