@@ -92,6 +92,13 @@ public final class Arbiter {
         }
         do { try directory.prepare() } catch { throw .startup("cannot create data directory: \(error)") }
         do { pidFile = try PidFile.lock(directory.pidFilePath) } catch { throw .startup(error.description) }
+        // Only now, holding the lock: objects must never move under a running server.
+        do {
+            let moved = try directory.upgradeLayout()
+            if moved > 0 { logger.notice("objects moved to the one-level layout", metadata: ["objects": "\(moved)"]) }
+        } catch {
+            throw .startup("cannot upgrade the objects layout: \(error)")
+        }
 
         // Migrate and recover before any worker exists, then close the database:
         // workers never race to migrate, and no SQLite connection crosses a fork.

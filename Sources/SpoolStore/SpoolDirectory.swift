@@ -44,13 +44,20 @@ public struct DataDirectory: Sendable {
         return (0..<256).map { "\(hex[$0 >> 4])\(hex[$0 & 15])" }
     }()
 
-    /// Creates the directories a server needs, and brings an older objects layout up to date.
+    /// Creates the directories a server needs. A new objects directory gets its
+    /// 256 subdirectories and the layout marker at once; an existing one without
+    /// the marker is left for `upgradeLayout`, which only a process holding the
+    /// pid file's lock may run (objects must not move under a running server).
     public func prepare() throws(SystemError) {
+        let fresh = !Files.exists(objectsPath)
         for path in [root, spoolPath, tempPath, objectsPath, runPath] {
             try Files.makeDirectories(path)
         }
-        try upgradeLayout()
+        if fresh { try upgradeLayout() }
     }
+
+    /// Whether objects/ is in the current layout (the marker is there).
+    public var layoutIsCurrent: Bool { Files.exists(layoutMarkerPath) }
 
     /// Spool 0.1 stored objects two levels deep (`objects/ab/cd/<sha256>`). Moves
     /// any such object up to `objects/ab/<sha256>`, then writes the marker so that

@@ -26,8 +26,8 @@ public final class Store: @unchecked Sendable {
         database = try Database(path: directory.databasePath, create: false, queueWriters: queueWriters)
         log = WriteAheadLog(databasePath: directory.databasePath)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
-        // The master upgrades at start; an admin command may come first after an update.
-        do { try directory.upgradeLayout() } catch { throw .system(error) }
+        // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
+        guard directory.layoutIsCurrent else { throw .layoutBehind(path: directory.objectsPath) }
     }
 
     /// Creates the directories and database as needed and applies pending migrations (the master, `admin migrate`).

@@ -9,6 +9,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case migrationEdited(version: Int, name: String)
     case schemaBehind(path: String, version: Int, latest: Int)
     case badMigration(file: String, reason: String)
+    /// The spool directory still has the objects layout of Spool 0.1.
+    case layoutBehind(path: String)
     case notFound(id: String)
     /// The upload does not fit: too large, over quota, or not enough space.
     case refused(Refusal)
@@ -31,6 +33,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
             "database \(path) is at schema version \(version) but this spoold needs \(latest); run `spoold admin migrate`"
         case .badMigration(let file, let reason):
             "migration file \(file): \(reason)"
+        case .layoutBehind(let path):
+            "\(path) still stores objects two directories deep (Spool 0.1); "
+                + "start `spoold serve` once: it moves them at start"
         case .notFound(let id):
             "no upload with id \(id)"
         case .refused(let refusal):

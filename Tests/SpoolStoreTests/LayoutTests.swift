@@ -39,6 +39,8 @@ import Testing
         try movedBytes.write(to: URL(fileURLWithPath: data.objectFile(sha256: movedSHA)))
 
         try data.prepare()
+        #expect(!data.layoutIsCurrent)  // an existing objects/ is left to the master, under its lock
+        #expect(try data.upgradeLayout() == 2)
         for (sha, bytes) in objects {
             #expect(!Files.exists(oldDirectory(sha)))
             #expect(try Data(contentsOf: URL(fileURLWithPath: data.objectFile(sha256: sha))) == bytes)
@@ -56,5 +58,15 @@ import Testing
         try Data("x".utf8).write(to: URL(fileURLWithPath: old + "/" + sha))
         #expect(try data.upgradeLayout() == 1)
         #expect(Files.exists(data.objectFile(sha256: sha)))
+    }
+
+    @Test func aStoreRefusesTheOldLayoutUntilTheServerHasMovedIt() throws {
+        let dir = try TempDirectory()
+        let data = DataDirectory(dir.path + "/data")
+        _ = try Store.openMigrating(directory: data)
+        try FileManager.default.removeItem(atPath: data.spoolPath + "/layout-2")
+        #expect(throws: StoreError.layoutBehind(path: data.objectsPath)) { try Store(directory: data) }
+        try data.upgradeLayout()
+        _ = try Store(directory: data)
     }
 }
