@@ -59,6 +59,22 @@ extension Store {
             return .checksumMismatch(actual: sha256)
         }
         let objectPath = directory.objectFile(sha256: sha256)
+        if upload.sha256 != sha256 {
+            // The checksum came after the body, so the row does not name this content
+            // yet. Name it before the object appears: `delete`, `purge` and the audit
+            // keep an object that a row on its way to `complete` names, and must see
+            // this one before the rename, or they could remove the object under it.
+            do throws(StoreError) {
+                try locked { db throws(StoreError) in
+                    try db.transaction(durable: false) { () throws(StoreError) in
+                        try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(upload.id)])
+                    }
+                }
+            } catch {
+                Files.close(upload.fd)
+                throw error
+            }
+        }
         do {
             defer { Files.close(upload.fd) }
             try Files.fsync(upload.fd, path: upload.tempPath)
