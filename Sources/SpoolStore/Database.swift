@@ -22,6 +22,8 @@ public final class Database {
     /// A worker that hangs holding the file is killed by the master's watchdog,
     /// which releases it. -1 when not used.
     private let writerLock: Int32
+    /// Synced after every durable commit; see `transaction(durable:)`.
+    let log: WriteAheadLog
 
     /// Opens (and with `create`, creates) the database in WAL mode with a busy timeout,
     /// so several worker processes can write to it at once.
@@ -38,6 +40,7 @@ public final class Database {
             throw .sqlite(operation: "open \(path)", code: rc, message: message)
         }
         handle = db
+        log = WriteAheadLog(databasePath: path)
         writerLock = queueWriters ? Glibc.open(path + Self.writersSuffix, O_RDWR | O_CREAT | O_CLOEXEC, 0o640) : -1
         // SQLite's own busy timeout sleeps in steps of up to 100 ms; with several
         // worker processes committing small transactions, that stalls uploads far
@@ -48,8 +51,9 @@ public final class Database {
             return 1
         }, nil)
         try execute("PRAGMA journal_mode = WAL")
-        // FULL: a commit is on disk before COMMIT returns; replies depend on that.
-        try execute("PRAGMA synchronous = FULL")
+        // NORMAL: COMMIT does not wait for the disk, and never holds the write lock
+        // across an fsync; a durable transaction syncs the log afterwards instead.
+        try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
     }
 
@@ -86,12 +90,19 @@ public final class Database {
     /// Runs `body` in a write transaction (BEGIN IMMEDIATE takes the write lock up
     /// front, so a busy database waits at BEGIN instead of failing at COMMIT).
     ///
-    /// `durable: false` commits without waiting for the disk (WAL, synchronous=NORMAL):
-    /// for a change that nothing has been promised on yet (an upload's first row; a
-    /// crash simply loses it). The next durable commit makes it durable too.
+    /// A durable transaction is on disk when this returns: the log is synced after
+    /// COMMIT, once the locks are released (WriteAheadLog says why that is as safe
+    /// as `synchronous=FULL`). `durable: false` skips the sync, for a change that
+    /// nothing has been promised on yet (an upload's first row; a crash simply loses
+    /// it) or whose caller syncs the log itself (group commit); the next sync of the
+    /// log makes it durable too.
     public func transaction<T>(durable: Bool = true, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
-        if !durable { try execute("PRAGMA synchronous = NORMAL") }
-        defer { if !durable { try? execute("PRAGMA synchronous = FULL") } }
+        let result = try locked(body)
+        if durable { try log.sync() }
+        return result
+    }
+
+    private func locked<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         // The store serialises its threads, so one open file description per
         // connection is enough; flock only orders the processes.
         if writerLock >= 0 { while flock(writerLock, LOCK_EX) != 0 && errno == EINTR {} }

@@ -89,7 +89,7 @@ extension Store {
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
             throw .system(error)
         }
-        try mark(upload.id, .complete, received: received, error: nil, finished: true, sha256: sha256)
+        try mark(upload.id, .complete, received: received, error: nil, finished: true)
         return .stored(objectPath: objectPath)
     }
 

@@ -14,7 +14,6 @@ public final class Store: @unchecked Sendable {
     private let database: Database
     private let lock = Lock()
     private let groupCommit = GroupCommit()
-    private let log: WriteAheadLog
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     public let actor: String
 
@@ -24,7 +23,6 @@ public final class Store: @unchecked Sendable {
         self.directory = directory
         self.actor = actor
         database = try Database(path: directory.databasePath, create: false, queueWriters: queueWriters)
-        log = WriteAheadLog(databasePath: directory.databasePath)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
         // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
         guard directory.layoutIsCurrent else { throw .layoutBehind(path: directory.objectsPath) }
@@ -47,30 +45,25 @@ public final class Store: @unchecked Sendable {
 
     /// Moves an upload to `state` and logs the event, durably, in a commit shared
     /// with the other threads of this process that are committing at the same time.
-    /// `sha256` is recorded for an upload whose checksum arrived after its body.
-    func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, sha256: String? = nil)
-        throws(StoreError)
-    {
+    func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError) {
         let now = UTCTime.now()
         try durably { db throws(StoreError) in
             try db.run(
                     """
                     UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
-                                       finished_at = CASE WHEN ? THEN ? ELSE finished_at END,
-                                       sha256 = coalesce(?, sha256)
+                                       finished_at = CASE WHEN ? THEN ? ELSE finished_at END
                     WHERE id = ?
                     """,
                     [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
-                     .integer(finished ? 1 : 0), .text(now), sha256.map { .text($0) } ?? .null, .text(id)]
+                     .integer(finished ? 1 : 0), .text(now), .text(id)]
                 )
             try self.appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
         }
     }
 
     /// Runs `work` in a durable transaction, grouped with concurrent ones (GroupCommit).
-    /// The commit itself does not wait for the disk, so neither this process's lock
-    /// nor SQLite's write lock is held across an fsync; the log is synced after
-    /// both are released (WriteAheadLog), and only then does this return.
+    /// The log is synced once for the batch, after this process's lock is
+    /// released too, and only then does this return.
     func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
         try groupCommit.run(work) { batch throws(StoreError) in
             try locked { db throws(StoreError) in
@@ -88,7 +81,7 @@ public final class Store: @unchecked Sendable {
                     }
                 }
             }
-            try log.sync()
+            try database.log.sync()
         }
     }
 

@@ -72,6 +72,18 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try Files.list(objectDir) == [sha256(bytes)])
     }
 
+    @Test func aChecksumSentAfterTheBodyIsRecordedOnTheRow() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("declared afterwards".utf8)
+        var new = newUpload(bytes)
+        new.sha256 = ""
+        let upload = try store.begin(new, id: "ID-E")
+        try write(upload, bytes)
+        _ = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes), declared: sha256(bytes))
+        #expect(try store.upload(id: "ID-E")?.sha256 == sha256(bytes))
+    }
+
     @Test func interruptedUploadKeepsItsBytesForResume() throws {
         let dir = try TempDirectory()
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
