@@ -79,10 +79,16 @@ extension Store {
             defer { Files.close(upload.fd) }
             try Files.fsync(upload.fd, path: upload.tempPath)
             let objectDirectory = directory.objectDirectory(sha256: sha256)
-            try Files.makeDirectories(objectDirectory)  // exists unless removed by hand
             // Same content, same name: renaming over an existing object replaces it
             // with identical bytes, so the content is stored once.
-            try Files.rename(upload.tempPath, objectPath)
+            do {
+                try Files.rename(upload.tempPath, objectPath)
+            } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
+                // The 256 directories exist from the first start; one removed by hand
+                // is made again here rather than looked for on every upload.
+                try Files.makeDirectories(objectDirectory)
+                try Files.rename(upload.tempPath, objectPath)
+            }
             try Files.fsyncDirectory(objectDirectory)
         } catch {
             try? Files.unlink(upload.tempPath)

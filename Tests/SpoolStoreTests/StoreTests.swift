@@ -72,6 +72,18 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try Files.list(objectDir) == [sha256(bytes)])
     }
 
+    @Test func anObjectDirectoryRemovedByHandIsMadeAgain() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("its directory is gone".utf8)
+        try FileManager.default.removeItem(atPath: store.directory.objectDirectory(sha256: sha256(bytes)))
+        let upload = try store.begin(newUpload(bytes), id: "ID-D")
+        try write(upload, bytes)
+        _ = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes))
+        #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(bytes))) == Data(bytes))
+        #expect(try store.upload(id: "ID-D")?.state == .complete)
+    }
+
     @Test func aChecksumSentAfterTheBodyIsRecordedOnTheRow() throws {
         let dir = try TempDirectory()
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
