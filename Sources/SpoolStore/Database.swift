@@ -24,12 +24,19 @@ public final class Database {
     private let writerLock: Int32
     /// Synced after every durable commit; see `transaction(durable:)`.
     let log: WriteAheadLog
+    /// Prepared statements by their text, reset and reused: a worker runs the same
+    /// dozen statements for every upload, and parsing them each time was a tenth of
+    /// its CPU on small uploads (bench/README.md). A statement in use is taken out,
+    /// so a query run from inside another's row mapping prepares its own.
+    private var statements: [String: Statement] = [:]
 
     /// Opens (and with `create`, creates) the database in WAL mode with a busy timeout,
     /// so several worker processes can write to it at once.
     public init(path: String, create: Bool = true, queueWriters: Bool = false) throws(StoreError) {
         self.path = path
-        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX
+        // NOMUTEX: one thread at a time uses a connection (the store's lock), so
+        // SQLite's own per-call mutex would only add cost.
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX
         if create { flags |= SQLITE_OPEN_CREATE }
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)
@@ -58,6 +65,7 @@ public final class Database {
     }
 
     deinit {
+        statements.removeAll()  // finalized before the connection closes
         sqlite3_close_v2(handle)
         if writerLock >= 0 { Glibc.close(writerLock) }
     }
@@ -79,7 +87,18 @@ public final class Database {
         guard rc == SQLITE_OK, let stmt else {
             throw .sqlite(operation: Self.summary(sql), code: rc, message: lastMessage)
         }
-        return Statement(stmt, database: self, sql: sql)
+        return Statement(stmt, connection: handle, sql: sql)
+    }
+
+    /// Runs `body` with the prepared statement for `sql`, from the cache when it is there.
+    private func withStatement<T>(_ sql: String, _ body: (Statement) throws(StoreError) -> T) throws(StoreError) -> T {
+        let stmt: Statement
+        if let cached = statements.removeValue(forKey: sql) { stmt = cached } else { stmt = try prepare(sql) }
+        defer {
+            stmt.reset()
+            statements[sql] = stmt
+        }
+        return try body(stmt)
     }
 
     static let writersSuffix = "-writers"
@@ -107,13 +126,13 @@ public final class Database {
         // connection is enough; flock only orders the processes.
         if writerLock >= 0 { while flock(writerLock, LOCK_EX) != 0 && errno == EINTR {} }
         defer { if writerLock >= 0 { flock(writerLock, LOCK_UN) } }
-        try execute("BEGIN IMMEDIATE")
+        try run("BEGIN IMMEDIATE")
         do {
             let result = try body()
-            try execute("COMMIT")
+            try run("COMMIT")
             return result
         } catch {
-            try? execute("ROLLBACK")
+            _ = try? run("ROLLBACK")
             throw error
         }
     }
@@ -121,24 +140,28 @@ public final class Database {
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue] = []) throws(StoreError) -> Int {
-        let stmt = try prepare(sql)
-        try stmt.bind(values)
-        while try stmt.step() {}
-        return Int(sqlite3_changes(handle))
+        try withStatement(sql) { stmt throws(StoreError) in
+            try stmt.bind(values)
+            while try stmt.step() {}
+            return Int(sqlite3_changes(handle))
+        }
     }
 
     /// Runs a query and maps each row.
     public func query<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (Statement) throws(StoreError) -> T)
         throws(StoreError) -> [T]
     {
-        let stmt = try prepare(sql)
-        try stmt.bind(values)
-        var rows: [T] = []
-        while try stmt.step() { rows.append(try row(stmt)) }
-        return rows
+        try withStatement(sql) { stmt throws(StoreError) in
+            try stmt.bind(values)
+            var rows: [T] = []
+            while try stmt.step() { rows.append(try row(stmt)) }
+            return rows
+        }
     }
 
-    var lastMessage: String { String(cString: sqlite3_errmsg(handle)) }
+    var lastMessage: String { Self.message(handle) }
+
+    static func message(_ connection: OpaquePointer) -> String { String(cString: sqlite3_errmsg(connection)) }
 
     static func summary(_ sql: String) -> String {
         let flat = sql.split(whereSeparator: \.isWhitespace).joined(separator: " ")
@@ -155,17 +178,25 @@ public enum SQLValue: Sendable, Equatable {
 /// A prepared statement. Finalized when released.
 public final class Statement {
     private let stmt: OpaquePointer
-    private let database: Database
+    /// The connection's handle, not the `Database`: the database caches its
+    /// statements, and a reference back would keep both alive forever.
+    private let connection: OpaquePointer
     private let sql: String
 
-    init(_ stmt: OpaquePointer, database: Database, sql: String) {
+    init(_ stmt: OpaquePointer, connection: OpaquePointer, sql: String) {
         self.stmt = stmt
-        self.database = database
+        self.connection = connection
         self.sql = sql
     }
 
     deinit {
         sqlite3_finalize(stmt)
+    }
+
+    /// Ready to run again, with no values bound.
+    func reset() {
+        sqlite3_reset(stmt)
+        sqlite3_clear_bindings(stmt)
     }
 
     // SQLITE_TRANSIENT: SQLite copies the bound text before bind returns.
@@ -181,7 +212,7 @@ public final class Statement {
             case .null: rc = sqlite3_bind_null(stmt, index)
             }
             if rc != SQLITE_OK {
-                throw .sqlite(operation: "bind \(Database.summary(sql))", code: rc, message: database.lastMessage)
+                throw .sqlite(operation: "bind \(Database.summary(sql))", code: rc, message: Database.message(connection))
             }
         }
     }
@@ -191,7 +222,7 @@ public final class Statement {
         switch sqlite3_step(stmt) {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        case let rc: throw .sqlite(operation: Database.summary(sql), code: rc, message: database.lastMessage)
+        case let rc: throw .sqlite(operation: Database.summary(sql), code: rc, message: Database.message(connection))
         }
     }
 

@@ -69,13 +69,13 @@ public final class Store: @unchecked Sendable {
             try locked { db throws(StoreError) in
                 try db.transaction(durable: false) { () throws(StoreError) in
                     for (n, entry) in batch.enumerated() {
-                        try db.execute("SAVEPOINT change\(n)")
+                        try db.run("SAVEPOINT change\(n)")
                         do throws(StoreError) {
                             try entry.work(db)
-                            try db.execute("RELEASE change\(n)")
+                            try db.run("RELEASE change\(n)")
                         } catch {
-                            try db.execute("ROLLBACK TO change\(n)")
-                            try db.execute("RELEASE change\(n)")
+                            try db.run("ROLLBACK TO change\(n)")
+                            try db.run("RELEASE change\(n)")
                             entry.error = error
                         }
                     }

@@ -14,10 +14,14 @@ import Testing
     }
 
     /// Waits until the workers have noticed that tokens exist (they look every two seconds).
+    /// Every worker reads whether tokens exist on its own timer, so wait until each
+    /// of them (known by the pid in its greeting) has refused an anonymous client.
     func waitForAuthRequired(_ server: Server) -> Bool {
-        eventually(timeout: 10) {
+        var refusing: Set<String> = []
+        return eventually(timeout: 10) {
             guard let nc = try? RawSession(port: server.port), let reply = try? nc.ask("LIST") else { return false }
-            return code(reply.first) == 530
+            if code(reply.first) == 530 { refusing.insert(nc.worker) }
+            return refusing.count == server.workers
         }
     }
 
