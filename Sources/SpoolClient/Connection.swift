@@ -14,7 +14,7 @@ public final class Connection {
     private var framer = LineFramer()
     /// The greeting the server sent on connect.
     public private(set) var greeting = Reply(.ready, "")
-    private var knownFeatures: Set<String>?
+    private var agreed: (version: Int, features: Set<String>)?
 
     /// Connects, reads the greeting, and with a token authenticates (AUTH) before returning.
     public init(server: String, token: String? = nil) throws(ClientError) {
@@ -66,11 +66,24 @@ public final class Connection {
     /// What the server offers beyond protocol version 1 (`HELLO`'s `features=`),
     /// asked once per connection.
     public func features() throws(ClientError) -> Set<String> {
-        if let knownFeatures { return knownFeatures }
+        try hello().features
+    }
+
+    /// The protocol version both sides speak on this connection (1 before `HELLO`, and with a server that knows no other).
+    public func protocolVersion() throws(ClientError) -> Int {
+        try hello().version
+    }
+
+    private func hello() throws(ClientError) -> (version: Int, features: Set<String>) {
+        if let agreed { return agreed }
         try send(line: "HELLO \(ProtocolInfo.version)")
         let reply = try readReply()
-        let found = reply.code == .ok ? Set((reply.fields["features"] ?? "").split(separator: ",").map(String.init)) : []
-        knownFeatures = found
+        var found: (version: Int, features: Set<String>) = (1, [])
+        if reply.code == .ok {
+            found.version = reply.fields["proto"].flatMap(Int.init) ?? 1
+            found.features = Set((reply.fields["features"] ?? "").split(separator: ",").map(String.init))
+        }
+        agreed = found
         return found
     }
 

@@ -36,4 +36,20 @@ public struct FileDigest: Sendable, Equatable {
         }
         return FileDigest(size: size, sha256: Checksum.hex(hasher.finalize()))
     }
+
+    /// A small file's bytes and their digest, from one read: the bytes are then sent as they are.
+    public static func contents(fd: Int32, path: String, size: Int64) throws(SystemError) -> (FileDigest, [UInt8]) {
+        var bytes = [UInt8](repeating: 0, count: Int(size))
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress.map { $0 + done }, $0.count - done, off_t(done)) }
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw .last("read", path)
+            }
+            if n == 0 { throw SystemError("read", "\(path) shrank while uploading", errno: EIO) }
+            done += n
+        }
+        return (FileDigest(size: size, sha256: Checksum.hex(SHA256.hash(data: bytes))), bytes)
+    }
 }

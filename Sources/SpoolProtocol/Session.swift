@@ -13,6 +13,9 @@ public struct Session {
         case reply(Reply)
         /// Open the upload (database row, temporary file), then call `uploadOpened` or `uploadRefused`.
         case beginUpload(UploadRequest)
+        /// Protocol 2: the whole body arrived with its UPLOAD line. Open, write, verify
+        /// and make durable in one step, then call `wholeUploadFinished`.
+        case storeUpload(UploadRequest, body: ByteBuffer)
         /// Reopen an interrupted upload, then call `uploadOpened` (with its offset) or `uploadRefused`.
         case resumeUpload(id: String, sha256: String)
         /// Append these body bytes to the open upload.
@@ -61,6 +64,16 @@ public struct Session {
     private var failedAuthentications = 0
     /// The upload being received sends its checksum after the body.
     private var digestFollows = false
+    /// Protocol 2: the size of the body already on its way behind the UPLOAD being
+    /// opened, to be read and dropped if the upload is refused.
+    private var bodyOnItsWay: Int64?
+    /// From protocol 2, an UPLOAD's body follows its line at once instead of waiting
+    /// for `150`: one round trip per upload instead of two. A person typing into `nc`
+    /// speaks version 1 and is never asked to send bytes before being told to.
+    public var bodyFollowsAtOnce: Bool { protocolVersion >= 2 }
+    /// A body of up to this many bytes that arrived with its UPLOAD line is stored in
+    /// one step (`storeUpload`) instead of being opened, written and finished apart.
+    public static let wholeBodyLimit: Int64 = 1 << 20
     public static let maxFailedAuthentications = 3
 
     public struct Identity: Equatable, Sendable {
@@ -118,15 +131,47 @@ public struct Session {
                 do {
                     return handle(try CommandParser.parse(text))
                 } catch {
+                    // A body sent at once behind a malformed UPLOAD must not be read as
+                    // commands: drop as many bytes as the line announced, if it said.
+                    if bodyFollowsAtOnce, let (size, digestFollows) = Self.announcedBody(text) {
+                        return dropBody(size, digestFollows: digestFollows, then: error.reply)
+                    }
                     return .reply(error.reply)
                 }
             }
         }
     }
 
-    private mutating func handle(_ command: Command) -> Action {
+    /// The size an UPLOAD line announced, and whether a DIGEST line follows its body,
+    /// read as leniently as possible from a line the parser refused.
+    static func announcedBody(_ text: String) -> (Int64, Bool)? {
+        let tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard tokens.count >= 2, tokens[0].uppercased() == "UPLOAD", let size = Int64(tokens[1]), size >= 0 else { return nil }
+        return (size, tokens.count >= 3 && tokens[2] == "-")
+    }
+
+    /// Reads and drops a body of `size` bytes (and its DIGEST line, if one follows),
+    /// then sends `reply`: the way to refuse an upload whose body is already coming.
+    private mutating func dropBody(_ size: Int64, digestFollows: Bool, then reply: Reply) -> Action? {
+        self.digestFollows = digestFollows
+        if size > 0 {
+            state = .body(remaining: size, failure: reply)
+        } else if digestFollows {
+            state = .digest(failure: reply)
+        } else {
+            returnToCommands()
+            return .reply(reply)
+        }
+        return next()
+    }
+
+    private mutating func handle(_ command: Command) -> Action? {
         if command.needsAuthorization && identity == nil && !anonymousAllowed {
-            return .reply(Reply(.authenticationRequired, "authenticate first: AUTH <token>"))
+            let refusal = Reply(.authenticationRequired, "authenticate first: AUTH <token>")
+            if bodyFollowsAtOnce, case .upload(let request) = command {
+                return dropBody(request.size, digestFollows: request.sha256 == nil, then: refusal)
+            }
+            return .reply(refusal)
         }
         switch command {
         case .auth(let secret):
@@ -134,14 +179,23 @@ public struct Session {
             return .authenticate(secret: secret)
         case .hello(let version):
             protocolVersion = min(version, ProtocolInfo.version)
-            return .reply(Reply(.ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume,auth,chat,digest-after"))
+            return .reply(Reply(
+                .ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume,auth,chat,digest-after,body-at-once"))
         case .upload(let request):
-            state = .opening
             digestFollows = request.sha256 == nil
+            if bodyFollowsAtOnce, !digestFollows, request.size <= Self.wholeBodyLimit,
+                Int64(framer.bufferedBytes) >= request.size
+            {
+                state = .finishing
+                return .storeUpload(request, body: framer.nextBytes(max: Int(request.size)) ?? ByteBuffer())
+            }
+            state = .opening
+            bodyOnItsWay = bodyFollowsAtOnce ? request.size : nil
             return .beginUpload(request)
         case .resume(let id, let sha256):
             state = .opening
             digestFollows = false
+            bodyOnItsWay = nil  // the client waits for the offset before sending
             return .resumeUpload(id: id, sha256: sha256)
         case .status, .find, .list, .stats:
             state = .querying
@@ -243,8 +297,9 @@ public struct Session {
     /// The upload is open; the client may send `size - offset` bytes.
     public mutating func uploadOpened(id: String, size: Int64, offset: Int64) {
         guard state == .opening else { return }
+        bodyOnItsWay = nil
         let remaining = size - offset
-        pending.append(.reply(Reply(.sendBody, "id=\(id) offset=\(offset) size=\(size) send \(remaining) bytes")))
+        pending.append(.reply(Self.sendBody(id: id, size: size, offset: offset)))
         if remaining == 0 {
             bodyComplete()
         } else {
@@ -256,6 +311,32 @@ public struct Session {
     /// resume) already complete; `reply` says which.
     public mutating func uploadRefused(_ reply: Reply) {
         guard state == .opening else { return }
+        if let size = bodyOnItsWay {
+            bodyOnItsWay = nil
+            // Only the state changes here: the handler's next call to next() reads the body.
+            if size > 0 {
+                state = .body(remaining: size, failure: reply)
+                return
+            } else if digestFollows {
+                state = .digest(failure: reply)
+                return
+            }
+        }
+        pending.append(.reply(reply))
+        returnToCommands()
+    }
+
+    static func sendBody(id: String, size: Int64, offset: Int64) -> Reply {
+        Reply(.sendBody, "id=\(id) offset=\(offset) size=\(size) send \(size - offset) bytes")
+    }
+
+    /// An upload stored in one step (`storeUpload`) reached its final state; `reply`
+    /// says which. `id` is nil when it was refused before it had one. Accepted
+    /// uploads get their `150` first, as any upload does, so that the client reads
+    /// the same replies whichever way the server took.
+    public mutating func wholeUploadFinished(id: String?, size: Int64, reply: Reply) {
+        guard state == .finishing else { return }
+        if let id { pending.append(.reply(Self.sendBody(id: id, size: size, offset: 0))) }
         pending.append(.reply(reply))
         returnToCommands()
     }

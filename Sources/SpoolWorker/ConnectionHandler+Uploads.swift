@@ -34,6 +34,54 @@ extension ConnectionHandler {
         }
     }
 
+    /// A small body that arrived whole with its UPLOAD line: open, write, verify and
+    /// make it durable in one task on the pool, instead of a trip there to open it
+    /// and another to finish it. The steps and their order are those of any upload.
+    func storeWhole(_ request: UploadRequest, body: ByteBuffer, _ context: ChannelHandlerContext) {
+        let new = NewUpload(
+            name: request.name, size: request.size, sha256: request.sha256 ?? "",
+            clientIP: clientIP, clientPort: clientPort, workerPID: services.pid, token: token?.name
+        )
+        var rng = SystemRandomNumberGenerator()
+        let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
+        let (store, limits, quota, logger) = (services.store, services.limits.admission, token?.quota, services.logger)
+        pauseReading(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> (String?, Reply) in
+            let upload: OpenUpload
+            do {
+                upload = try store.begin(new, id: id, limits: limits, quota: quota)
+            } catch StoreError.refused(let refusal) {
+                return (nil, Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description))
+            } catch {
+                logger.error("cannot open upload", metadata: ["error": "\(error)"])
+                return (nil, Reply(.storageError, "cannot accept uploads right now: \(error)"))
+            }
+            var hasher = SHA256()
+            do {
+                try body.withUnsafeReadableBytes { raw throws(SystemError) in
+                    try Files.writeAll(upload.fd, raw, path: upload.tempPath)
+                    hasher.update(bufferPointer: raw)
+                }
+            } catch {
+                logger.error("write failed", metadata: ["id": "\(id)", "error": "\(error)"])
+                try? store.fail(upload, received: 0, reason: "\(error)")
+                return (id, Self.storageFailure(id, error))
+            }
+            let digest = Checksum.hex(hasher.finalize())
+            return (id, Self.complete(upload, received: request.size, sha256: digest, declared: nil, store: store, logger: logger))
+        }.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let (id, reply)):
+                self.session.wholeUploadFinished(id: id, size: request.size, reply: reply)
+            case .failure(let error):
+                self.session.wholeUploadFinished(id: nil, size: request.size, reply: Self.storageFailure(id, error))
+            }
+            self.services.board.beat()
+            self.resumeReading(context)
+            self.drive(context)
+        }
+    }
+
     func resume(id: String, sha256: String, _ context: ChannelHandlerContext) {
         let store = services.store
         let (ip, port, pid, owner) = (clientIP, clientPort, services.pid, token?.name)

@@ -186,6 +186,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 send(reply, context)
             case .beginUpload(let request):
                 begin(request, context)
+            case .storeUpload(let request, let body):
+                storeWhole(request, body: body, context)
             case .resumeUpload(let id, let sha256):
                 resume(id: id, sha256: sha256, context)
             case .writeBody(let bytes):

@@ -55,6 +55,16 @@ func fuzzOne(_ input: [UInt8]) {
                     failed = false
                     session.uploadOpened(id: "01FUZZFUZZFUZZFUZZFUZZFUZZ", size: request.size, offset: 0)
                 }
+            case .storeUpload(let request, let body):
+                check(session.bodyFollowsAtOnce && request.sha256 != nil, "one-step stores only for protocol 2, checksum declared")
+                check(Int64(body.readableBytes) == request.size && request.size <= Session.wholeBodyLimit,
+                      "a one-step body is exactly the declared size")
+                if flip & 3 == 0 {
+                    session.wholeUploadFinished(id: nil, size: request.size, reply: Reply(.insufficientStorage, "no space"))
+                } else {
+                    session.wholeUploadFinished(id: "01FUZZFUZZFUZZFUZZFUZZFUZZ", size: request.size,
+                                                reply: Reply(.stored, "id=01FUZZFUZZFUZZFUZZFUZZFUZZ stored"))
+                }
             case .resumeUpload:
                 session.uploadRefused(Reply(.notFound, "no such upload"))
             case .writeBody(let bytes):

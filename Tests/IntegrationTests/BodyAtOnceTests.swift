@@ -1,0 +1,135 @@
+import Foundation
+import SpoolClient
+import SpoolProtocol
+import SpoolStore
+import SpoolTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Protocol 2 through a real server: an UPLOAD's body follows its line at once.
+@Suite struct BodyAtOnceUploadTests {
+    static func version2(_ server: Server) throws -> Connection {
+        let connection = try Connection(server: server.address)
+        #expect(try connection.protocolVersion() == 2)
+        return connection
+    }
+
+    /// Several uploads written back to back, before any reply is read: each is
+    /// stored, in order, whether its body arrived whole with its line or not.
+    @Test func uploadsSentWithoutWaitingAreStoredInOrder() throws {
+        let server = try Server(workers: 1)
+        let connection = try Self.version2(server)
+        let bodies = [pseudoRandomBytes(count: 4096, seed: 41), pseudoRandomBytes(count: 0, seed: 42),
+                      pseudoRandomBytes(count: 300_000, seed: 43)]
+        var message: [UInt8] = []
+        for (n, body) in bodies.enumerated() {
+            message += Array(UploadRequest(name: "f\(n)", size: Int64(body.count), sha256: sha256Hex(body)).line.utf8) + body
+        }
+        try connection.send(bytes: message)
+        for body in bodies {
+            let ready = try connection.readReply()
+            #expect(ready.code == .sendBody && ready.fields["offset"] == "0", "\(ready)")
+            let verdict = try connection.readReply()
+            #expect(verdict.code == .stored && verdict.fields["id"] == ready.fields["id"], "\(verdict)")
+            let stored = try Data(contentsOf: URL(fileURLWithPath: server.directory.objectFile(sha256: sha256Hex(body))))
+            #expect(stored == Data(body))
+        }
+        #expect(try server.uploads().map(\.state) == [.complete, .complete, .complete])
+        try server.stop()
+    }
+
+    /// A line, then its body in two pieces a moment apart: the server opens the
+    /// upload first and writes the body as it comes.
+    @Test func aBodyArrivingLaterIsWrittenAsItComes() throws {
+        let server = try Server(workers: 1)
+        let connection = try Self.version2(server)
+        let body = pseudoRandomBytes(count: 10_000, seed: 44)
+        try connection.send(bytes: Array(UploadRequest(name: "late", size: 10_000, sha256: sha256Hex(body)).line.utf8) + body[0..<10])
+        usleep(200_000)
+        try connection.send(bytes: body[10...])
+        #expect(try connection.readReply().code == .sendBody)
+        #expect(try connection.readReply().code == .stored)
+        try server.stop()
+    }
+
+    @Test func aWrongChecksumStoresNothingAndTheNextUploadGoesThrough() throws {
+        let server = try Server(workers: 1)
+        let connection = try Self.version2(server)
+        let body = pseudoRandomBytes(count: 4096, seed: 45)
+        try connection.send(bytes: Array(UploadRequest(name: "bad", size: 4096, sha256: sha256Hex([1])).line.utf8) + body
+            + Array(UploadRequest(name: "good", size: 4096, sha256: sha256Hex(body)).line.utf8) + body)
+        #expect(try connection.readReply().code == .sendBody)
+        #expect(try connection.readReply().code == .checksumMismatch)
+        #expect(try connection.readReply().code == .sendBody)
+        #expect(try connection.readReply().code == .stored)
+        #expect(try server.uploads().map(\.state) == [.complete, .failed])
+        try server.stop()
+    }
+
+    /// Refused uploads: their bodies are read and dropped, and the connection stays in step.
+    @Test func aRefusedUploadsBodyIsDroppedAndTheConnectionStaysInStep() throws {
+        let server = try Server(workers: 1, arguments: ["--max-file-size", "1K"])
+        let connection = try Self.version2(server)
+        let body = pseudoRandomBytes(count: 5000, seed: 46)
+        try connection.send(bytes: Array(UploadRequest(name: "big", size: 5000, sha256: sha256Hex(body)).line.utf8) + body)
+        let refused = try connection.readReply()
+        #expect(refused.code == .exceedsLimit, "\(refused)")
+        // A malformed line that still says its size: its body is dropped too.
+        try connection.send(bytes: Array("UPLOAD 5000 nothex big\n".utf8) + body)
+        #expect(try connection.readReply().code == .badArguments)
+        try connection.send(line: "PING")
+        #expect(try connection.readReply().code == .ok)
+        #expect(try server.uploads().isEmpty)
+        try server.stop()
+    }
+}
+
+/// The client's side: a small file goes with its line, before any go-ahead. The
+/// peer here is a script, so that it can withhold the 150 and see what arrives.
+@Suite struct SpoolSendsSmallBodiesAtOnceTests {
+    @Test func spoolSendsASmallFileWithoutWaitingForTheGoAhead() throws {
+        let listener = try ScriptedPeer()
+        let dir = try TempDirectory()
+        let body = pseudoRandomBytes(count: 4096, seed: 47)
+        let file = writeFile(dir.path + "/small.bin", body)
+        let spool = try startSpool(["upload", "--quiet", "--no-resume", "--retries", "0", "--server", "127.0.0.1:\(listener.port)", file],
+                                   state: dir.path + "/state", output: dir.path)
+        let peer = try listener.accept()
+        try peer.send("220 spool/test ready proto=2 worker=1\n")
+        #expect(try peer.readLine() == "HELLO \(ProtocolInfo.version)")
+        try peer.send("200 proto=2 server=spool/test features=upload,body-at-once\n")
+        let line = try peer.readLine()
+        #expect(line == UploadRequest(name: "small.bin", size: 4096, sha256: sha256Hex(body)).line.dropLast())
+        // No 150 has been sent: the body must be on its way regardless.
+        #expect(try peer.read(count: 4096) == body)
+        let id = "01M88Z99K7WC0KHZJ57X11XW77"
+        try peer.send("150 id=\(id) offset=0 size=4096 send 4096 bytes\n250 id=\(id) size=4096 sha256=\(sha256Hex(body)) stored\n")
+        spool.waitUntilExit()
+        #expect(spool.terminationStatus == 0)
+    }
+
+    /// An older server (protocol 1) gets the classic exchange: nothing before the 150.
+    @Test func spoolWaitsForTheGoAheadFromAVersionOneServer() throws {
+        let listener = try ScriptedPeer()
+        let dir = try TempDirectory()
+        let body = pseudoRandomBytes(count: 4096, seed: 48)
+        let file = writeFile(dir.path + "/small.bin", body)
+        let spool = try startSpool(["upload", "--quiet", "--no-resume", "--retries", "0", "--server", "127.0.0.1:\(listener.port)", file],
+                                   state: dir.path + "/state", output: dir.path)
+        let peer = try listener.accept()
+        try peer.send("220 spool/old ready proto=1 worker=1\n")
+        #expect(try peer.readLine() == "HELLO \(ProtocolInfo.version)")
+        try peer.send("200 proto=1 server=spool/old features=upload\n")
+        #expect(try peer.readLine().hasPrefix("UPLOAD 4096 "))
+        #expect(try peer.read(count: 1, timeout: 0.5) == nil, "nothing may come before the 150")
+        let id = "01M88Z99K7WC0KHZJ57X11XW77"
+        try peer.send("150 id=\(id) offset=0 size=4096 send 4096 bytes\n")
+        #expect(try peer.read(count: 4096) == body)
+        try peer.send("250 id=\(id) size=4096 sha256=\(sha256Hex(body)) stored\n")
+        spool.waitUntilExit()
+        #expect(spool.terminationStatus == 0)
+    }
+}
