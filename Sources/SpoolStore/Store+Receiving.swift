@@ -10,23 +10,21 @@ extension Store {
         throws(StoreError) -> OpenUpload
     {
         let now = UTCTime.now()
-        try locked { db throws(StoreError) in
-            // Not durable yet: the client has been promised nothing about this upload.
-            try db.transaction(durable: false) { () throws(StoreError) in
-                try admit(db, new, limits: limits, quota: quota)
-                try db.run(
-                    """
-                    INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
-                                         worker_pid, created_at, updated_at, token)
-                    VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?)
-                    """,
-                    [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
-                     .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
-                     new.token.map { .text($0) } ?? .null]
-                )
-                try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort),
-                                detail: "\(new.size) bytes")
-            }
+        // Not durable yet: the client has been promised nothing about this upload.
+        try together { db throws(StoreError) in
+            try self.admit(db, new, limits: limits, quota: quota)
+            try db.run(
+                """
+                INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
+                                     worker_pid, created_at, updated_at, token)
+                VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?)
+                """,
+                [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
+                 .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
+                 new.token.map { .text($0) } ?? .null]
+            )
+            try self.appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort),
+                                 detail: "\(new.size) bytes")
         }
         let path = directory.tempFile(id: id)
         do {
@@ -65,10 +63,8 @@ extension Store {
             // keep an object that a row on its way to `complete` names, and must see
             // this one before the rename, or they could remove the object under it.
             do throws(StoreError) {
-                try locked { db throws(StoreError) in
-                    try db.transaction(durable: false) { () throws(StoreError) in
-                        try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(upload.id)])
-                    }
+                try together { db throws(StoreError) in
+                    try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(upload.id)])
                 }
             } catch {
                 Files.close(upload.fd)

@@ -13,7 +13,13 @@ public final class Store: @unchecked Sendable {
     public let directory: DataDirectory
     private let database: Database
     private let lock = Lock()
+    /// Durable changes (an upload's final state) and the others (its first row),
+    /// each batched with those of other threads arriving meanwhile: a batch is one
+    /// transaction, and the rows of concurrent uploads share the pages it writes
+    /// to the log (their ids and times sort together), instead of each upload
+    /// writing the same few pages again in a commit of its own.
     private let groupCommit = GroupCommit()
+    private let groupWrite = GroupCommit()
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     public let actor: String
 
@@ -66,22 +72,35 @@ public final class Store: @unchecked Sendable {
     /// released too, and only then does this return.
     func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
         try groupCommit.run(work) { batch throws(StoreError) in
-            try locked { db throws(StoreError) in
-                try db.transaction(durable: false) { () throws(StoreError) in
-                    for (n, entry) in batch.enumerated() {
-                        try db.run("SAVEPOINT change\(n)")
-                        do throws(StoreError) {
-                            try entry.work(db)
-                            try db.run("RELEASE change\(n)")
-                        } catch {
-                            try db.run("ROLLBACK TO change\(n)")
-                            try db.run("RELEASE change\(n)")
-                            entry.error = error
-                        }
+            try commit(batch)
+            try database.log.sync()
+        }
+    }
+
+    /// Runs `work` in a transaction grouped with concurrent ones, without waiting
+    /// for the disk: for a change nothing has been promised on yet (the next
+    /// durable commit of this database covers it).
+    func together(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
+        try groupWrite.run(work) { batch throws(StoreError) in try commit(batch) }
+    }
+
+    /// One transaction for a batch, each change in its own savepoint, so that one
+    /// that fails (a refusal, a constraint) is undone alone and reported to its caller.
+    private func commit(_ batch: [GroupCommit.Entry]) throws(StoreError) {
+        try locked { db throws(StoreError) in
+            try db.transaction(durable: false) { () throws(StoreError) in
+                for (n, entry) in batch.enumerated() {
+                    try db.run("SAVEPOINT change\(n)")
+                    do throws(StoreError) {
+                        try entry.work(db)
+                        try db.run("RELEASE change\(n)")
+                    } catch {
+                        try db.run("ROLLBACK TO change\(n)")
+                        try db.run("RELEASE change\(n)")
+                        entry.error = error
                     }
                 }
             }
-            try database.log.sync()
         }
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import SpoolTestSupport
 import SpoolProtocol
 import SpoolSystem
@@ -228,5 +229,38 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.upload(id: "ID-HELD")?.state == .interrupted)
         Files.close(relock)
         #expect(try store.expireInterrupted(before: "2000-01-01T00:00:00.000Z").isEmpty)
+    }
+}
+
+/// First rows of concurrent uploads share transactions (Store.together): each is
+/// still admitted on its own, counting those committed before it in its batch.
+@Suite struct BatchedBeginTests {
+    @Test func concurrentBeginsAreEachAdmittedAgainstTheOthers() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let quota = TokenQuota(files: 5)
+        let outcomes = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { n in
+            let bytes = Array("upload \(n)".utf8)
+            var new = newUpload(bytes, name: "f\(n)")
+            new.token = "alice"
+            let outcome: String
+            do {
+                let upload = try store.begin(new, id: "ID-\(n)", quota: quota)
+                Files.close(upload.fd)
+                outcome = "opened"
+            } catch StoreError.refused(.quotaFiles) {
+                outcome = "refused"
+            } catch {
+                outcome = "\(error)"
+            }
+            outcomes.withLock { $0.append(outcome) }
+        }
+        let seen = outcomes.withLock { $0 }
+        #expect(seen.filter { $0 == "opened" }.count == 5, "\(seen)")
+        #expect(seen.filter { $0 == "refused" }.count == 11, "\(seen)")
+        let rows = try store.uploads()
+        #expect(rows.count == 5 && rows.allSatisfy { $0.state == .receiving && $0.token == "alice" })
+        #expect(try store.events().filter { $0.kind == "created" }.count == 5)
     }
 }
