@@ -1,9 +1,9 @@
 import SpoolSystem
 
-/// Durable commits from several threads of one process, made together: one
-/// transaction and one fsync of the log for everything that arrived while the
-/// previous commit was on its way to disk (the classic group commit). A thread
-/// that finds no commit in progress leads: it takes every waiting change, runs
+/// Commits from several threads of one process, made together: one transaction
+/// (and, for durable ones, one fsync of the log) for everything that arrived while
+/// the previous batch was being committed (the classic group commit). A thread
+/// that finds no batch in progress leads: it takes every waiting change, runs
 /// each in its own savepoint (so one failure fails only its own change), commits,
 /// and wakes the others. Throughput then grows with the number of concurrent
 /// uploads instead of being one fsync per upload.
@@ -12,9 +12,16 @@ final class GroupCommit: @unchecked Sendable {
         let work: (Database) throws(StoreError) -> Void
         var error: StoreError?
         var done = false
+        /// This entry's thread is to lead the next batch.
+        var leads = false
+        /// Wakes this entry's thread alone: a batch ends by waking its own members
+        /// and the next leader, not every thread waiting (with 16 threads, a
+        /// broadcast woke a dozen only for them to queue for the mutex and sleep again).
+        let turn: Condition.Signal
 
-        init(_ work: @escaping (Database) throws(StoreError) -> Void) {
+        init(_ work: @escaping (Database) throws(StoreError) -> Void, turn: Condition.Signal) {
             self.work = work
+            self.turn = turn
         }
     }
 
@@ -22,21 +29,21 @@ final class GroupCommit: @unchecked Sendable {
     private var waiting: [Entry] = []
     private var leading = false
 
-    /// Runs `work` in a durable transaction shared with whatever else is waiting.
-    /// `commit` runs one batch: the store wraps it in its lock and a transaction.
+    /// Runs `work` in a transaction shared with whatever else is waiting.
+    /// `commit` runs one batch: the store wraps it in its lock and a transaction (and syncs the log).
     func run(
         _ work: @escaping (Database) throws(StoreError) -> Void,
         commit: ([Entry]) throws(StoreError) -> Void
     ) throws(StoreError) {
-        let entry = Entry(work)
+        let entry = Entry(work, turn: condition.makeSignal())
         condition.lock()
         waiting.append(entry)
-        while !entry.done {
-            if leading {
-                condition.wait()
-                continue
-            }
+        if !leading {
             leading = true
+            entry.leads = true
+        }
+        while !entry.done && !entry.leads { entry.turn.wait() }
+        if !entry.done {
             let batch = waiting
             waiting = []
             condition.unlock()
@@ -46,9 +53,15 @@ final class GroupCommit: @unchecked Sendable {
             for item in batch {
                 if let failure { item.error = failure }
                 item.done = true
+                if item !== entry { item.turn.signal() }
             }
-            leading = false
-            condition.broadcast()
+            // Whoever arrived during this batch leads the next one.
+            if let next = waiting.first {
+                next.leads = true
+                next.turn.signal()
+            } else {
+                leading = false
+            }
         }
         condition.unlock()
         if let error = entry.error { throw error }
