@@ -172,7 +172,8 @@ public final class Uploader {
         try connection.send(bytes: Array(UploadRequest(name: name, size: digest.size, sha256: digest.sha256).line.utf8) + body)
         let ready = try connection.readReply()
         guard ready.code == .sendBody else { throw .refused(ready) }
-        guard let accepted = ready.fields["id"], ready.fields["offset"] == "0" else {
+        let fields = ready.fields
+        guard let accepted = fields["id"], fields["offset"] == "0" else {
             throw .protocolViolation("150 reply without a usable id and offset: \(ready)")
         }
         options.journal?.record(sha256: digest.sha256, size: digest.size, id: accepted)

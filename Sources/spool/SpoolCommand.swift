@@ -62,11 +62,17 @@ struct Upload: ParsableCommand {
     @Flag(help: "Start every upload afresh instead of resuming a remembered one.")
     var noResume = false
 
+    @Option(help: ArgumentHelp(
+        "Also upload the files named in this file, one per line (- for standard input).",
+        discussion: "For thousands of files: the argument parser's cost grows with the square of the number of arguments.",
+        valueName: "list"))
+    var filesFrom: String?
+
     @Argument(help: "Files to upload.")
-    var files: [String]
+    var files: [String] = []
 
     func validate() throws {
-        if files.isEmpty { throw ValidationError("name at least one file to upload") }
+        if files.isEmpty && filesFrom == nil { throw ValidationError("name at least one file to upload") }
         guard (0...100).contains(retries) else { throw ValidationError("--retries must be from 0 to 100") }
         if let limitRate, ByteSize.parse(limitRate).map({ $0 > 0 }) != true {
             throw ValidationError("--limit-rate must be a positive number of bytes, like 500K or 10M")
@@ -81,7 +87,14 @@ struct Upload: ParsableCommand {
         options.token = server.resolvedToken
         let uploader = Uploader(server: server.server, options: options)
         var failures = 0
-        for path in files {
+        var paths = files
+        if let filesFrom {
+            do { paths += try Self.lines(of: filesFrom) } catch {
+                printError("spool: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        for path in paths {
             let name = path.split(separator: "/").last.map(String.init) ?? path
             let bar = quiet ? nil : ProgressBar(label: name)
             uploader.notice = { message in
@@ -102,6 +115,29 @@ struct Upload: ParsableCommand {
             }
         }
         if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+extension Upload {
+    /// The non-empty lines of `path` (standard input for `-`), without their line endings.
+    static func lines(of path: String) throws(SystemError) -> [String] {
+        let opened = path == "-" ? fdopen(dup(STDIN_FILENO), "r") : fopen(path, "r")
+        guard let file = opened else { throw .last("open", path) }
+        defer { fclose(file) }
+        var lines: [String] = []
+        var buffer: UnsafeMutablePointer<CChar>?
+        var capacity = 0
+        defer { free(buffer) }
+        while true {
+            let n = getline(&buffer, &capacity, file)
+            if n < 0 { break }
+            guard let buffer else { continue }
+            var bytes = UnsafeRawBufferPointer(start: buffer, count: n)[...]
+            while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+            if !bytes.isEmpty { lines.append(String(decoding: bytes, as: UTF8.self)) }
+        }
+        if ferror(file) != 0 { throw .last("read", path) }
+        return lines
     }
 }
 

@@ -33,6 +33,25 @@ import Testing
         try server.stop()
     }
 
+    /// Names from a list (a file, or standard input with -), besides those on the command line.
+    @Test func filesNamedInAListAreUploadedToo() throws {
+        let server = try Server(workers: 1)
+        let dir = try TempDirectory()
+        let files = (0..<3).map { n in writeFile(dir.path + "/l\(n).bin", pseudoRandomBytes(count: 500 + n, seed: UInt64(60 + n))) }
+        FileManager.default.createFile(atPath: dir.path + "/list", contents: Data("\(files[0])\r\n\n\(files[1])\n".utf8))
+        let fromFile = try run(Binaries.spool, ["upload", "--quiet", "--no-resume", "--server", server.address,
+                                                 "--files-from", dir.path + "/list", files[2]])
+        #expect(fromFile.status == 0, "\(fromFile.stderr)")
+        #expect(fromFile.stdout.split(separator: "\n").map { String($0.split(separator: " ")[2]) } == [files[2], files[0], files[1]])
+        let fromStdin = try run(Binaries.spool, ["upload", "--quiet", "--no-resume", "--server", server.address, "--files-from", "-"],
+                                stdin: files[1] + "\n")
+        #expect(fromStdin.status == 0 && fromStdin.stdout.hasSuffix(" \(files[1])\n"), "\(fromStdin.stderr)")
+        #expect(try server.uploads().count == 4)
+        let missing = try run(Binaries.spool, ["upload", "--server", server.address, "--files-from", dir.path + "/nothing"])
+        #expect(missing.status == 1 && missing.stderr.contains("nothing"), "\(missing.stderr)")
+        try server.stop()
+    }
+
     @Test func eightClientsTimesTwentyFiveFilesOverFourWorkers() throws {
         let server = try Server(workers: 4)
         let dir = try TempDirectory()
