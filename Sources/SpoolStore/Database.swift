@@ -29,6 +29,10 @@ public final class Database {
     /// its CPU on small uploads (bench/README.md). A statement in use is taken out,
     /// so a query run from inside another's row mapping prepares its own.
     private var statements: [String: Statement] = [:]
+    /// Statement texts are fixed in the code, so this is never reached in use; it
+    /// bounds the cache should a text ever carry a value.
+    static let maxCachedStatements = 64
+    var cachedStatements: Int { statements.count }
 
     /// Opens (and with `create`, creates) the database in WAL mode with a busy timeout,
     /// so several worker processes can write to it at once.
@@ -96,7 +100,7 @@ public final class Database {
         if let cached = statements.removeValue(forKey: sql) { stmt = cached } else { stmt = try prepare(sql) }
         defer {
             stmt.reset()
-            statements[sql] = stmt
+            if statements.count < Self.maxCachedStatements { statements[sql] = stmt }
         }
         return try body(stmt)
     }

@@ -42,7 +42,8 @@ extension Store {
         }
         let sql = "SELECT seq, at, upload_id, kind, actor, client, detail FROM events"
             + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            + " ORDER BY seq" + (limit.map { " LIMIT \($0)" } ?? "")
+            + " ORDER BY seq" + (limit == nil ? "" : " LIMIT ?")
+        if let limit { values.append(.integer(Int64(limit))) }
         return try locked { db throws(StoreError) in
             try db.query(sql, values) { row in
                 UploadEvent(

@@ -29,6 +29,13 @@ final class GroupCommit: @unchecked Sendable {
     private var waiting: [Entry] = []
     private var leading = false
 
+    /// Changes queued for the next batch (for tests).
+    var waitingCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiting.count
+    }
+
     /// Runs `work` in a transaction shared with whatever else is waiting.
     /// `commit` runs one batch: the store wraps it in its lock and a transaction (and syncs the log).
     func run(

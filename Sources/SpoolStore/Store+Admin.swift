@@ -94,7 +94,10 @@ extension Store {
         add("token = ?", filter.token)
         let sql = "SELECT \(Self.columns) FROM uploads"
             + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            + " ORDER BY \(filter.sort.sql)" + (filter.limit.map { " LIMIT \($0)" } ?? "")
+            + " ORDER BY \(filter.sort.sql)" + (filter.limit == nil ? "" : " LIMIT ?")
+        // The limit is bound, not written into the text: each distinct text is a
+        // statement the connection keeps (Database's cache).
+        if let limit = filter.limit { values.append(.integer(Int64(limit))) }
         return try locked { db throws(StoreError) in try db.query(sql, values, Self.record) }
     }
 

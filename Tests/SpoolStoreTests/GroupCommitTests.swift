@@ -42,9 +42,42 @@ import Testing
         let poisonedCount = (0..<total).filter { $0 % 7 == 0 }.count
         #expect(failures.withLock { $0 } == poisonedCount)
         #expect(applied.withLock { $0 } == total - poisonedCount)
-        let sizes = batches.withLock { $0 }
-        #expect(sizes.reduce(0, +) == total)
-        #expect(sizes.contains { $0 > 1 }, "some changes were committed together")
+        #expect(batches.withLock { $0 }.reduce(0, +) == total)
+    }
+
+    /// Changes that arrive while a batch is being committed all go in the next one.
+    @Test func changesArrivingDuringABatchShareTheNext() throws {
+        let dir = try TempDirectory()
+        let path = dir.path + "/t.db"
+        let group = GroupCommit()
+        let batches = Mutex<[Int]>([])
+        let others = 7
+        let first = Thread {
+            guard let db = try? Database(path: path) else { return }
+            try? group.run({ _ throws(StoreError) in }, commit: { batch throws(StoreError) in
+                batches.withLock { $0.append(batch.count) }
+                // Hold this batch until every other change is queued behind it.
+                let deadline = Date().addingTimeInterval(10)
+                while group.waitingCount < others && Date() < deadline { usleep(1000) }
+                for entry in batch { try entry.work(db) }
+            })
+        }
+        first.start()
+        while batches.withLock({ $0.isEmpty }) { usleep(1000) }
+        let done = Mutex(0)
+        for _ in 0..<others {
+            Thread {
+                guard let db = try? Database(path: path) else { return }
+                try? group.run({ _ throws(StoreError) in }, commit: { batch throws(StoreError) in
+                    batches.withLock { $0.append(batch.count) }
+                    for entry in batch { try entry.work(db) }
+                })
+                done.withLock { $0 += 1 }
+            }.start()
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while done.withLock({ $0 }) < others && Date() < deadline { usleep(1000) }
+        #expect(batches.withLock { $0 } == [1, others])
     }
 
     @Test func aFailedCommitFailsEveryChangeInItsBatch() throws {

@@ -58,4 +58,13 @@ import Testing
         #expect(try other.query("PRAGMA wal_checkpoint(TRUNCATE)") { $0.int(0) } == [0])
         #expect(try db.query("SELECT count(*) FROM t") { $0.int(0) } == [0])
     }
+
+    @Test func theCacheIsBoundedWhateverTheTexts() throws {
+        let dir = try TempDirectory()
+        let db = try Self.database(dir)
+        for n in 0..<(Database.maxCachedStatements * 3) {
+            #expect(try db.query("SELECT \(n)") { $0.int(0) } == [Int64(n)])
+        }
+        #expect(db.cachedStatements == Database.maxCachedStatements)
+    }
 }
