@@ -471,8 +471,14 @@ def main():
                    "over the rounds. The disk's speed here drifts by a factor of two within minutes, so a single run "
                    "per system would mostly measure when its turn came.",
                    "- Nothing is deleted until the end of the run: on this machine's file system (ext4 without a "
-                   "journal) creating files within ~30 s of deleting many is slow, because the inode allocator "
-                   "skips recently freed inodes, and deleting between runs slowed down whichever system came next.",
+                   "journal) creating files soon after deleting many is slow, because the inode allocator "
+                   "checks every free inode it meets and skips those freed in the last 60 s (6 minutes while "
+                   "their inode table block is not yet written back; `recently_deleted` in fs/ext4/ialloc.c), "
+                   "and deleting between runs slowed down whichever system came next.",
+                   "- Spool with more workers than one is not faster on P2 here: with 2 cores, small uploads keep "
+                   "both cores busy (the 16 client processes take a fifth to a third of the CPU), and more worker "
+                   "processes add threads and contention for SQLite's write lock rather than speed. The default, "
+                   "one worker per core, is for connections that each keep an event loop busy (large uploads).",
                    "- A peer's `+ sync` can come out faster than the same peer as it is: the difference is within "
                    "the drift described above.",
                    "- The disk ceiling writes 1 GiB from memory as fast as it can and then fsyncs, so the disk starts "
@@ -493,7 +499,7 @@ def main():
             with open(args.output, "w") as f:
                 f.write(text)
     finally:
-        # Only now: on this machine's file system, creating files within ~30 s of
+        # Only now: on this machine's file system, creating files within a minute or more of
         # deleting many is slow (the inode allocator skips recently freed inodes),
         # so deleting between runs would slow down whichever system runs next.
         shutil.rmtree(workdir, ignore_errors=True)
