@@ -17,13 +17,18 @@ extension ConnectionHandler {
         case refused(Reply)
     }
 
-    func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
+    /// The row a new upload starts as, and its id.
+    func newUpload(_ request: UploadRequest) -> (NewUpload, id: String) {
         let new = NewUpload(
             name: request.name, size: request.size, sha256: request.sha256 ?? "",
             clientIP: clientIP, clientPort: clientPort, workerPID: services.pid, token: token?.name
         )
         var rng = SystemRandomNumberGenerator()
-        let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
+        return (new, UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng))
+    }
+
+    func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
+        let (new, id) = newUpload(request)
         let (store, limits, quota) = (services.store, services.limits.admission, token?.quota)
         open(context) {
             do {
@@ -38,12 +43,7 @@ extension ConnectionHandler {
     /// make it durable in one task on the pool, instead of a trip there to open it
     /// and another to finish it. The steps and their order are those of any upload.
     func storeWhole(_ request: UploadRequest, body: ByteBuffer, _ context: ChannelHandlerContext) {
-        let new = NewUpload(
-            name: request.name, size: request.size, sha256: request.sha256 ?? "",
-            clientIP: clientIP, clientPort: clientPort, workerPID: services.pid, token: token?.name
-        )
-        var rng = SystemRandomNumberGenerator()
-        let id = UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng)
+        let (new, id) = newUpload(request)
         let (store, limits, quota, logger) = (services.store, services.limits.admission, token?.quota, services.logger)
         pauseReading(context)
         services.pool.runIfActive(eventLoop: context.eventLoop) { () -> (String?, Reply) in

@@ -90,17 +90,24 @@ import Glibc
 /// The client's side: a small file goes with its line, before any go-ahead. The
 /// peer here is a script, so that it can withhold the 150 and see what arrives.
 @Suite struct SpoolSendsSmallBodiesAtOnceTests {
-    @Test func spoolSendsASmallFileWithoutWaitingForTheGoAhead() throws {
+    /// `spool upload` of one 4 KiB file against a scripted peer that has greeted it
+    /// and answered its HELLO with `proto=version`.
+    static func uploadToPeer(version: Int, seed: UInt64) throws -> (spool: Process, peer: ScriptedPeer.Peer, body: [UInt8], dir: TempDirectory) {
         let listener = try ScriptedPeer()
         let dir = try TempDirectory()
-        let body = pseudoRandomBytes(count: 4096, seed: 47)
+        let body = pseudoRandomBytes(count: 4096, seed: seed)
         let file = writeFile(dir.path + "/small.bin", body)
         let spool = try startSpool(["upload", "--quiet", "--no-resume", "--retries", "0", "--server", "127.0.0.1:\(listener.port)", file],
                                    state: dir.path + "/state", output: dir.path)
         let peer = try listener.accept()
-        try peer.send("220 spool/test ready proto=2 worker=1\n")
+        try peer.send("220 spool/test ready proto=\(version) worker=1\n")
         #expect(try peer.readLine() == "HELLO \(ProtocolInfo.version)")
-        try peer.send("200 proto=2 server=spool/test features=upload,body-at-once\n")
+        try peer.send("200 proto=\(version) server=spool/test features=upload\(version >= 2 ? ",body-at-once" : "")\n")
+        return (spool, peer, body, dir)
+    }
+
+    @Test func spoolSendsASmallFileWithoutWaitingForTheGoAhead() throws {
+        let (spool, peer, body, files) = try Self.uploadToPeer(version: 2, seed: 47)
         let line = try peer.readLine()
         #expect(line == UploadRequest(name: "small.bin", size: 4096, sha256: sha256Hex(body)).line.dropLast())
         // No 150 has been sent: the body must be on its way regardless.
@@ -109,20 +116,12 @@ import Glibc
         try peer.send("150 id=\(id) offset=0 size=4096 send 4096 bytes\n250 id=\(id) size=4096 sha256=\(sha256Hex(body)) stored\n")
         spool.waitUntilExit()
         #expect(spool.terminationStatus == 0)
+        withExtendedLifetime(files) {}  // the file stays until the client is done with it
     }
 
     /// An older server (protocol 1) gets the classic exchange: nothing before the 150.
     @Test func spoolWaitsForTheGoAheadFromAVersionOneServer() throws {
-        let listener = try ScriptedPeer()
-        let dir = try TempDirectory()
-        let body = pseudoRandomBytes(count: 4096, seed: 48)
-        let file = writeFile(dir.path + "/small.bin", body)
-        let spool = try startSpool(["upload", "--quiet", "--no-resume", "--retries", "0", "--server", "127.0.0.1:\(listener.port)", file],
-                                   state: dir.path + "/state", output: dir.path)
-        let peer = try listener.accept()
-        try peer.send("220 spool/old ready proto=1 worker=1\n")
-        #expect(try peer.readLine() == "HELLO \(ProtocolInfo.version)")
-        try peer.send("200 proto=1 server=spool/old features=upload\n")
+        let (spool, peer, body, files) = try Self.uploadToPeer(version: 1, seed: 48)
         #expect(try peer.readLine().hasPrefix("UPLOAD 4096 "))
         #expect(try peer.read(count: 1, timeout: 0.5) == nil, "nothing may come before the 150")
         let id = "01M88Z99K7WC0KHZJ57X11XW77"
@@ -131,5 +130,6 @@ import Glibc
         try peer.send("250 id=\(id) size=4096 sha256=\(sha256Hex(body)) stored\n")
         spool.waitUntilExit()
         #expect(spool.terminationStatus == 0)
+        withExtendedLifetime(files) {}  // the file stays until the client is done with it
     }
 }

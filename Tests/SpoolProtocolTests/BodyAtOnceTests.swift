@@ -4,17 +4,6 @@ import Testing
 
 private let sha = String(repeating: "0f", count: 32)
 
-private func run(_ session: inout Session, _ text: String) -> [Session.Action] {
-    session.receive(ByteBuffer(string: text))
-    var actions: [Session.Action] = []
-    while let action = session.next() { actions.append(action) }
-    return actions
-}
-
-private func codes(_ actions: [Session.Action]) -> [Int] {
-    actions.compactMap { if case .reply(let r) = $0 { r.code.rawValue } else { nil } }
-}
-
 /// Protocol 2: an UPLOAD's body follows its line at once, without waiting for 150.
 @Suite struct BodyAtOnceTests {
     static func version2() -> Session {

@@ -4,13 +4,6 @@ import Testing
 
 private let sha = String(repeating: "0f", count: 32)
 
-private func run(_ session: inout Session, _ text: String) -> [Session.Action] {
-    session.receive(ByteBuffer(string: text))
-    var actions: [Session.Action] = []
-    while let action = session.next() { actions.append(action) }
-    return actions
-}
-
 /// `UPLOAD <size> - <name>`: the checksum follows the body as `DIGEST <sha256>`.
 @Suite struct DigestAfterTests {
     static func opened(size: Int64) -> Session {

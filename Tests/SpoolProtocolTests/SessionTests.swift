@@ -17,10 +17,6 @@ private func feed(_ session: inout Session, _ text: String) -> [Session.Action] 
     return drain(&session)
 }
 
-private func codes(_ actions: [Session.Action]) -> [Int] {
-    actions.compactMap { if case .reply(let r) = $0 { r.code.rawValue } else { nil } }
-}
-
 @Suite struct SessionTests {
     @Test func uploadFlowFramesTheBodyByDeclaredLength() {
         var session = Session()
