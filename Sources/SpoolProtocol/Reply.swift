@@ -28,12 +28,20 @@ public struct Reply: Equatable, Sendable, CustomStringConvertible {
 
     /// The `key=value` tokens of the text, values percent-decoded.
     public var fields: [String: String] {
+        // On the bytes, not Characters: the client reads two replies per upload,
+        // and splitting by grapheme was a tenth of its CPU on small files.
         var result: [String: String] = [:]
-        for token in text.split(separator: " ") {
-            guard let eq = token.firstIndex(of: "=") else { continue }
-            let key = String(token[..<eq])
-            let raw = String(token[token.index(after: eq)...])
-            result[key] = PercentCoding.decode(raw) ?? raw
+        for token in text.utf8.split(separator: UInt8(ascii: " ")) {
+            guard let eq = token.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let key = String(decoding: token[..<eq], as: UTF8.self)
+            let raw = token[token.index(after: eq)...]
+            if raw.contains(UInt8(ascii: "%")), let decoded = PercentCoding.decodeBytes(String(decoding: raw, as: UTF8.self)),
+                let text = String(validating: decoded, as: UTF8.self)
+            {
+                result[key] = text
+            } else {
+                result[key] = String(decoding: raw, as: UTF8.self)
+            }
         }
         return result
     }

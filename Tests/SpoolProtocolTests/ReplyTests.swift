@@ -27,6 +27,11 @@ import Testing
         #expect(reply.fields == ["id": "01ABC", "size": "5", "sha256": "ff", "name": "my file"])
     }
 
+    @Test func fieldsKeepWhatDoesNotDecodeAndSplitOnlyOnSpaces() {
+        let reply = Reply(.uploadStatus, "name=%C3%A9t%C3%A9  bad=50%zz odd=%FF raw=été x=a=b =empty novalue")
+        #expect(reply.fields == ["name": "été", "bad": "50%zz", "odd": "%FF", "raw": "été", "x": "a=b", "": "empty"])
+    }
+
     @Test func everyKnownCodeRoundTrips() {
         for value in 100...599 {
             if let code = ReplyCode(rawValue: value) { #expect(code.rawValue == value) }
