@@ -6,9 +6,17 @@ import SpoolSystem
 
 extension Store {
     /// Records a new upload as `receiving` and opens its temporary file.
-    public func begin(_ new: NewUpload, id: String, limits: AdmissionLimits = AdmissionLimits(), quota: TokenQuota? = nil)
-        throws(StoreError) -> OpenUpload
-    {
+    ///
+    /// `unnamed`: for a body that will be written at once and finished on the spot
+    /// (protocol 2's small uploads), a file with no name in the object's directory
+    /// (`O_TMPFILE`), linked into place when complete. That saves creating and
+    /// removing an entry in `tmp/` for every small upload; nothing is lost, since
+    /// such an upload is never resumed (its client has not seen its id). Used when
+    /// the checksum is declared and the system offers it, else a named file as usual.
+    public func begin(
+        _ new: NewUpload, id: String, limits: AdmissionLimits = AdmissionLimits(), quota: TokenQuota? = nil,
+        unnamed: Bool = false
+    ) throws(StoreError) -> OpenUpload {
         let now = UTCTime.now()
         // Not durable yet: the client has been promised nothing about this upload.
         try together { db throws(StoreError) in
@@ -25,6 +33,13 @@ extension Store {
             )
             try self.appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort),
                                  detail: "\(new.size) bytes")
+        }
+        if unnamed, Files.canLinkUnnamed, !new.sha256.isEmpty {
+            let objectDirectory = directory.objectDirectory(sha256: new.sha256)
+            if let fd = Files.openUnnamed(in: objectDirectory) {
+                return OpenUpload(id: id, size: new.size, sha256: new.sha256, tempPath: objectDirectory, fd: fd, offset: 0,
+                                  unnamed: true)
+            }
         }
         let path = directory.tempFile(id: id)
         do {
@@ -49,7 +64,7 @@ extension Store {
         let expected = declared ?? upload.sha256
         guard received == upload.size, sha256 == expected else {
             Files.close(upload.fd)
-            try? Files.unlink(upload.tempPath)
+            if !upload.unnamed { try? Files.unlink(upload.tempPath) }
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
                 : "checksum mismatch: declared \(expected), received \(sha256)"
@@ -75,19 +90,23 @@ extension Store {
             defer { Files.close(upload.fd) }
             try Files.fsync(upload.fd, path: upload.tempPath)
             let objectDirectory = directory.objectDirectory(sha256: sha256)
-            // Same content, same name: renaming over an existing object replaces it
-            // with identical bytes, so the content is stored once.
-            do {
-                try Files.rename(upload.tempPath, objectPath)
-            } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
-                // The 256 directories exist from the first start; one removed by hand
-                // is made again here rather than looked for on every upload.
-                try Files.makeDirectories(objectDirectory)
-                try Files.rename(upload.tempPath, objectPath)
+            if upload.unnamed {
+                try Self.link(upload, to: objectPath)
+            } else {
+                // Same content, same name: renaming over an existing object replaces it
+                // with identical bytes, so the content is stored once.
+                do {
+                    try Files.rename(upload.tempPath, objectPath)
+                } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
+                    // The 256 directories exist from the first start; one removed by hand
+                    // is made again here rather than looked for on every upload.
+                    try Files.makeDirectories(objectDirectory)
+                    try Files.rename(upload.tempPath, objectPath)
+                }
             }
             try Files.fsyncDirectory(objectDirectory)
         } catch {
-            try? Files.unlink(upload.tempPath)
+            if !upload.unnamed { try? Files.unlink(upload.tempPath) }
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
             throw .system(error)
         }
@@ -95,8 +114,28 @@ extension Store {
         return .stored(objectPath: objectPath)
     }
 
+    /// Gives an unnamed upload file its object name. The content is stored once: an
+    /// object already there under that name is kept if it holds the same bytes (as
+    /// it does unless damaged), and a damaged one is replaced, so that the object
+    /// holds exactly what this upload received, as a rename over it would.
+    static func link(_ upload: OpenUpload, to objectPath: String) throws(SystemError) {
+        for _ in 0..<3 {
+            do {
+                return try Files.linkUnnamed(upload.fd, to: objectPath)
+            } catch where error.errno == EEXIST {
+                if try Files.sameContents(upload.fd, objectPath) { return }
+                do { try Files.unlink(objectPath) } catch where error.errno == ENOENT {}
+            }
+        }
+        throw SystemError("link", objectPath, errno: EEXIST)
+    }
+
     /// The connection went away mid-body: keep what arrived, durably, for a later resume.
     public func interrupt(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
+        if upload.unnamed {  // nothing to resume from: such an upload is written whole or not at all
+            try fail(upload, received: received, reason: reason)
+            return
+        }
         defer { Files.close(upload.fd) }
         do { try Files.fsync(upload.fd, path: upload.tempPath) } catch { throw .system(error) }
         try mark(upload.id, .interrupted, received: received, error: reason, finished: false)
@@ -105,7 +144,7 @@ extension Store {
     /// The upload cannot go on (a write failed): drop its bytes and record why.
     public func fail(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
         Files.close(upload.fd)
-        try? Files.unlink(upload.tempPath)
+        if !upload.unnamed { try? Files.unlink(upload.tempPath) }
         try mark(upload.id, .failed, received: received, error: reason, finished: true)
     }
 }

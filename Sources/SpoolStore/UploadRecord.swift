@@ -69,10 +69,13 @@ public struct OpenUpload: Sendable {
     public let id: String
     public let size: Int64
     public let sha256: String
+    /// The temporary file; for an unnamed one, the directory it will be linked into.
     public let tempPath: String
     public let fd: Int32
     /// Bytes already in the temporary file (non-zero when resuming).
     public let offset: Int64
+    /// The file has no name until it is published (`O_TMPFILE`; see `Store.begin`).
+    public var unnamed = false
 }
 
 public enum CompletionOutcome: Equatable, Sendable {

@@ -55,6 +55,59 @@ public enum Files {
         _ = Glibc.close(fd)
     }
 
+    /// `O_TMPFILE`, which Swift's Glibc module does not import (it is two flags in C).
+    static let tmpfileFlag: Int32 = 0o20_000_000 | O_DIRECTORY
+
+    /// Whether open files can be given a name later (`linkUnnamed`): Linux with /proc mounted.
+    public static let canLinkUnnamed = isDirectory("/proc/self/fd")
+
+    /// Opens a new file with no name in `directory` (`O_TMPFILE`): it appears only
+    /// when linked, and a crash before then leaves nothing behind in the tree. nil
+    /// when the file system or kernel does not offer it, or the directory is gone.
+    public static func openUnnamed(in directory: String, mode: mode_t = 0o640) -> Int32? {
+        while true {
+            let fd = Glibc.open(directory, tmpfileFlag | O_RDWR | O_CLOEXEC, mode)
+            if fd >= 0 { return fd }
+            if currentErrno() != EINTR { return nil }
+        }
+    }
+
+    /// Gives the unnamed file open on `fd` the name `path` (`linkat` through
+    /// /proc, which needs no privilege, unlike `AT_EMPTY_PATH`). Throws EEXIST
+    /// when the name is taken.
+    public static func linkUnnamed(_ fd: Int32, to path: String) throws(SystemError) {
+        if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0 {
+            throw .last("link", path)
+        }
+    }
+
+    /// Whether the file at `path` holds exactly the bytes of the file open on `fd`.
+    public static func sameContents(_ fd: Int32, _ path: String) throws(SystemError) -> Bool {
+        let other = try open(path, flags: O_RDONLY)
+        defer { Glibc.close(other) }
+        guard try size(fd: fd, path: path) == size(fd: other, path: path) else { return false }
+        let chunk = 64 << 10
+        var mine = [UInt8](repeating: 0, count: chunk)
+        var theirs = [UInt8](repeating: 0, count: chunk)
+        var offset: off_t = 0
+        while true {
+            let n = try readSome(fd, into: &mine, at: offset, path: path)
+            let m = try readSome(other, into: &theirs, at: offset, path: path)
+            guard n == m else { return false }
+            if n == 0 { return true }
+            guard mine[0..<n] == theirs[0..<m] else { return false }
+            offset += off_t(n)
+        }
+    }
+
+    private static func readSome(_ fd: Int32, into buffer: inout [UInt8], at offset: off_t, path: String) throws(SystemError) -> Int {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
+            if n >= 0 { return n }
+            if currentErrno() != EINTR { throw .last("read", path) }
+        }
+    }
+
     public static func rename(_ from: String, _ to: String) throws(SystemError) {
         if Glibc.rename(from, to) != 0 { throw .last("rename", "\(from) to \(to)") }
     }

@@ -49,7 +49,7 @@ extension ConnectionHandler {
         services.pool.runIfActive(eventLoop: context.eventLoop) { () -> (String?, Reply) in
             let upload: OpenUpload
             do {
-                upload = try store.begin(new, id: id, limits: limits, quota: quota)
+                upload = try store.begin(new, id: id, limits: limits, quota: quota, unnamed: true)
             } catch StoreError.refused(let refusal) {
                 return (nil, Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description))
             } catch {

@@ -264,3 +264,71 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.events().filter { $0.kind == "created" }.count == 5)
     }
 }
+
+/// Small uploads written whole go through a file with no name (O_TMPFILE) that is
+/// linked into place: nothing appears in `tmp/` or under `objects/` before it is complete.
+@Suite struct UnnamedUploadTests {
+    static func listing(_ store: Store, _ sha: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: store.directory.objectDirectory(sha256: sha))
+    }
+
+    @Test func anUnnamedUploadIsLinkedIntoPlaceOnlyWhenComplete() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("small and whole".utf8)
+        let upload = try store.begin(newUpload(bytes), id: "ID-U", unnamed: true)
+        #expect(upload.unnamed, "this file system offers O_TMPFILE")
+        try write(upload, bytes)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.tempPath).isEmpty)
+        #expect(try Self.listing(store, sha256(bytes)).isEmpty)
+        let outcome = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes))
+        #expect(outcome == .stored(objectPath: store.directory.objectFile(sha256: sha256(bytes))))
+        #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(bytes))) == Data(bytes))
+        #expect(try store.upload(id: "ID-U")?.state == .complete)
+    }
+
+    @Test func aMismatchLeavesNothingBehind() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let declared = Array("promised".utf8)
+        let sent = Array("received".utf8)
+        let upload = try store.begin(newUpload(declared), id: "ID-M", unnamed: true)
+        try write(upload, sent)
+        #expect(try store.complete(upload, received: Int64(sent.count), sha256: sha256(sent)) == .checksumMismatch(actual: sha256(sent)))
+        #expect(try Self.listing(store, sha256(declared)).isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.tempPath).isEmpty)
+        #expect(try store.upload(id: "ID-M")?.state == .failed)
+    }
+
+    /// The same content again keeps the object there; a damaged object is replaced,
+    /// so the object always holds what the last upload of it received.
+    @Test func anExistingObjectIsKeptWhenIntactAndReplacedWhenDamaged() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("the same bytes, twice".utf8)
+        let object = store.directory.objectFile(sha256: sha256(bytes))
+        for id in ["ID-1", "ID-2"] {
+            let upload = try store.begin(newUpload(bytes), id: id, unnamed: true)
+            try write(upload, bytes)
+            _ = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes))
+        }
+        #expect(FileManager.default.contents(atPath: object) == Data(bytes))
+
+        writeFile(object, Array("the same bytes, twicE".utf8))  // damaged in place, same size
+        let again = try store.begin(newUpload(bytes), id: "ID-3", unnamed: true)
+        try write(again, bytes)
+        #expect(try store.complete(again, received: Int64(bytes.count), sha256: sha256(bytes)) == .stored(objectPath: object))
+        #expect(FileManager.default.contents(atPath: object) == Data(bytes))
+        #expect(try store.uploads().map(\.state) == [.complete, .complete, .complete])
+    }
+
+    @Test func withoutADeclaredChecksumTheFileIsNamedAsUsual() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        var new = newUpload(Array("later".utf8))
+        new.sha256 = ""
+        let upload = try store.begin(new, id: "ID-L", unnamed: true)
+        #expect(!upload.unnamed && Files.exists(store.directory.tempFile(id: "ID-L")))
+        try store.fail(upload, received: 0, reason: "test")
+    }
+}
