@@ -8,7 +8,9 @@ enum UploadTable {
     static func render(_ rows: [UploadRecord]) -> String {
         let cells = rows.map { row in
             [
-                row.id, row.state.rawValue, humanSize(row.size), humanSize(row.received), String(row.sha256.prefix(12)),
+                // "-" until a checksum-after-body upload's checksum is known, as STATUS and LIST say.
+                row.id, row.state.rawValue, humanSize(row.size), humanSize(row.received),
+                row.sha256.isEmpty ? "-" : String(row.sha256.prefix(12)),
                 Store.address(row.clientIP, row.clientPort),
                 String(row.workerPID), row.createdAt, row.name,
             ]

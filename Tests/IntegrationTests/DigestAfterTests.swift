@@ -68,6 +68,13 @@ import Testing
         let status = try Connection(server: server.address)
         try status.send(line: "STATUS \(id)")
         #expect(try status.readReply().text.contains(" sha256=- "))
+        let table = try run(Binaries.spoold, ["admin", "list", "--data-dir", server.directory.root]).stdout
+        let lines = table.split(separator: "\n").map(String.init)
+        let column = try #require(lines.first?.range(of: "SHA256")).lowerBound.utf16Offset(in: lines[0])
+        let row = try #require(lines.first { $0.hasPrefix(id) })
+        #expect(Array(row)[column...].prefix(2) == ["-", " "], "the SHA256 cell of an unknown checksum: \(table)")
+        let shown = try run(Binaries.spoold, ["admin", "show", id, "--data-dir", server.directory.root]).stdout
+        #expect(shown.contains("sha256") && shown.split(separator: "\n").contains { $0.contains("sha256") && $0.hasSuffix("-") }, "\(shown)")
 
         let connection = try Connection(server: server.address)
         try connection.send(line: "RESUME \(id) \(sha256Hex(bytes))")
