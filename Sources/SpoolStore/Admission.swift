@@ -67,9 +67,8 @@ extension Store {
                 throw .refused(.quotaBytes(used: bytes, size: new.size, quota: limit))
             }
         }
-        let reserved = try db.query(
-            "SELECT coalesce(sum(size - received), 0) FROM uploads WHERE state IN ('receiving', 'interrupted')"
-        ) { $0.int(0) }.first ?? 0
+        // A running total kept by triggers (migrations/0004_reserved_bytes.sql).
+        let reserved = try db.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) }.first ?? 0
         let free = try freeBytes()
         if free - reserved - new.size < limits.minFreeBytes {
             throw .refused(.insufficientStorage(free: free, reserved: reserved, size: new.size, minimum: limits.minFreeBytes))
