@@ -39,7 +39,9 @@ public struct Session {
 
     enum State: Equatable {
         case commands
-        case opening
+        /// Waiting for the handler to open an upload. `bodyOnItsWay`: protocol 2's
+        /// body of that many bytes is already coming, to be dropped if the upload is refused.
+        case opening(bodyOnItsWay: Int64?)
         /// `failure` is set when writing failed: the rest of the body is read and dropped, then the failure is sent.
         case body(remaining: Int64, failure: Reply?)
         /// The body is in; waiting for its `DIGEST <sha256>` line. `failure` as for `body`.
@@ -64,9 +66,6 @@ public struct Session {
     private var failedAuthentications = 0
     /// The upload being received sends its checksum after the body.
     private var digestFollows = false
-    /// Protocol 2: the size of the body already on its way behind the UPLOAD being
-    /// opened, to be read and dropped if the upload is refused.
-    private var bodyOnItsWay: Int64?
     /// From protocol 2, an UPLOAD's body follows its line at once instead of waiting
     /// for `150`: one round trip per upload instead of two. A person typing into `nc`
     /// speaks version 1 and is never asked to send bytes before being told to.
@@ -134,7 +133,8 @@ public struct Session {
                     // A body sent at once behind a malformed UPLOAD must not be read as
                     // commands: drop as many bytes as the line announced, if it said.
                     if bodyFollowsAtOnce, let (size, digestFollows) = Self.announcedBody(text) {
-                        return dropBody(size, digestFollows: digestFollows, then: error.reply)
+                        refuse(bodyOf: size, digestFollows: digestFollows, with: error.reply)
+                        return next()
                     }
                     return .reply(error.reply)
                 }
@@ -150,26 +150,26 @@ public struct Session {
         return (size, tokens.count >= 3 && tokens[2] == "-")
     }
 
-    /// Reads and drops a body of `size` bytes (and its DIGEST line, if one follows),
-    /// then sends `reply`: the way to refuse an upload whose body is already coming.
-    private mutating func dropBody(_ size: Int64, digestFollows: Bool, then reply: Reply) -> Action? {
+    /// Refuses an upload whose body of `size` bytes is already coming: the body (and
+    /// its DIGEST line, if one follows) is read and dropped, then `reply` is sent.
+    private mutating func refuse(bodyOf size: Int64, digestFollows: Bool, with reply: Reply) {
         self.digestFollows = digestFollows
         if size > 0 {
             state = .body(remaining: size, failure: reply)
         } else if digestFollows {
             state = .digest(failure: reply)
         } else {
+            pending.append(.reply(reply))
             returnToCommands()
-            return .reply(reply)
         }
-        return next()
     }
 
     private mutating func handle(_ command: Command) -> Action? {
         if command.needsAuthorization && identity == nil && !anonymousAllowed {
             let refusal = Reply(.authenticationRequired, "authenticate first: AUTH <token>")
             if bodyFollowsAtOnce, case .upload(let request) = command {
-                return dropBody(request.size, digestFollows: request.sha256 == nil, then: refusal)
+                refuse(bodyOf: request.size, digestFollows: request.sha256 == nil, with: refusal)
+                return next()
             }
             return .reply(refusal)
         }
@@ -189,13 +189,11 @@ public struct Session {
                 state = .finishing
                 return .storeUpload(request, body: framer.nextBytes(max: Int(request.size)) ?? ByteBuffer())
             }
-            state = .opening
-            bodyOnItsWay = bodyFollowsAtOnce ? request.size : nil
+            state = .opening(bodyOnItsWay: bodyFollowsAtOnce ? request.size : nil)
             return .beginUpload(request)
         case .resume(let id, let sha256):
-            state = .opening
+            state = .opening(bodyOnItsWay: nil)  // the client waits for the offset before sending
             digestFollows = false
-            bodyOnItsWay = nil  // the client waits for the offset before sending
             return .resumeUpload(id: id, sha256: sha256)
         case .status, .find, .list, .stats:
             state = .querying
@@ -296,8 +294,7 @@ public struct Session {
 
     /// The upload is open; the client may send `size - offset` bytes.
     public mutating func uploadOpened(id: String, size: Int64, offset: Int64) {
-        guard state == .opening else { return }
-        bodyOnItsWay = nil
+        guard case .opening = state else { return }
         let remaining = size - offset
         pending.append(.reply(Self.sendBody(id: id, size: size, offset: offset)))
         if remaining == 0 {
@@ -310,20 +307,9 @@ public struct Session {
     /// The upload was not opened, and no body will follow: refused, or (for a
     /// resume) already complete; `reply` says which.
     public mutating func uploadRefused(_ reply: Reply) {
-        guard state == .opening else { return }
-        if let size = bodyOnItsWay {
-            bodyOnItsWay = nil
-            // Only the state changes here: the handler's next call to next() reads the body.
-            if size > 0 {
-                state = .body(remaining: size, failure: reply)
-                return
-            } else if digestFollows {
-                state = .digest(failure: reply)
-                return
-            }
-        }
-        pending.append(.reply(reply))
-        returnToCommands()
+        guard case .opening(let bodyOnItsWay) = state else { return }
+        // The handler's next call to next() reads (and drops) a body already coming.
+        refuse(bodyOf: bodyOnItsWay ?? 0, digestFollows: bodyOnItsWay != nil && digestFollows, with: reply)
     }
 
     static func sendBody(id: String, size: Int64, offset: Int64) -> Reply {
