@@ -34,7 +34,7 @@ extension ConnectionHandler {
             do {
                 return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
             } catch StoreError.refused(let refusal) {
-                return .refused(Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description))
+                return .refused(Self.refusedReply(refusal))
             }
         }
     }
@@ -51,10 +51,9 @@ extension ConnectionHandler {
             do {
                 upload = try store.begin(new, id: id, limits: limits, quota: quota, unnamed: true)
             } catch StoreError.refused(let refusal) {
-                return (nil, Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description))
+                return (nil, Self.refusedReply(refusal))
             } catch {
-                logger.error("cannot open upload", metadata: ["error": "\(error)"])
-                return (nil, Reply(.storageError, "cannot accept uploads right now: \(error)"))
+                return (nil, Self.cannotOpen(error, logger: logger))
             }
             var hasher = SHA256()
             do {
@@ -124,12 +123,22 @@ extension ConnectionHandler {
             case .success(.refused(let reply)):
                 self.session.uploadRefused(reply)
             case .failure(let error):
-                self.services.logger.error("cannot open upload", metadata: ["error": "\(error)"])
-                self.session.uploadRefused(Reply(.storageError, "cannot accept uploads right now: \(error)"))
+                self.session.uploadRefused(Self.cannotOpen(error, logger: self.services.logger))
             }
             self.resumeReading(context)
             self.drive(context)
         }
+    }
+
+    /// Admission said no: `452` while it may pass later (space), `552` for good (size, quota).
+    static func refusedReply(_ refusal: Refusal) -> Reply {
+        Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description)
+    }
+
+    /// The store could not open an upload at all.
+    static func cannotOpen(_ error: any Error, logger: Logger) -> Reply {
+        logger.error("cannot open upload", metadata: ["error": "\(error)"])
+        return Reply(.storageError, "cannot accept uploads right now: \(error)")
     }
 
     static func storageFailure(_ id: String, _ error: any Error) -> Reply {
