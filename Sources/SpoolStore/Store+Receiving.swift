@@ -64,7 +64,7 @@ extension Store {
         let expected = declared ?? upload.sha256
         guard received == upload.size, sha256 == expected else {
             Files.close(upload.fd)
-            if !upload.unnamed { try? Files.unlink(upload.tempPath) }
+            Self.removeTempFile(upload)
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
                 : "checksum mismatch: declared \(expected), received \(sha256)"
@@ -106,12 +106,17 @@ extension Store {
             }
             try Files.fsyncDirectory(objectDirectory)
         } catch {
-            if !upload.unnamed { try? Files.unlink(upload.tempPath) }
+            Self.removeTempFile(upload)
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
             throw .system(error)
         }
         try mark(upload.id, .complete, received: received, error: nil, finished: true)
         return .stored(objectPath: objectPath)
+    }
+
+    /// Drops a named temporary file; an unnamed one vanishes when it is closed.
+    static func removeTempFile(_ upload: OpenUpload) {
+        if !upload.unnamed { try? Files.unlink(upload.tempPath) }
     }
 
     /// Gives an unnamed upload file its object name. The content is stored once: an
@@ -144,7 +149,7 @@ extension Store {
     /// The upload cannot go on (a write failed): drop its bytes and record why.
     public func fail(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
         Files.close(upload.fd)
-        if !upload.unnamed { try? Files.unlink(upload.tempPath) }
+        Self.removeTempFile(upload)
         try mark(upload.id, .failed, received: received, error: reason, finished: true)
     }
 }
