@@ -28,6 +28,9 @@ public struct UploadRecord: Codable, Equatable, Sendable {
     /// The name of the token that uploaded it; nil for an anonymous upload.
     public var token: String?
 
+    /// The checksum as people read it: `-` until a checksum-after-body upload's is known.
+    public var shownSHA256: String { sha256.isEmpty ? "-" : sha256 }
+
     enum CodingKeys: String, CodingKey {
         case id, name, size, received, sha256, state, error, token
         case clientIP = "client_ip"

@@ -13,7 +13,7 @@ enum ChatReplies {
         return [
             "id=\(row.id)", "state=\(row.state.rawValue)", "name=\(PercentCoding.encode(row.name))",
             "received=\(received)", "size=\(row.size)", "percent=\(oneDecimal(percent))",
-            "rate=\(live.map { String($0.rate) } ?? "-")", "sha256=\(row.sha256.isEmpty ? "-" : row.sha256)", "client=\(Store.address(row.clientIP, row.clientPort))",
+            "rate=\(live.map { String($0.rate) } ?? "-")", "sha256=\(row.shownSHA256)", "client=\(Store.address(row.clientIP, row.clientPort))",
             "worker=\(row.workerPID)", "created=\(row.createdAt)", "updated=\(row.updatedAt)",
             "finished=\(row.finishedAt ?? "-")",
         ].joined(separator: " ")
@@ -23,7 +23,7 @@ enum ChatReplies {
     static func listLine(_ row: UploadRecord) -> String {
         let percent = row.size > 0 ? Double(row.received) * 100 / Double(row.size) : 100
         return "\(row.id) \(row.state.rawValue) \(row.received)/\(row.size) \(oneDecimal(percent))% "
-            + "\(row.sha256.isEmpty ? "-" : String(row.sha256.prefix(12))) \(PercentCoding.encode(row.name))"
+            + "\(row.shownSHA256.prefix(12)) \(PercentCoding.encode(row.name))"
     }
 
     /// Rows still receiving show the live byte count from the scoreboard, not the last one written to the database.

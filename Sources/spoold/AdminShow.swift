@@ -45,7 +45,7 @@ extension Admin {
                 let fields: [(String, String)] = [
                     ("id", row.id), ("name", row.name), ("state", row.state.rawValue),
                     ("size", "\(row.size) (\(UploadTable.humanSize(row.size)))"), ("received", String(row.received)),
-                    ("sha256", row.sha256.isEmpty ? "-" : row.sha256), ("client", Store.address(row.clientIP, row.clientPort)),
+                    ("sha256", row.shownSHA256), ("client", Store.address(row.clientIP, row.clientPort)),
                     ("worker", String(row.workerPID)), ("created", row.createdAt), ("updated", row.updatedAt),
                     ("finished", row.finishedAt ?? "-"), ("error", row.error ?? "-"),
                     ("path", path.map { $0 + (onDisk ? "" : " (missing)") } ?? "-"),

@@ -8,9 +8,7 @@ enum UploadTable {
     static func render(_ rows: [UploadRecord]) -> String {
         let cells = rows.map { row in
             [
-                // "-" until a checksum-after-body upload's checksum is known, as STATUS and LIST say.
-                row.id, row.state.rawValue, humanSize(row.size), humanSize(row.received),
-                row.sha256.isEmpty ? "-" : String(row.sha256.prefix(12)),
+                row.id, row.state.rawValue, humanSize(row.size), humanSize(row.received), String(row.shownSHA256.prefix(12)),
                 Store.address(row.clientIP, row.clientPort),
                 String(row.workerPID), row.createdAt, row.name,
             ]
