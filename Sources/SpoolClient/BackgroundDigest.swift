@@ -24,11 +24,9 @@ final class BackgroundDigest: @unchecked Sendable {
     func wait() throws(SystemError) -> FileDigest {
         condition.lock()
         defer { condition.unlock() }
-        while result == nil { condition.wait() }
-        switch result {
-        case .success(let digest): return digest
-        case .failure(let error): throw error
-        case nil: throw SystemError("hash", errno: EINVAL)  // not reached: the loop waits for a result
+        while true {
+            if let result { return try result.get() }
+            condition.wait()
         }
     }
 }

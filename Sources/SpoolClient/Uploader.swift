@@ -83,26 +83,23 @@ public final class Uploader {
                     result = try sendDigestAfter(fd: fd, path: path, file: file, name: name, id: &id, digest: &digest,
                                                  over: current, progress: progress)
                 } else {
+                    // A small file is read once, on every attempt: hashed from memory,
+                    // and sent from there to a server that takes the body at once.
                     let known: FileDigest
                     var contents: [UInt8]?
-                    if let digest { known = digest } else {
-                        do {
-                            if file.size < Self.digestAfterThreshold {
-                                (known, contents) = try FileDigest.contents(fd: fd, path: path, size: file.size)
-                            } else {
-                                known = try FileDigest.of(fd: fd, path: path)
-                            }
-                        } catch { throw .file(error) }
-                        digest = known
-                        if id == nil { id = options.journal?.lookup(sha256: known.sha256, size: known.size) }
-                    }
-                    if id == nil, known.size < Self.digestAfterThreshold, options.limitRate == nil,
-                        try current.protocolVersion() >= 2
-                    {
-                        if contents == nil {
-                            do { contents = try FileDigest.contents(fd: fd, path: path, size: known.size).1 } catch { throw .file(error) }
+                    do {
+                        if file.size < Self.digestAfterThreshold {
+                            (known, contents) = try FileDigest.contents(fd: fd, path: path, size: file.size)
+                        } else if let digest {
+                            known = digest
+                        } else {
+                            known = try FileDigest.of(fd: fd, path: path)
                         }
-                        result = try sendAtOnce(contents ?? [], digest: known, name: name, id: &id, over: current, progress: progress)
+                    } catch { throw .file(error) }
+                    if digest == nil, id == nil { id = options.journal?.lookup(sha256: known.sha256, size: known.size) }
+                    digest = known
+                    if let contents, id == nil, options.limitRate == nil, try current.protocolVersion() >= 2 {
+                        result = try sendAtOnce(contents, digest: known, name: name, id: &id, over: current, progress: progress)
                     } else {
                         result = try send(fd: fd, digest: known, name: name, id: &id, over: current, progress: progress)
                     }
@@ -133,11 +130,7 @@ public final class Uploader {
         over connection: Connection, progress: @escaping (Int64, Int64) -> Void
     ) throws(ClientError) -> UploadResult {
         try connection.send(line: UploadRequest(name: name, size: file.size, sha256: nil).line)
-        let ready = try connection.readReply()
-        guard ready.code == .sendBody else { throw .refused(ready) }
-        guard let accepted = ready.fields["id"], ready.fields["offset"] == "0" else {
-            throw .protocolViolation("150 reply without a usable id and offset: \(ready)")
-        }
+        let accepted = try Self.goAhead(try connection.readReply(), size: file.size, new: true).id
         id = accepted
         options.journal?.record(file: file, id: accepted)
         progress(0, file.size)
@@ -170,12 +163,7 @@ public final class Uploader {
     ) throws(ClientError) -> UploadResult {
         progress(0, digest.size)
         try connection.send(bytes: Array(UploadRequest(name: name, size: digest.size, sha256: digest.sha256).line.utf8) + body)
-        let ready = try connection.readReply()
-        guard ready.code == .sendBody else { throw .refused(ready) }
-        let fields = ready.fields
-        guard let accepted = fields["id"], fields["offset"] == "0" else {
-            throw .protocolViolation("150 reply without a usable id and offset: \(ready)")
-        }
+        let accepted = try Self.goAhead(try connection.readReply(), size: digest.size, new: true).id
         options.journal?.record(sha256: digest.sha256, size: digest.size, id: accepted)
         id = accepted
         progress(digest.size, digest.size)
@@ -208,13 +196,7 @@ public final class Uploader {
             try connection.send(line: UploadRequest(name: name, size: digest.size, sha256: digest.sha256).line)
             ready = try connection.readReply()
         }
-        guard let ready, ready.code == .sendBody else { throw .refused(ready ?? Reply(.badLine, "")) }
-        let fields = ready.fields
-        guard let accepted = fields["id"], let offset = fields["offset"].flatMap(Int64.init),
-            (0...digest.size).contains(offset)
-        else {
-            throw .protocolViolation("150 reply without a usable id and offset: \(ready)")
-        }
+        let (accepted, offset) = try Self.goAhead(ready ?? Reply(.badLine, ""), size: digest.size, new: id == nil)
         if id == nil { options.journal?.record(sha256: digest.sha256, size: digest.size, id: accepted) }
         id = accepted
         if offset > 0 { notice("resuming upload \(accepted) at byte \(offset) of \(digest.size)") }
@@ -223,6 +205,16 @@ public final class Uploader {
             progress(offset + $0, digest.size)
         }
         return try verify(try connection.readReply(), id: accepted, digest: digest, resumedAt: offset)
+    }
+
+    /// The id and offset a `150` gives; a new upload starts at 0, a resumed one anywhere up to its size.
+    static func goAhead(_ ready: Reply, size: Int64, new: Bool) throws(ClientError) -> (id: String, offset: Int64) {
+        guard ready.code == .sendBody else { throw .refused(ready) }
+        let fields = ready.fields
+        guard let id = fields["id"], let offset = fields["offset"].flatMap(Int64.init), (0...(new ? 0 : size)).contains(offset) else {
+            throw .protocolViolation("150 reply without a usable id and offset: \(ready)")
+        }
+        return (id, offset)
     }
 
     private func verify(_ verdict: Reply, id: String, digest: FileDigest, resumedAt: Int64) throws(ClientError) -> UploadResult {
