@@ -72,6 +72,8 @@ public final class Uploader {
         // from hashing alongside the first attempt (see sendDigestAfter).
         var digest: FileDigest?
         var id = options.journal?.lookup(file: file)
+        // Whether the journal may hold an entry for this file, to forget once it is stored.
+        var journaled = id != nil
         var attempt = 0
         while true {
             do throws(ClientError) {
@@ -80,6 +82,7 @@ public final class Uploader {
                 connection = current
                 let result: UploadResult
                 if digest == nil, id == nil, file.size >= Self.digestAfterThreshold, try current.features().contains("digest-after") {
+                    journaled = true
                     result = try sendDigestAfter(fd: fd, path: path, file: file, name: name, id: &id, digest: &digest,
                                                  over: current, progress: progress)
                 } else {
@@ -96,16 +99,22 @@ public final class Uploader {
                             known = try FileDigest.of(fd: fd, path: path)
                         }
                     } catch { throw .file(error) }
-                    if digest == nil, id == nil { id = options.journal?.lookup(sha256: known.sha256, size: known.size) }
+                    if digest == nil, id == nil {
+                        id = options.journal?.lookup(sha256: known.sha256, size: known.size)
+                        if id != nil { journaled = true }
+                    }
                     digest = known
                     if let contents, id == nil, options.limitRate == nil, try current.protocolVersion() >= 2 {
                         result = try sendAtOnce(contents, digest: known, name: name, id: &id, over: current, progress: progress)
                     } else {
+                        journaled = true
                         result = try send(fd: fd, digest: known, name: name, id: &id, over: current, progress: progress)
                     }
                 }
-                options.journal?.forget(sha256: result.sha256, size: result.size)
-                options.journal?.forget(file: file)
+                if journaled {
+                    options.journal?.forget(sha256: result.sha256, size: result.size)
+                    options.journal?.forget(file: file)
+                }
                 return result
             } catch where error.isTransient && attempt < options.retries {
                 connection = nil  // after a failure the stream's framing is unknown: start afresh
@@ -157,6 +166,12 @@ public final class Uploader {
     /// One attempt at a new small upload to a server that speaks protocol 2: the
     /// UPLOAD line and the whole body in one write, then the `150` and the verdict,
     /// so the upload costs one round trip instead of two.
+    ///
+    /// The id is kept for this run's retries (a `RESUME` of an upload that was stored
+    /// before the connection dropped answers `250` at once), but not written to the
+    /// journal: a body sent this way is almost always stored whole or not at all,
+    /// so an entry would cost a file created, renamed and removed per upload for a
+    /// resume a later run would hardly ever get.
     private func sendAtOnce(
         _ body: [UInt8], digest: FileDigest, name: String, id: inout String?, over connection: Connection,
         progress: @escaping (Int64, Int64) -> Void
@@ -164,7 +179,6 @@ public final class Uploader {
         progress(0, digest.size)
         try connection.send(bytes: Array(UploadRequest(name: name, size: digest.size, sha256: digest.sha256).line.utf8) + body)
         let accepted = try Self.goAhead(try connection.readReply(), size: digest.size, new: true).id
-        options.journal?.record(sha256: digest.sha256, size: digest.size, id: accepted)
         id = accepted
         progress(digest.size, digest.size)
         return try verify(try connection.readReply(), id: accepted, digest: digest, resumedAt: 0)

@@ -89,6 +89,9 @@ import Testing
             #expect(sha256Hex(object) == row.sha256)
         }
         #expect(Set(rows.map(\.workerPID)).count > 1, "every upload went to one worker")
+        // Every file was under 1 MiB and went with its UPLOAD line: nothing to resume
+        // from on the server, so the client wrote no journal (not even its directory).
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/state"))
         try server.stop()
     }
 
