@@ -55,13 +55,10 @@ extension Store {
     func admit(_ db: Database, _ new: NewUpload, limits: AdmissionLimits, quota: TokenQuota?) throws(StoreError) {
         if new.size > limits.maxFileSize { throw .refused(.tooLarge(size: new.size, limit: limits.maxFileSize)) }
         if let quota, let name = new.token, quota.bytes != nil || quota.files != nil {
-            let (bytes, files) = try db.query(
-                """
-                SELECT coalesce(sum(size), 0), count(*) FROM uploads
-                WHERE token = ? AND state IN ('complete', 'receiving', 'interrupted')
-                """,
-                [.text(name)]
-            ) { ($0.int(0), Int($0.int(1))) }.first ?? (0, 0)
+            // Running totals kept by triggers (migrations/0005_token_usage.sql); no row: nothing yet.
+            let (bytes, files) = try db.query("SELECT bytes, files FROM token_usage WHERE token = ?", [.text(name)]) {
+                ($0.int(0), Int($0.int(1)))
+            }.first ?? (0, 0)
             if let limit = quota.files, files + 1 > limit { throw .refused(.quotaFiles(used: files, quota: limit)) }
             if let limit = quota.bytes, bytes + new.size > limit {
                 throw .refused(.quotaBytes(used: bytes, size: new.size, quota: limit))

@@ -404,3 +404,121 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try db.query("SELECT total FROM reserved_bytes") { $0.int(0) } == [110])
     }
 }
+
+/// Admission reads what a token has stored or in flight from running totals kept
+/// by triggers (migrations/0005); they must always equal the sums they replace.
+@Suite struct TokenUsageTests {
+    static let counted = "state IN ('complete', 'receiving', 'interrupted')"
+
+    /// (token, bytes, files) as kept, and as summed from the rows; tokens with nothing counted left out.
+    static func usage(_ store: Store) throws -> (kept: [String], summed: [String]) {
+        try store.locked { db throws(StoreError) in
+            let kept = try db.query("SELECT token, bytes, files FROM token_usage WHERE files > 0 ORDER BY token") {
+                "\($0.text(0)) \($0.int(1)) \($0.int(2))"
+            }
+            let summed = try db.query(
+                "SELECT token, sum(size), count(*) FROM uploads WHERE token IS NOT NULL AND \(counted) GROUP BY token ORDER BY token"
+            ) { "\($0.text(0)) \($0.int(1)) \($0.int(2))" }
+            return (kept, summed)
+        }
+    }
+
+    @Test func theTotalsFollowEveryChangeOfState() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        var steps: [(String, [String], [String])] = []
+        func check(_ step: String) throws {
+            let (kept, summed) = try Self.usage(store)
+            steps.append((step, kept, summed))
+        }
+        func begin(_ bytes: [UInt8], _ id: String, token: String?, unnamed: Bool = false) throws -> OpenUpload {
+            var new = newUpload(bytes, name: id)
+            new.token = token
+            return try store.begin(new, id: id, unnamed: unnamed)
+        }
+        try check("empty")
+        let a = Array(repeating: UInt8(1), count: 1000), b = Array(repeating: UInt8(2), count: 3000)
+        let c = Array(repeating: UInt8(3), count: 500), d = Array(repeating: UInt8(4), count: 700)
+        let e = Array(repeating: UInt8(5), count: 90)
+        let ua = try begin(a, "ID-A", token: "alice")
+        let ub = try begin(b, "ID-B", token: "alice")
+        let uc = try begin(c, "ID-C", token: "bob", unnamed: true)
+        let ud = try begin(d, "ID-D", token: "bob")
+        let ue = try begin(e, "ID-E", token: nil)
+        try check("five receiving, one anonymous")
+        try write(ua, a)
+        _ = try store.complete(ua, received: 1000, sha256: sha256(a))
+        try check("one complete")
+        try write(ub, Array(b[0..<1200]))
+        try store.interrupt(ub, received: 1200, reason: "cut")
+        try check("one interrupted")
+        try store.fail(uc, received: 0, reason: "write failed")
+        try store.fail(ue, received: 0, reason: "write failed")
+        try check("two failed")
+        guard case .opened(let again, _) = try store.resume(
+            id: "ID-B", sha256: sha256(b), token: "alice", clientIP: "127.0.0.1", clientPort: 1, workerPID: 1)
+        else {
+            Issue.record("not resumed")
+            return
+        }
+        try check("resumed")
+        try store.interrupt(again, received: 1200, reason: "cut again")
+        _ = try store.expireInterrupted(before: "9999-12-31T00:00:00.000Z")
+        try check("expired")
+        Files.close(ud.fd)
+        _ = try store.interruptReceiving(workerPID: nil, reason: "restart")
+        try check("left receiving at a restart")
+        _ = try store.delete(id: "ID-D")
+        _ = try store.delete(id: "ID-A")
+        try check("deleted")
+        for (step, kept, summed) in steps {
+            #expect(kept == summed, "after \(step): the totals say \(kept), the rows \(summed)")
+        }
+        #expect(steps.map(\.2) == [
+            [], ["alice 4000 2", "bob 1200 2"], ["alice 4000 2", "bob 1200 2"], ["alice 4000 2", "bob 1200 2"],
+            ["alice 4000 2", "bob 700 1"], ["alice 4000 2", "bob 700 1"], ["alice 1000 1", "bob 700 1"],
+            ["alice 1000 1", "bob 700 1"], [],
+        ])
+    }
+
+    /// A quota is still checked against everything the token has, now from the totals.
+    @Test func aQuotaCountsWhatTheTokenHas() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        for n in 0..<3 {
+            var new = newUpload(Array("file \(n)".utf8), name: "f\(n)")
+            new.token = "alice"
+            Files.close(try store.begin(new, id: "ID-\(n)", quota: TokenQuota(files: 3)).fd)
+        }
+        var fourth = newUpload(Array("file 3".utf8), name: "f3")
+        fourth.token = "alice"
+        #expect(throws: StoreError.refused(.quotaFiles(used: 3, quota: 3))) {
+            try store.begin(fourth, id: "ID-3", quota: TokenQuota(files: 3))
+        }
+        #expect(throws: StoreError.refused(.quotaBytes(used: 18, size: 6, quota: 20))) {
+            try store.begin(fourth, id: "ID-3", quota: TokenQuota(bytes: 20))
+        }
+        fourth.token = "bob"
+        Files.close(try store.begin(fourth, id: "ID-B", quota: TokenQuota(files: 1)).fd)
+    }
+
+    /// A database from before migration 0005 starts each token's totals from its uploads.
+    @Test func theMigrationStartsFromTheUploadsOnRecord() throws {
+        let dir = try TempDirectory()
+        let db = try Database(path: dir.path + "/t.db")
+        let migrations = try Migrator.embedded()
+        try Migrator.migrate(db, migrations: Array(migrations.prefix { $0.version < 5 }))
+        try db.run("""
+            INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state, worker_pid, created_at, updated_at, token)
+            VALUES ('A', 'a', 100, 40, '', 'x', 1, 'interrupted', 1, 't', 't', 'alice'),
+                   ('B', 'b', 50, 0, '', 'x', 1, 'receiving', 1, 't', 't', 'alice'),
+                   ('C', 'c', 70, 70, '', 'x', 1, 'complete', 1, 't', 't', 'bob'),
+                   ('D', 'd', 30, 0, '', 'x', 1, 'failed', 1, 't', 't', 'bob'),
+                   ('E', 'e', 20, 20, '', 'x', 1, 'complete', 1, 't', 't', NULL)
+            """)
+        try Migrator.migrate(db, migrations: migrations)
+        #expect(try db.query("SELECT token, bytes, files FROM token_usage ORDER BY token") {
+            "\($0.text(0)) \($0.int(1)) \($0.int(2))"
+        } == ["alice 150 2", "bob 70 1"])
+    }
+}
