@@ -297,3 +297,7 @@ int spool_open_pty(char *name, unsigned long name_size) {
 int spool_start_writeback(int fd, long long offset, long long length) {
     return sync_file_range(fd, (off64_t)offset, (off64_t)length, SYNC_FILE_RANGE_WRITE);
 }
+
+int spool_syncfs(int fd) {
+    return syncfs(fd);
+}

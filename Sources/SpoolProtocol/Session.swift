@@ -47,6 +47,11 @@ public struct Session {
         /// The body is in; waiting for its `DIGEST <sha256>` line. `failure` as for `body`.
         case digest(failure: Reply?)
         case finishing
+        /// Small uploads that arrived whole are being stored: `count` of them, with
+        /// `bytes` of bodies, whose replies are still to come, in order. More such
+        /// uploads are taken meanwhile (a client may send them back to back); any
+        /// other line waits until every one of them has its reply.
+        case storing(count: Int, bytes: Int64)
         case querying
         case watching
         case closed
@@ -90,7 +95,7 @@ public struct Session {
     /// True while an upload is open (between `beginUpload` and its final reply).
     public var isUploading: Bool {
         switch state {
-        case .opening, .body, .digest, .finishing: true
+        case .opening, .body, .digest, .finishing, .storing: true
         case .commands, .querying, .watching, .closed: false
         }
     }
@@ -114,9 +119,41 @@ public struct Session {
             guard framer.hasLine else { return nil }
             state = .querying
             return .stopWatch
+        case .storing(let count, let bytes):
+            return nextWhole(storing: count, bytes: bytes)
         case .opening, .finishing, .querying, .closed:
             return nil
         }
+    }
+
+    /// At most this many small uploads, and this many bytes of them, stored at
+    /// once for one connection: past that the session reads nothing more until
+    /// replies go out, and the handler stops reading from the socket.
+    public static let storingLimit = 64
+    public static let storingBytesLimit: Int64 = 4 << 20
+
+    /// While small uploads are being stored: the next line too, if it is another
+    /// small upload whose whole body is here. Anything else is left unread.
+    private mutating func nextWhole(storing count: Int, bytes: Int64) -> Action? {
+        guard count < Self.storingLimit, !isDraining else { return nil }
+        var probe = framer
+        guard case .success(let text)? = probe.nextLine(), case .upload(let request)? = try? CommandParser.parse(text),
+            let size = wholeBodySize(request, buffered: probe.bufferedBytes), bytes + size <= Self.storingBytesLimit,
+            identity != nil || anonymousAllowed
+        else { return nil }
+        framer = probe
+        digestFollows = false
+        state = .storing(count: count + 1, bytes: bytes + size)
+        return .storeUpload(request, body: framer.nextBytes(max: Int(size)) ?? ByteBuffer())
+    }
+
+    /// The size of an upload that can be stored in one step: its checksum declared
+    /// up front, small, and its whole body already buffered behind its line.
+    private func wholeBodySize(_ request: UploadRequest, buffered: Int) -> Int64? {
+        guard bodyFollowsAtOnce, request.sha256 != nil, request.size <= Self.wholeBodyLimit,
+            Int64(buffered) >= request.size
+        else { return nil }
+        return request.size
     }
 
     private mutating func nextCommand() -> Action? {
@@ -183,11 +220,9 @@ public struct Session {
                 .ok, "proto=\(protocolVersion) server=\(ProtocolInfo.product) features=upload,resume,auth,chat,digest-after,body-at-once"))
         case .upload(let request):
             digestFollows = request.sha256 == nil
-            if bodyFollowsAtOnce, !digestFollows, request.size <= Self.wholeBodyLimit,
-                Int64(framer.bufferedBytes) >= request.size
-            {
-                state = .finishing
-                return .storeUpload(request, body: framer.nextBytes(max: Int(request.size)) ?? ByteBuffer())
+            if let size = wholeBodySize(request, buffered: framer.bufferedBytes) {
+                state = .storing(count: 1, bytes: size)
+                return .storeUpload(request, body: framer.nextBytes(max: Int(size)) ?? ByteBuffer())
             }
             state = .opening(bodyOnItsWay: bodyFollowsAtOnce ? request.size : nil)
             return .beginUpload(request)
@@ -320,12 +355,26 @@ public struct Session {
     /// says which. `id` is nil when it was refused before it had one. Accepted
     /// uploads get their `150` first, as any upload does, so that the client reads
     /// the same replies whichever way the server took.
+    /// Several may be under way (`storing`); they must be reported in the order
+    /// their `storeUpload` actions were given.
     public mutating func wholeUploadFinished(id: String?, size: Int64, reply: Reply) {
-        guard state == .finishing else { return }
+        guard case .storing(let count, let bytes) = state else { return }
         if let id { pending.append(.reply(Self.sendBody(id: id, size: size, offset: 0))) }
         pending.append(.reply(reply))
-        returnToCommands()
+        if count > 1 {
+            state = .storing(count: count - 1, bytes: bytes - size)
+        } else {
+            returnToCommands()
+        }
     }
+
+    /// Whether the session waits for small uploads being stored before it reads
+    /// further, and how many bytes it holds unread meanwhile.
+    public var isStoring: Bool {
+        if case .storing = state { return true }
+        return false
+    }
+    public var bufferedBytes: Int { framer.bufferedBytes }
 
     /// Writing the body failed: read and drop the rest of it, then send `reply`.
     public mutating func bodyFailed(_ reply: Reply) {
@@ -397,7 +446,7 @@ public struct Session {
         case .body, .digest:
             guard quietFor > limits.stall else { return }
             reason = "upload stalled: no bytes for \(Int(limits.stall)) s; resume it later"
-        case .opening, .finishing, .querying, .watching, .closed:
+        case .opening, .finishing, .storing, .querying, .watching, .closed:
             return
         }
         state = .closed

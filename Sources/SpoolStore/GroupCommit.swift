@@ -1,15 +1,18 @@
 import SpoolSystem
 
-/// Commits from several threads of one process, made together: one transaction
-/// (and, for durable ones, one fsync of the log) for everything that arrived while
-/// the previous batch was being committed (the classic group commit). A thread
-/// that finds no batch in progress leads: it takes every waiting change, runs
-/// each in its own savepoint (so one failure fails only its own change), commits,
-/// and wakes the others. Throughput then grows with the number of concurrent
-/// uploads instead of being one fsync per upload.
-final class GroupCommit: @unchecked Sendable {
+/// Work from several threads of one process, done together: one batch for
+/// everything that arrived while the previous batch was being done (the classic
+/// group commit). A thread that finds no batch in progress leads: it takes every
+/// waiting entry, hands the batch to `commit`, and wakes the others. Throughput
+/// then grows with the number of concurrent uploads instead of being one fsync
+/// per upload.
+///
+/// The store uses it for transactions (one transaction, and for durable ones one
+/// sync of the log, per batch; each change in its own savepoint, so one failure
+/// fails only its own change) and for making files durable (`DurableFiles`).
+final class GroupCommit<Work>: @unchecked Sendable {
     final class Entry {
-        let work: (Database) throws(StoreError) -> Void
+        let work: Work
         var error: StoreError?
         var done = false
         /// This entry's thread is to lead the next batch.
@@ -19,7 +22,7 @@ final class GroupCommit: @unchecked Sendable {
         /// broadcast woke a dozen only for them to queue for the mutex and sleep again).
         let turn: Condition.Signal
 
-        init(_ work: @escaping (Database) throws(StoreError) -> Void, turn: Condition.Signal) {
+        init(_ work: Work, turn: Condition.Signal) {
             self.work = work
             self.turn = turn
         }
@@ -36,10 +39,12 @@ final class GroupCommit: @unchecked Sendable {
         return waiting.count
     }
 
-    /// Runs `work` in a transaction shared with whatever else is waiting.
-    /// `commit` runs one batch: the store wraps it in its lock and a transaction (and syncs the log).
+    /// Does `work` in a batch shared with whatever else is waiting, and returns
+    /// once its batch is done. `commit` does one batch (the store wraps a batch of
+    /// changes in its lock and a transaction); an error it throws fails the whole
+    /// batch, and an entry's own `error` fails that entry alone.
     func run(
-        _ work: @escaping (Database) throws(StoreError) -> Void,
+        _ work: Work,
         commit: ([Entry]) throws(StoreError) -> Void
     ) throws(StoreError) {
         let entry = Entry(work, turn: condition.makeSignal())

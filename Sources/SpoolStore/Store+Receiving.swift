@@ -20,20 +20,37 @@ extension Store {
         let now = UTCTime.now()
         // Not durable yet: the client has been promised nothing about this upload.
         try together { db throws(StoreError) in
-            try self.admit(db, new, limits: limits, quota: quota)
-            try db.run(
-                """
-                INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
-                                     worker_pid, created_at, updated_at, token)
-                VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?)
-                """,
-                [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
-                 .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
-                 new.token.map { .text($0) } ?? .null]
-            )
-            try self.appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort),
-                                 detail: "\(new.size) bytes")
+            try self.insertReceiving(db, new, id: id, at: now, limits: limits, quota: quota)
         }
+        do {
+            return try openFile(new, id: id, unnamed: unnamed)
+        } catch {
+            try? mark(id, .failed, received: 0, error: error.description, finished: true)
+            throw .system(error)
+        }
+    }
+
+    /// Admits a new upload and records it as `receiving`, with its `created` event.
+    func insertReceiving(
+        _ db: Database, _ new: NewUpload, id: String, at now: String, limits: AdmissionLimits, quota: TokenQuota?
+    ) throws(StoreError) {
+        try admit(db, new, limits: limits, quota: quota)
+        try db.run(
+            """
+            INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
+                                 worker_pid, created_at, updated_at, token)
+            VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?)
+            """,
+            [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
+             .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
+             new.token.map { .text($0) } ?? .null]
+        )
+        try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort), detail: "\(new.size) bytes")
+    }
+
+    /// The file a new upload's bytes go to: unnamed in its object's directory when
+    /// asked and possible, else `tmp/<id>.part`.
+    func openFile(_ new: NewUpload, id: String, unnamed: Bool) throws(SystemError) -> OpenUpload {
         if unnamed, Files.canLinkUnnamed, !new.sha256.isEmpty {
             let objectDirectory = directory.objectDirectory(sha256: new.sha256)
             if let fd = Files.openUnnamed(in: objectDirectory) {
@@ -42,14 +59,9 @@ extension Store {
             }
         }
         let path = directory.tempFile(id: id)
-        do {
-            let fd = try Files.open(path, flags: O_WRONLY | O_APPEND | O_CREAT | O_EXCL)
-            _ = try Files.tryLock(fd, path: path)  // a new file: nobody else can hold it
-            return OpenUpload(id: id, size: new.size, sha256: new.sha256, tempPath: path, fd: fd, offset: 0)
-        } catch {
-            try? mark(id, .failed, received: 0, error: error.description, finished: true)
-            throw .system(error)
-        }
+        let fd = try Files.open(path, flags: O_WRONLY | O_APPEND | O_CREAT | O_EXCL)
+        _ = try Files.tryLock(fd, path: path)  // a new file: nobody else can hold it
+        return OpenUpload(id: id, size: new.size, sha256: new.sha256, tempPath: path, fd: fd, offset: 0)
     }
 
     /// Finishes an upload whose body has fully arrived. Success is returned only
@@ -86,32 +98,38 @@ extension Store {
                 throw error
             }
         }
-        do {
+        do throws(StoreError) {
             defer { Files.close(upload.fd) }
-            try Files.fsync(upload.fd, path: upload.tempPath)
-            let objectDirectory = directory.objectDirectory(sha256: sha256)
-            if upload.unnamed {
-                try Self.link(upload, to: objectPath)
-            } else {
-                // Same content, same name: renaming over an existing object replaces it
-                // with identical bytes, so the content is stored once.
-                do {
-                    try Files.rename(upload.tempPath, objectPath)
-                } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
-                    // The 256 directories exist from the first start; one removed by hand
-                    // is made again here rather than looked for on every upload.
-                    try Files.makeDirectories(objectDirectory)
-                    try Files.rename(upload.tempPath, objectPath)
-                }
-            }
-            try Files.fsyncDirectory(objectDirectory)
+            try durableFiles.make(objectFile(upload, sha256: sha256))
         } catch {
             Self.removeTempFile(upload)
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
-            throw .system(error)
+            throw error
         }
         try mark(upload.id, .complete, received: received, error: nil, finished: true)
         return .stored(objectPath: objectPath)
+    }
+
+    /// An upload's file on its way to being the object of `sha256`.
+    func objectFile(_ upload: OpenUpload, sha256: String) -> DurableFiles.File {
+        let objectDirectory = directory.objectDirectory(sha256: sha256)
+        let objectPath = directory.objectFile(sha256: sha256)
+        return DurableFiles.File(fd: upload.fd, path: upload.tempPath, directory: objectDirectory) { () throws(SystemError) in
+            if upload.unnamed {
+                try Self.link(upload, to: objectPath)
+                return
+            }
+            // Same content, same name: renaming over an existing object replaces it
+            // with identical bytes, so the content is stored once.
+            do throws(SystemError) {
+                try Files.rename(upload.tempPath, objectPath)
+            } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
+                // The 256 directories exist from the first start; one removed by hand
+                // is made again here rather than looked for on every upload.
+                try Files.makeDirectories(objectDirectory)
+                try Files.rename(upload.tempPath, objectPath)
+            }
+        }
     }
 
     /// Drops a named temporary file; an unnamed one vanishes when it is closed.

@@ -18,8 +18,12 @@ public final class Store: @unchecked Sendable {
     /// transaction, and the rows of concurrent uploads share the pages it writes
     /// to the log (their ids and times sort together), instead of each upload
     /// writing the same few pages again in a commit of its own.
-    private let groupCommit = GroupCommit()
-    private let groupWrite = GroupCommit()
+    private let groupCommit = GroupCommit<Change>()
+    private let groupWrite = GroupCommit<Change>()
+    /// One change to the database, run inside a batch's transaction.
+    typealias Change = (Database) throws(StoreError) -> Void
+    /// Finished files are made durable under their names here, batched when many finish at once.
+    let durableFiles: DurableFiles
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     public let actor: String
 
@@ -28,6 +32,7 @@ public final class Store: @unchecked Sendable {
     public init(directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false) throws(StoreError) {
         self.directory = directory
         self.actor = actor
+        durableFiles = DurableFiles(anchor: directory.objectsPath)
         database = try Database(path: directory.databasePath, create: false, queueWriters: queueWriters)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
         // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
@@ -54,17 +59,24 @@ public final class Store: @unchecked Sendable {
     func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError) {
         let now = UTCTime.now()
         try durably { db throws(StoreError) in
-            try db.run(
-                    """
-                    UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
-                                       finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-                    WHERE id = ?
-                    """,
-                    [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
-                     .integer(finished ? 1 : 0), .text(now), .text(id)]
-                )
-            try self.appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
+            try self.markRow(db, id, state, received: received, error: error, finished: finished, at: now)
         }
+    }
+
+    /// The row's new state and its event, inside a transaction of the caller's.
+    func markRow(
+        _ db: Database, _ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, at now: String
+    ) throws(StoreError) {
+        try db.run(
+            """
+            UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
+                               finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+            WHERE id = ?
+            """,
+            [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
+             .integer(finished ? 1 : 0), .text(now), .text(id)]
+        )
+        try appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
     }
 
     /// Runs `work` in a durable transaction, grouped with concurrent ones (GroupCommit).
@@ -86,7 +98,7 @@ public final class Store: @unchecked Sendable {
 
     /// One transaction for a batch, each change in its own savepoint, so that one
     /// that fails (a refusal, a constraint) is undone alone and reported to its caller.
-    private func commit(_ batch: [GroupCommit.Entry]) throws(StoreError) {
+    private func commit(_ batch: [GroupCommit<Change>.Entry]) throws(StoreError) {
         try locked { db throws(StoreError) in
             try db.transaction(durable: false) { () throws(StoreError) in
                 for (n, entry) in batch.enumerated() {

@@ -1,3 +1,4 @@
+import CSpoolSys
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -48,6 +49,16 @@ public enum Files {
         let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
         defer { Glibc.close(fd) }
         try fsync(fd, path: path)
+    }
+
+    /// Writes back everything dirty on the file system that holds `fd` (files,
+    /// directories, metadata) and flushes the device: one sync for many files,
+    /// where an fsync per file and per directory costs several device writes each.
+    /// Reports a write-back error of any file on it since `fd` last asked.
+    public static func syncFileSystem(_ fd: Int32, path: String = "") throws(SystemError) {
+        while spool_syncfs(fd) != 0 {
+            if currentErrno() != EINTR { throw .last("syncfs", path) }
+        }
     }
 
     public static func close(_ fd: Int32) {

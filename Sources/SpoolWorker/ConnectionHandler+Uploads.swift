@@ -39,45 +39,53 @@ extension ConnectionHandler {
         }
     }
 
-    /// A small body that arrived whole with its UPLOAD line: open, write, verify and
-    /// make it durable in one task on the pool, instead of a trip there to open it
-    /// and another to finish it. The steps and their order are those of any upload.
+    /// A small body that arrived whole with its UPLOAD line: stored in a batch with
+    /// the others that arrived meanwhile (`WholeUploads`), with the steps and order
+    /// of any upload, instead of a trip to the pool to open it and another to finish it.
     func storeWhole(_ request: UploadRequest, body: ByteBuffer, _ context: ChannelHandlerContext) {
         let (new, id) = newUpload(request)
-        let (store, limits, quota, logger) = (services.store, services.limits.admission, token?.quota, services.logger)
-        pauseReading(context)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> (String?, Reply) in
-            let upload: OpenUpload
-            do {
-                upload = try store.begin(new, id: id, limits: limits, quota: quota, unnamed: true)
-            } catch StoreError.refused(let refusal) {
-                return (nil, Self.refusedReply(refusal))
-            } catch {
-                return (nil, Self.cannotOpen(error, logger: logger))
-            }
+        let logger = services.logger
+        let whole = WholeUpload(new: new, id: id, limits: services.limits.admission, quota: token?.quota) {
+            fd, path throws(SystemError) in
             var hasher = SHA256()
-            do {
-                try body.withUnsafeReadableBytes { raw throws(SystemError) in
-                    try Files.writeAll(upload.fd, raw, path: upload.tempPath)
-                    hasher.update(bufferPointer: raw)
-                }
-            } catch {
-                logger.error("write failed", metadata: ["id": "\(id)", "error": "\(error)"])
-                try? store.fail(upload, received: 0, reason: "\(error)")
-                return (id, Self.storageFailure(id, error))
+            try body.withUnsafeReadableBytes { raw throws(SystemError) in
+                try Files.writeAll(fd, raw, path: path)
+                hasher.update(bufferPointer: raw)
             }
-            let digest = Checksum.hex(hasher.finalize())
-            return (id, Self.complete(upload, received: request.size, sha256: digest, declared: nil, store: store, logger: logger))
-        }.assumeIsolated().whenComplete { result in
+            return Checksum.hex(hasher.finalize())
+        }
+        // Reading goes on: the client may send more small uploads behind this one (drive() pauses it past a limit).
+        services.wholeUploads.store(whole, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            let (stored, reply): (String?, Reply)
             switch result {
-            case .success(let (id, reply)):
-                self.session.wholeUploadFinished(id: id, size: request.size, reply: reply)
+            case .success(let outcome):
+                (stored, reply) = Self.reply(to: outcome, id: id, request: request, logger: logger)
             case .failure(let error):
-                self.session.wholeUploadFinished(id: nil, size: request.size, reply: Self.storageFailure(id, error))
+                (stored, reply) = (nil, Self.cannotOpen(error, logger: logger))
             }
+            self.session.wholeUploadFinished(id: stored, size: request.size, reply: reply)
             self.services.board.beat()
             self.resumeReading(context)
             self.drive(context)
+        }
+    }
+
+    /// The reply to a small upload stored in a batch, and its id if a row was kept.
+    static func reply(to outcome: WholeOutcome, id: String, request: UploadRequest, logger: Logger) -> (String?, Reply) {
+        switch outcome {
+        case .stored:
+            logger.info("upload stored", metadata: ["id": "\(id)", "size": "\(request.size)"])
+            return (id, storedReply(id: id, size: request.size, sha256: request.sha256 ?? ""))
+        case .refused(let refusal):
+            return (nil, refusedReply(refusal))
+        case .cannotOpen(let error):
+            return (nil, cannotOpen(error, logger: logger))
+        case .checksumMismatch(let actual):
+            logger.info("upload rejected", metadata: ["id": "\(id)", "reason": "checksum mismatch"])
+            return (id, mismatchReply(id: id, declared: request.sha256 ?? "", actual: actual))
+        case .failed(let error):
+            logger.error("cannot store upload", metadata: ["id": "\(id)", "error": "\(error)"])
+            return (id, storageFailure(id, error))
         }
     }
 
@@ -143,6 +151,10 @@ extension ConnectionHandler {
 
     static func storageFailure(_ id: String, _ error: any Error) -> Reply {
         Reply(.storageError, "id=\(id) could not store the upload: \(error)")
+    }
+
+    static func mismatchReply(id: String, declared: String, actual: String) -> Reply {
+        Reply(.checksumMismatch, "id=\(id) checksum mismatch: declared \(declared), received \(actual); nothing stored")
     }
 
     static func storedReply(id: String, size: Int64, sha256: String) -> Reply {
@@ -232,10 +244,7 @@ extension ConnectionHandler {
                 return storedReply(id: upload.id, size: received, sha256: digest)
             case .checksumMismatch(let actual):
                 logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
-                return Reply(
-                    .checksumMismatch,
-                    "id=\(upload.id) checksum mismatch: declared \(declared ?? upload.sha256), received \(actual); nothing stored"
-                )
+                return mismatchReply(id: upload.id, declared: declared ?? upload.sha256, actual: actual)
             }
         } catch {
             logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])

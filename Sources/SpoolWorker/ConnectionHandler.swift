@@ -26,6 +26,8 @@ struct WorkerServices: Sendable {
     let slots: UploadSlots
     let limits: ServerLimits
     let policy: AccessPolicy
+    /// Small uploads that arrived whole, stored in batches.
+    let wholeUploads: WholeUploads
 }
 
 /// The free progress slots of this worker's board. Used only on its one event loop.
@@ -217,8 +219,21 @@ final class ConnectionHandler: ChannelInboundHandler {
         } else {
             partialLineSince = nil
         }
+        // Small uploads being stored: the client may send more behind them, but what
+        // the session cannot take yet is held unread only up to a limit, and nothing
+        // more is read while the client leaves our replies unread.
+        if session.isStoring, session.bufferedBytes >= Self.storingReadAhead || !context.channel.isWritable {
+            pauseReading(context)
+        }
         context.flush()
     }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, session.isStoring { resumeReading(context) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    static let storingReadAhead = 1 << 20
 
     func send(_ reply: Reply, _ context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(context.channel.allocator.buffer(string: reply.line)), promise: nil)

@@ -41,6 +41,39 @@ import Glibc
         try server.stop()
     }
 
+    /// Small uploads back to back are stored together, and answered one by one in
+    /// order: a wrong checksum fails only its own, and a command behind them is
+    /// answered after them.
+    @Test func smallUploadsBackToBackAreAnsweredInOrder() throws {
+        let server = try Server(workers: 1)
+        let connection = try Self.version2(server)
+        let bodies = (0..<5).map { pseudoRandomBytes(count: 1000 + $0 * 700, seed: 60 + UInt64($0)) }
+        var message: [UInt8] = []
+        for (n, body) in bodies.enumerated() {
+            let declared = n == 2 ? sha256Hex(Array("not this".utf8)) : sha256Hex(body)
+            message += Array(UploadRequest(name: "f\(n)", size: Int64(body.count), sha256: declared).line.utf8) + body
+        }
+        try connection.send(bytes: message + Array("PING\n".utf8))
+        var ids: [String] = []
+        for n in bodies.indices {
+            let ready = try connection.readReply()
+            #expect(ready.code == .sendBody, "\(ready)")
+            let verdict = try connection.readReply()
+            #expect(verdict.code == (n == 2 ? .checksumMismatch : .stored), "\(verdict)")
+            #expect(verdict.fields["id"] == ready.fields["id"])
+            ids.append(ready.fields["id"] ?? "")
+        }
+        #expect(try connection.readReply().code == .ok)  // the PING, last
+        let rows = Dictionary(uniqueKeysWithValues: try server.uploads().map { ($0.id, $0) })
+        #expect(ids.map { rows[$0]?.name } == ["f0", "f1", "f2", "f3", "f4"])
+        #expect(ids.map { rows[$0]?.state } == [.complete, .complete, .failed, .complete, .complete])
+        for (n, body) in bodies.enumerated() where n != 2 {
+            let stored = try Data(contentsOf: URL(fileURLWithPath: server.directory.objectFile(sha256: sha256Hex(body))))
+            #expect(stored == Data(body))
+        }
+        try server.stop()
+    }
+
     /// A line, then its body in two pieces a moment apart: the server opens the
     /// upload first and writes the body as it comes.
     @Test func aBodyArrivingLaterIsWrittenAsItComes() throws {

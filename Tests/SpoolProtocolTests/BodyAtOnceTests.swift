@@ -107,4 +107,65 @@ private let sha = String(repeating: "0f", count: 32)
         let actions = run(&session, "UPLOAD \(size) \(sha) big\n" + body)
         #expect(actions == [.beginUpload(UploadRequest(name: "big", size: size, sha256: sha))])
     }
+
+    // MARK: - Several small uploads at once
+
+    static func upload(_ n: Int) -> (line: String, action: Session.Action) {
+        let body = "body\(n)"
+        let request = UploadRequest(name: "f\(n)", size: Int64(body.utf8.count), sha256: sha)
+        return ("UPLOAD \(body.utf8.count) \(sha) f\(n)\n\(body)", .storeUpload(request, body: ByteBuffer(string: body)))
+    }
+
+    @Test func smallUploadsSentBackToBackAreStoredTogetherAndAnsweredInOrder() {
+        var session = Self.version2()
+        let uploads = (0..<3).map(Self.upload)
+        let actions = run(&session, uploads.map(\.line).joined() + "PING\n")
+        #expect(actions == uploads.map(\.action), "all three at once; the PING waits")
+        for n in 0..<3 {
+            session.wholeUploadFinished(id: "ID\(n)", size: 5, reply: Reply(.stored, "id=ID\(n) stored"))
+        }
+        let replies = run(&session, "")
+        #expect(codes(replies) == [150, 250, 150, 250, 150, 250, 200])
+        #expect(replies.compactMap { if case .reply(let r) = $0 { r.fields["id"] } else { nil } } == ["ID0", "ID0", "ID1", "ID1", "ID2", "ID2"])
+        #expect(!session.isStoring)
+    }
+
+    @Test func anythingButAnotherWholeUploadWaitsForTheReplies() {
+        var session = Self.version2()
+        let first = Self.upload(0)
+        // A second upload whose body has not all arrived yet, then a command.
+        #expect(run(&session, first.line + "UPLOAD 10 \(sha) g\nabc") == [first.action])
+        #expect(session.isStoring)
+        session.wholeUploadFinished(id: "ID0", size: 5, reply: Reply(.stored, "id=ID0 stored"))
+        #expect(run(&session, "") == [
+            .reply(Reply(.sendBody, "id=ID0 offset=0 size=5 send 5 bytes")), .reply(Reply(.stored, "id=ID0 stored")),
+            .beginUpload(UploadRequest(name: "g", size: 10, sha256: sha)),
+        ])
+    }
+
+    @Test func atMostSoManyAreStoredAtOnce() {
+        var session = Self.version2()
+        let uploads = (0...Session.storingLimit).map(Self.upload)
+        let actions = run(&session, uploads.map(\.line).joined())
+        #expect(actions.count == Session.storingLimit, "the last one waits for a reply")
+        session.wholeUploadFinished(id: "ID0", size: 5, reply: Reply(.stored, "id=ID0 stored"))
+        #expect(run(&session, "").last == uploads.last?.action)
+
+        var bytes = Self.version2()
+        let big = Int(Session.wholeBodyLimit)
+        let line = "UPLOAD \(big) \(sha) big\n" + String(repeating: "y", count: big)
+        let fit = Int(Session.storingBytesLimit) / big
+        #expect(run(&bytes, String(repeating: line, count: fit + 1)).count == fit, "one more would pass the bytes limit")
+    }
+
+    @Test func aDrainingSessionTakesNoMoreAndClosesAfterTheLastReply() {
+        var session = Self.version2()
+        let uploads = (0..<2).map(Self.upload)
+        #expect(run(&session, uploads[0].line) == [uploads[0].action])
+        session.drain()
+        #expect(run(&session, uploads[1].line) == [])
+        session.wholeUploadFinished(id: "ID0", size: 5, reply: Reply(.stored, "id=ID0 stored"))
+        #expect(codes(run(&session, "")) == [150, 250, 421])
+    }
 }
+

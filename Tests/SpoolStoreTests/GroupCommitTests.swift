@@ -8,27 +8,26 @@ import Testing
 /// change is committed, changes are batched, and errors reach their own callers.
 @Suite struct GroupCommitTests {
     @Test func everyChangeIsCommittedOnceAndCallersShareBatches() throws {
-        let dir = try TempDirectory()
-        let path = dir.path + "/t.db"
-        let group = GroupCommit()
+        // Each change is a number; every seventh is poisoned and fails alone.
+        let group = GroupCommit<Int>()
         let batches = Mutex<[Int]>([])
         let applied = Mutex(0)
         let threads = 16, rounds = 40
         let failures = Mutex(0)
         DispatchQueue.concurrentPerform(iterations: threads) { t in
-            // The leader commits with its own connection, as each worker thread uses the store's.
-            guard let db = try? Database(path: path) else { Issue.record("cannot open \(path)"); return }
             for r in 0..<rounds {
-                let poisoned = (t * rounds + r) % 7 == 0
+                let change = t * rounds + r
+                let poisoned = change % 7 == 0
                 do {
-                    try group.run({ _ throws(StoreError) in
-                        if poisoned { throw .sqlite(operation: "test", code: 1, message: "poisoned \(t)/\(r)") }
-                        applied.withLock { $0 += 1 }
-                    }, commit: { batch throws(StoreError) in
+                    try group.run(change, commit: { batch throws(StoreError) in
                         batches.withLock { $0.append(batch.count) }
                         usleep(200)  // long enough for others to queue behind this batch
                         for entry in batch {
-                            do throws(StoreError) { try entry.work(db) } catch { entry.error = error }
+                            if entry.work % 7 == 0 {
+                                entry.error = .sqlite(operation: "test", code: 1, message: "poisoned \(entry.work)")
+                            } else {
+                                applied.withLock { $0 += 1 }
+                            }
                         }
                     })
                     #expect(!poisoned)
@@ -47,19 +46,15 @@ import Testing
 
     /// Changes that arrive while a batch is being committed all go in the next one.
     @Test func changesArrivingDuringABatchShareTheNext() throws {
-        let dir = try TempDirectory()
-        let path = dir.path + "/t.db"
-        let group = GroupCommit()
+        let group = GroupCommit<Int>()
         let batches = Mutex<[Int]>([])
         let others = 7
         let first = Thread {
-            guard let db = try? Database(path: path) else { return }
-            try? group.run({ _ throws(StoreError) in }, commit: { batch throws(StoreError) in
+            try? group.run(0, commit: { batch throws(StoreError) in
                 batches.withLock { $0.append(batch.count) }
                 // Hold this batch until every other change is queued behind it.
                 let deadline = Date().addingTimeInterval(10)
                 while group.waitingCount < others && Date() < deadline { usleep(1000) }
-                for entry in batch { try entry.work(db) }
             })
         }
         first.start()
@@ -67,10 +62,8 @@ import Testing
         let done = Mutex(0)
         for _ in 0..<others {
             Thread {
-                guard let db = try? Database(path: path) else { return }
-                try? group.run({ _ throws(StoreError) in }, commit: { batch throws(StoreError) in
+                try? group.run(1, commit: { batch throws(StoreError) in
                     batches.withLock { $0.append(batch.count) }
-                    for entry in batch { try entry.work(db) }
                 })
                 done.withLock { $0 += 1 }
             }.start()
@@ -81,19 +74,15 @@ import Testing
     }
 
     @Test func aFailedCommitFailsEveryChangeInItsBatch() throws {
-        let dir = try TempDirectory()
-        let db = try Database(path: dir.path + "/t.db")
-        let group = GroupCommit()
+        let group = GroupCommit<Int>()
         #expect(throws: StoreError.self) {
-            try group.run({ _ throws(StoreError) in }, commit: { _ throws(StoreError) in
+            try group.run(1, commit: { _ throws(StoreError) in
                 throw .sqlite(operation: "COMMIT", code: 10, message: "disk I/O error")
             })
         }
         // The group is not stuck after a failure: the next change leads its own batch.
-        var ran = false
-        try group.run({ _ throws(StoreError) in ran = true }, commit: { batch throws(StoreError) in
-            for entry in batch { try entry.work(db) }
-        })
-        #expect(ran)
+        var ran: [Int] = []
+        try group.run(2, commit: { batch throws(StoreError) in ran = batch.map(\.work) })
+        #expect(ran == [2])
     }
 }

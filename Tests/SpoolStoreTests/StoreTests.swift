@@ -522,3 +522,112 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         } == ["alice 150 2", "bob 70 1"])
     }
 }
+
+/// Small uploads stored in batches (Store.storeWhole): each gets the outcome it
+/// would have had alone, and only the good ones are published and complete.
+@Suite struct WholeUploadTests {
+    static func whole(_ bytes: [UInt8], _ id: String, declared: [UInt8]? = nil, token: String? = nil,
+                      quota: TokenQuota? = nil, limits: AdmissionLimits = AdmissionLimits()) -> WholeUpload {
+        var new = newUpload(declared ?? bytes, name: id)
+        new.token = token
+        return WholeUpload(new: new, id: id, limits: limits, quota: quota) { fd, path throws(SystemError) in
+            let written: Result<Void, SystemError> = bytes.withUnsafeBytes { raw in
+                do throws(SystemError) {
+                    try Files.writeAll(fd, raw, path: path)
+                    return .success(())
+                } catch {
+                    return .failure(error)
+                }
+            }
+            try written.get()
+            return sha256(bytes)
+        }
+    }
+
+    @Test func aMixedBatchGetsOneOutcomeEach() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let a = Array("first".utf8), b = Array("second".utf8), lie = Array("promised".utf8)
+        var small = AdmissionLimits()
+        small.maxFileSize = 5
+        let batch = [
+            Self.whole(a, "ID-A"),
+            Self.whole(b, "ID-B", declared: lie),                      // the bytes are not what was declared
+            Self.whole(a, "ID-A2"),                                    // the same content again, same batch
+            Self.whole(b, "ID-BIG", limits: small),                    // over the size limit
+            Self.whole(b, "ID-Q1", token: "alice", quota: TokenQuota(files: 1)),
+            Self.whole(a, "ID-Q2", token: "alice", quota: TokenQuota(files: 1)),  // alice's second: over quota
+        ]
+        let outcomes = store.storeWhole(batch)
+        #expect(outcomes == [
+            .stored, .checksumMismatch(actual: sha256(b)), .stored,
+            .refused(.tooLarge(size: 6, limit: 5)), .stored, .refused(.quotaFiles(used: 1, quota: 1)),
+        ])
+        let rows = Dictionary(uniqueKeysWithValues: try store.uploads().map { ($0.id, $0) })
+        #expect(rows.keys.sorted() == ["ID-A", "ID-A2", "ID-B", "ID-Q1"])
+        #expect(rows["ID-A"]?.state == .complete && rows["ID-A2"]?.state == .complete && rows["ID-Q1"]?.state == .complete)
+        #expect(rows["ID-B"]?.state == .failed && rows["ID-B"]?.error?.contains("checksum mismatch") == true)
+        #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(a))) == Data(a))
+        #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(b))) == Data(b))
+        #expect(!Files.exists(store.directory.objectFile(sha256: sha256(lie))))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.tempPath).isEmpty)
+        let kinds = try store.events().filter { $0.uploadID == "ID-A" }.map(\.kind)
+        #expect(kinds == ["created", "completed"])
+    }
+
+    /// A batch of one takes the file-by-file way (fsync, name, fsync the directory).
+    @Test func aBatchOfOneIsStoredToo() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("alone".utf8)
+        #expect(store.storeWhole([Self.whole(bytes, "ID-1")]) == [.stored])
+        #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(bytes))) == Data(bytes))
+        #expect(try store.upload(id: "ID-1")?.state == .complete)
+        #expect(store.storeWhole([]) == [])
+    }
+
+    /// An upload whose body cannot be written fails alone; the rest of its batch is stored.
+    @Test func aWriteFailureFailsOnlyItsOwnUpload() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let good = Array("good".utf8)
+        let broken = WholeUpload(new: newUpload(Array("never".utf8), name: "broken"), id: "ID-X",
+                                 limits: AdmissionLimits(), quota: nil) { _, path throws(SystemError) in
+            throw SystemError("write", path, errno: EIO)
+        }
+        let outcomes = store.storeWhole([broken, Self.whole(good, "ID-G")])
+        guard case .failed = outcomes[0] else {
+            Issue.record("\(outcomes[0])")
+            return
+        }
+        #expect(outcomes[1] == .stored)
+        #expect(try store.upload(id: "ID-X")?.state == .failed)
+        #expect(try store.upload(id: "ID-G")?.state == .complete)
+    }
+
+    /// Uploads finishing on many threads at once are named and made durable in
+    /// shared syncs (DurableFiles), and every one is complete and intact.
+    @Test func concurrentCompletionsAreAllStored() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 32) { n in
+            let bytes = Array("content number \(n)".utf8)
+            do {
+                let upload = try store.begin(newUpload(bytes, name: "f\(n)"), id: "ID-\(n)", unnamed: n % 2 == 0)
+                try write(upload, bytes)
+                _ = try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes))
+            } catch {
+                failures.withLock { $0.append("\(n): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let rows = try store.uploads()
+        #expect(rows.count == 32 && rows.allSatisfy { $0.state == .complete })
+        for row in rows {
+            let object = try #require(FileManager.default.contents(atPath: store.directory.objectFile(sha256: row.sha256)))
+            #expect(sha256(Array(object)) == row.sha256)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.tempPath).isEmpty)
+    }
+}

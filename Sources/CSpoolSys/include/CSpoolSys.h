@@ -115,6 +115,11 @@ int spool_open_pty(char *name, unsigned long name_size);
 /// SYNC_FILE_RANGE_WRITE), so that the fsync at the end of an upload has little left to do.
 int spool_start_writeback(int fd, long long offset, long long length);
 
+/// Writes back every dirty file and directory of the file system holding `fd`,
+/// and flushes the device's cache (syncfs; Glibc hides it from Swift). Returns 0
+/// or -1 with errno set, including for a write-back error since `fd` last asked.
+int spool_syncfs(int fd);
+
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
 uint64_t spool_monotonic_ms(void);
 

@@ -1,0 +1,176 @@
+import SpoolProtocol
+import SpoolSystem
+
+/// A new upload whose whole body is in memory (protocol 2's small uploads), to be
+/// stored together with others that arrived at the same time.
+public struct WholeUpload: Sendable {
+    public let new: NewUpload
+    public let id: String
+    public let limits: AdmissionLimits
+    public let quota: TokenQuota?
+    /// Writes the whole body to the descriptor (its path is for messages) and returns its SHA-256 in hex.
+    public let write: @Sendable (Int32, String) throws(SystemError) -> String
+
+    public init(
+        new: NewUpload, id: String, limits: AdmissionLimits, quota: TokenQuota?,
+        write: @escaping @Sendable (Int32, String) throws(SystemError) -> String
+    ) {
+        self.new = new
+        self.id = id
+        self.limits = limits
+        self.quota = quota
+        self.write = write
+    }
+}
+
+/// What became of one upload of a batch.
+public enum WholeOutcome: Sendable, Equatable {
+    /// Durable: named, synced and recorded complete.
+    case stored
+    /// Admission said no; no row was kept.
+    case refused(Refusal)
+    /// Its row or file could not be made; nothing was kept.
+    case cannotOpen(StoreError)
+    /// The bytes did not hash to the declared SHA-256; recorded failed, nothing published.
+    case checksumMismatch(actual: String)
+    /// Writing, naming or syncing failed; recorded failed (when the database allowed).
+    case failed(StoreError)
+}
+
+/// A batch whose rows are recorded and bodies written and checked, to be named,
+/// made durable and recorded complete by `Store.finishWhole`.
+public struct PreparedWholeBatch: Sendable {
+    /// Known so far: refusals, files that could not be opened or written, mismatches.
+    var outcomes: [WholeOutcome?]
+    /// Every file opened, to close; `ready` are those whose bytes matched.
+    var files: [(index: Int, upload: OpenUpload)] = []
+    var ready: [(index: Int, upload: OpenUpload)] = []
+    /// Final states known already (failures), recorded with the others.
+    var finals: [(id: String, state: UploadState, received: Int64, error: String?)] = []
+}
+
+extension Store {
+    /// Stores a batch of small uploads with the steps and order of `begin` and
+    /// `complete`, each step done once for the whole batch (`prepareWhole`, then
+    /// `finishWhole`). One outcome per upload, in order.
+    public func storeWhole(_ batch: [WholeUpload]) -> [WholeOutcome] {
+        finishWhole([prepareWhole(batch)])[0]
+    }
+
+    /// The first half of storing a batch: one transaction admits and records
+    /// them all as `receiving`; each body is written to a file with no name in
+    /// its object's directory and checked against its declared checksum.
+    public func prepareWhole(_ batch: [WholeUpload]) -> PreparedWholeBatch {
+        var prepared = PreparedWholeBatch(outcomes: Array(repeating: nil, count: batch.count))
+        for index in admit(batch, into: &prepared.outcomes) {
+            let item = batch[index]
+            let upload: OpenUpload
+            do {
+                upload = try openFile(item.new, id: item.id, unnamed: true)
+            } catch {
+                prepared.outcomes[index] = .cannotOpen(.system(error))
+                prepared.finals.append((item.id, .failed, 0, error.description))
+                continue
+            }
+            prepared.files.append((index, upload))
+            do {
+                let digest = try item.write(upload.fd, upload.tempPath)
+                if digest == item.new.sha256 {
+                    prepared.ready.append((index, upload))
+                } else {
+                    prepared.outcomes[index] = .checksumMismatch(actual: digest)
+                    prepared.finals.append((item.id, .failed, item.new.size,
+                                            "checksum mismatch: declared \(item.new.sha256), received \(digest)"))
+                }
+            } catch {
+                prepared.outcomes[index] = .failed(.system(error))
+                prepared.finals.append((item.id, .failed, 0, error.description))
+            }
+        }
+        return prepared
+    }
+
+    /// The second half, for one or more prepared batches at once: the good files
+    /// are named and made durable together (`DurableFiles`: one sync), then one
+    /// durable transaction records every final state. So nothing is reported
+    /// complete before its bytes, its name and its row are on disk.
+    public func finishWhole(_ batches: [PreparedWholeBatch]) -> [[WholeOutcome]] {
+        var batches = batches
+        let ready = batches.enumerated().flatMap { b, batch in batch.ready.map { (batch: b, index: $0.index, upload: $0.upload) } }
+        let published: [StoreError?]
+        do {
+            published = try durableFiles.makeAll(ready.map { objectFile($0.upload, sha256: $0.upload.sha256) })
+        } catch {
+            published = Array(repeating: error, count: ready.count)
+        }
+        var finals = batches.flatMap(\.finals)
+        for (item, error) in zip(ready, published) {
+            if let error {
+                batches[item.batch].outcomes[item.index] = .failed(error)
+                finals.append((item.upload.id, .failed, item.upload.size, error.description))
+            } else {
+                finals.append((item.upload.id, .complete, item.upload.size, nil))
+            }
+        }
+        for batch in batches {
+            for (index, upload) in batch.files {
+                Files.close(upload.fd)
+                if batch.outcomes[index] != nil { Self.removeTempFile(upload) }  // not published
+            }
+        }
+        let now = UTCTime.now()
+        do {
+            try durably { db throws(StoreError) in
+                for final in finals {
+                    try self.markRow(db, final.id, final.state, received: final.received, error: final.error,
+                                     finished: true, at: now)
+                }
+            }
+        } catch {
+            for item in ready where batches[item.batch].outcomes[item.index] == nil {
+                batches[item.batch].outcomes[item.index] = .failed(error)
+            }
+        }
+        return batches.map { $0.outcomes.map { $0 ?? .stored } }
+    }
+
+    /// Admits and records the batch in one transaction, each upload in its own
+    /// savepoint so that a refusal undoes only its own row. Returns the indices admitted.
+    private func admit(_ batch: [WholeUpload], into outcomes: inout [WholeOutcome?]) -> [Int] {
+        let now = UTCTime.now()
+        let refusals = Refusals(count: batch.count)
+        do {
+            try together { db throws(StoreError) in
+                for (index, item) in batch.enumerated() {
+                    try db.run("SAVEPOINT whole\(index)")
+                    do throws(StoreError) {
+                        try self.insertReceiving(db, item.new, id: item.id, at: now, limits: item.limits, quota: item.quota)
+                        try db.run("RELEASE whole\(index)")
+                    } catch {
+                        try db.run("ROLLBACK TO whole\(index)")
+                        try db.run("RELEASE whole\(index)")
+                        refusals.errors[index] = error
+                    }
+                }
+            }
+        } catch {
+            for index in batch.indices { outcomes[index] = .cannotOpen(error) }
+            return []
+        }
+        var admitted: [Int] = []
+        for index in batch.indices {
+            switch refusals.errors[index] {
+            case nil: admitted.append(index)
+            case .refused(let refusal): outcomes[index] = .refused(refusal)
+            case let error?: outcomes[index] = .cannotOpen(error)
+            }
+        }
+        return admitted
+    }
+}
+
+/// Per-upload errors filled in by a transaction's work (which may run on another thread, the batch's leader).
+private final class Refusals: @unchecked Sendable {
+    var errors: [StoreError?]
+    init(count: Int) { errors = Array(repeating: nil, count: count) }
+}
