@@ -39,7 +39,7 @@ public struct UploadOptions: Sendable {
 public final class Uploader {
     public let server: String
     public let options: UploadOptions
-    private var connection: Connection?
+    var connection: Connection?
     /// Notices for the user: retries and resumes.
     public var notice: (String) -> Void = { _ in }
 
@@ -231,7 +231,7 @@ public final class Uploader {
         return (id, offset)
     }
 
-    private func verify(_ verdict: Reply, id: String, digest: FileDigest, resumedAt: Int64) throws(ClientError) -> UploadResult {
+    func verify(_ verdict: Reply, id: String, digest: FileDigest, resumedAt: Int64) throws(ClientError) -> UploadResult {
         guard verdict.code == .stored else { throw .refused(verdict) }
         let stored = verdict.fields
         guard stored["id"] == id, stored["sha256"] == digest.sha256, stored["size"] == String(digest.size) else {

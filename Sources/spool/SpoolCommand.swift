@@ -94,26 +94,32 @@ struct Upload: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        for path in paths {
-            let name = path.split(separator: "/").last.map(String.init) ?? path
-            let bar = quiet ? nil : ProgressBar(label: name)
-            uploader.notice = { message in
-                bar?.finish()
-                printError("spool: \(path): \(message)")
-            }
-            do {
-                let result = try uploader.upload(path: path, name: name) { sent, total in
-                    bar?.update(sent: sent, total: total)
-                }
-                bar?.finish()
-                print("\(result.id) \(result.sha256) \(path)")
-                fflush(nil)
-            } catch {
-                bar?.finish()
-                failures += 1
-                printError("spool: \(path): \(error)")
-            }
+        let named = paths.map { path in (path: path, name: path.split(separator: "/").last.map(String.init) ?? path) }
+        // Small files go back to back without a bar each; a file sent alone gets one.
+        var bar: ProgressBar?
+        var current = ""
+        uploader.notice = { message in
+            bar?.finish()
+            printError("spool: \(current): \(message)")
         }
+        uploader.upload(files: named, progress: { index in
+            current = named[index].path
+            guard !quiet else { return nil }
+            let shown = ProgressBar(label: named[index].name)
+            bar = shown
+            return { sent, total in shown.update(sent: sent, total: total) }
+        }, done: { index, result in
+            bar?.finish()
+            bar = nil
+            switch result {
+            case .success(let stored):
+                print("\(stored.id) \(stored.sha256) \(named[index].path)")
+                fflush(nil)
+            case .failure(let error):
+                failures += 1
+                printError("spool: \(named[index].path): \(error)")
+            }
+        })
         if failures > 0 { throw ExitCode(1) }
     }
 }

@@ -165,4 +165,39 @@ import Glibc
         #expect(spool.terminationStatus == 0)
         withExtendedLifetime(files) {}  // the file stays until the client is done with it
     }
+
+    /// Several small files: all go out, lines and bodies, before any reply; the
+    /// verdicts come back in order, and one refused for now (452) is sent again,
+    /// alone, after the others.
+    @Test func spoolSendsSmallFilesBackToBackAndRetriesARefusalAlone() throws {
+        let listener = try ScriptedPeer()
+        let dir = try TempDirectory()
+        let bodies = (0..<3).map { pseudoRandomBytes(count: 2000 + $0, seed: 70 + UInt64($0)) }
+        let files = bodies.enumerated().map { writeFile(dir.path + "/s\($0.offset).bin", $0.element) }
+        let spool = try startSpool(["upload", "--quiet", "--no-resume", "--retries", "1", "--server", "127.0.0.1:\(listener.port)"] + files,
+                                   state: dir.path + "/state", output: dir.path)
+        let peer = try listener.accept()
+        try peer.send("220 spool/test ready proto=2 worker=1\n")
+        #expect(try peer.readLine() == "HELLO \(ProtocolInfo.version)")
+        try peer.send("200 proto=2 server=spool/test features=upload,body-at-once\n")
+        for (n, body) in bodies.enumerated() {
+            #expect(try peer.readLine() == UploadRequest(name: "s\(n).bin", size: Int64(body.count), sha256: sha256Hex(body)).line.dropLast())
+            #expect(try peer.read(count: body.count) == body, "file \(n) before any reply")
+        }
+        func stored(_ n: Int) -> String {
+            let id = "01M88Z99K7WC0KHZJ57X11XW7\(n)"
+            return "150 id=\(id) offset=0 size=\(bodies[n].count) send \(bodies[n].count) bytes\n"
+                + "250 id=\(id) size=\(bodies[n].count) sha256=\(sha256Hex(bodies[n])) stored\n"
+        }
+        try peer.send(stored(0) + "452 not enough space; try again later\n" + stored(2))
+        // The refused one again, alone (after the client's backoff).
+        #expect(try peer.readLine() == UploadRequest(name: "s1.bin", size: Int64(bodies[1].count), sha256: sha256Hex(bodies[1])).line.dropLast())
+        #expect(try peer.read(count: bodies[1].count) == bodies[1])
+        try peer.send(stored(1))
+        spool.waitUntilExit()
+        #expect(spool.terminationStatus == 0)
+        let printed = try String(contentsOfFile: dir.path + "/stdout", encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ").last ?? "" }
+        #expect(printed == [files[0], files[2], files[1]].map { Substring($0) })
+    }
 }
+
