@@ -24,6 +24,18 @@ func fuzzOne(_ input: [UInt8]) {
     var steps = 0
     var closed = false
     var flip = control
+    // Small uploads handed to the store and not yet finished, oldest first: the
+    // handler may finish them one at a time, in order, at any later point.
+    var storing: [UploadRequest] = []
+    func finishOldest() {
+        let request = storing.removeFirst()
+        if flip & 3 == 0 {
+            session.wholeUploadFinished(id: nil, size: request.size, reply: Reply(.insufficientStorage, "no space"))
+        } else {
+            session.wholeUploadFinished(id: "01FUZZFUZZFUZZFUZZFUZZFUZZ", size: request.size,
+                                        reply: Reply(.stored, "id=01FUZZFUZZFUZZFUZZFUZZFUZZ stored"))
+        }
+    }
 
     // Lines on their own, through the parser directly.
     if let text = String(validating: input, as: UTF8.self) {
@@ -59,12 +71,10 @@ func fuzzOne(_ input: [UInt8]) {
                 check(session.bodyFollowsAtOnce && request.sha256 != nil, "one-step stores only for protocol 2, checksum declared")
                 check(Int64(body.readableBytes) == request.size && request.size <= Session.wholeBodyLimit,
                       "a one-step body is exactly the declared size")
-                if flip & 3 == 0 {
-                    session.wholeUploadFinished(id: nil, size: request.size, reply: Reply(.insufficientStorage, "no space"))
-                } else {
-                    session.wholeUploadFinished(id: "01FUZZFUZZFUZZFUZZFUZZFUZZ", size: request.size,
-                                                reply: Reply(.stored, "id=01FUZZFUZZFUZZFUZZFUZZFUZZ stored"))
-                }
+                storing.append(request)
+                check(storing.count <= Session.storingLimit, "at most storingLimit small uploads at once")
+                check(storing.reduce(0) { $0 + $1.size } <= Session.storingBytesLimit, "at most storingBytesLimit bytes of them")
+                if flip & 4 == 0 { finishOldest() }
             case .resumeUpload:
                 session.uploadRefused(Reply(.notFound, "no such upload"))
             case .writeBody(let bytes):
@@ -96,6 +106,7 @@ func fuzzOne(_ input: [UInt8]) {
                 break actions
             }
         }
+        if flip & 8 == 0 { while !storing.isEmpty { finishOldest() } }
         if flip & 15 == 2 { session.drain() }
         if flip & 15 == 3 {
             session.checkTimeouts(Session.Timeouts(idle: 1, line: 1, stall: 1), quietFor: 2, partialLineFor: 2)
