@@ -41,7 +41,7 @@ extension Uploader {
             while !flight.sent.isEmpty { readVerdict(&flight, done: done) }
             let retry = flight.retry
             flight.retry = []
-            retry.forEach(alone)
+            retry.sorted().forEach(alone)
         }
         for (index, file) in files.enumerated() {
             if let small = smallNewFile(file.path, name: file.name, index: index) {
