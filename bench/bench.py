@@ -465,7 +465,9 @@ def main():
                    "upload, and neither hashes.",
                    "- So each peer is shown as it is and followed by `sync`, its nearest durable equivalent. That is "
                    "still kinder to the peers than to Spool: one `sync` at the end of a batch of 5,000 files makes "
-                   "them durable all at once, where Spool makes each file durable before acknowledging it.",
+                   "them durable all at once, where Spool makes each file durable before acknowledging it (small "
+                   "files that arrive together share one `syncfs` and one commit; `spool upload` keeps up to 32 in "
+                   "flight per connection).",
                    "- P1 and P2 run in rounds: every system once per round, in a rotated order, each run starting "
                    "with nothing dirty in the page cache and storing into a fresh directory; the tables show medians "
                    "over the rounds. The disk's speed here drifts by a factor of two within minutes, so a single run "
@@ -475,10 +477,9 @@ def main():
                    "checks every free inode it meets and skips those freed in the last 60 s (6 minutes while "
                    "their inode table block is not yet written back; `recently_deleted` in fs/ext4/ialloc.c), "
                    "and deleting between runs slowed down whichever system came next.",
-                   "- Spool with more workers than one is not faster on P2 here: with 2 cores, small uploads keep "
-                   "both cores busy (the 16 client processes take a fifth to a third of the CPU), and more worker "
-                   "processes add threads and contention for SQLite's write lock rather than speed. The default, "
-                   "one worker per core, is for connections that each keep an event loop busy (large uploads).",
+                   "- On P2 a worker stores small files in batches on one thread per stage (write, then sync and "
+                   "commit), so a second worker on the second core helps; past the number of cores, more workers "
+                   "add contention for SQLite's write lock rather than speed.",
                    "- A peer's `+ sync` can come out faster than the same peer as it is: the difference is within "
                    "the drift described above.",
                    "- The disk ceiling writes 1 GiB from memory as fast as it can and then fsyncs, so the disk starts "
