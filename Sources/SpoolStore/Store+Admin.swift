@@ -28,8 +28,10 @@ public enum UploadSort: String, CaseIterable, Sendable {
 
     var sql: String {
         switch self {
-        case .newest: "created_at DESC, id DESC"
-        case .oldest: "created_at ASC, id ASC"
+        // Uploads stored in one batch share a millisecond: the order they arrived in
+        // (their rowid) breaks the tie, and uploads_by_created gives both orders.
+        case .newest: "created_at DESC, rowid DESC"
+        case .oldest: "created_at ASC, rowid ASC"
         case .largest: "size DESC, created_at DESC"
         case .smallest: "size ASC, created_at DESC"
         case .name: "name ASC, created_at DESC"

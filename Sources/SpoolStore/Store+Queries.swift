@@ -18,7 +18,7 @@ extension Store {
             SELECT \(Self.columns) FROM uploads
             WHERE (instr(lower(name), lower(?1)) > 0 OR substr(sha256, 1, length(?1)) = lower(?1))
               AND (?3 IS NULL OR token = ?3)
-            ORDER BY created_at DESC, id DESC LIMIT ?2
+            ORDER BY created_at DESC, rowid DESC LIMIT ?2
             """
         return try locked { db throws(StoreError) in
             try db.query(sql, [.text(text), .integer(Int64(limit)), token.map { .text($0) } ?? .null], Self.record)

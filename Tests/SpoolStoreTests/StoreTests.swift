@@ -575,6 +575,20 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(kinds == ["created", "completed"])
     }
 
+    /// A batch's rows share their creation time: newest first is then the reverse
+    /// of the order they arrived in, whatever their ids.
+    @Test func aBatchIsListedInTheOrderItArrived() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let ids = ["ID-C", "ID-B", "ID-A"]
+        let batch = ids.enumerated().map { Self.whole(Array("body \($0.offset)".utf8), $0.element) }
+        #expect(store.storeWhole(batch) == [.stored, .stored, .stored])
+        #expect(try store.uploads().map(\.id) == ids.reversed())
+        var oldest = UploadFilter()
+        oldest.sort = .oldest
+        #expect(try store.uploads(matching: oldest).map(\.id) == ids)
+    }
+
     /// A batch of one takes the file-by-file way (fsync, name, fsync the directory).
     @Test func aBatchOfOneIsStoredToo() throws {
         let dir = try TempDirectory()
