@@ -466,7 +466,7 @@ def main():
                    "- So each peer is shown as it is and followed by `sync`, its nearest durable equivalent. That is "
                    "still kinder to the peers than to Spool: one `sync` at the end of a batch of 5,000 files makes "
                    "them durable all at once, where Spool makes each file durable before acknowledging it (small "
-                   "files that arrive together share one `syncfs` and one commit; `spool upload` keeps up to 32 in "
+                   "files that arrive together share one `syncfs` and one commit; `spool upload` keeps up to 64 in "
                    "flight per connection).",
                    "- P1 and P2 run in rounds: every system once per round, in a rotated order, each run starting "
                    "with nothing dirty in the page cache and storing into a fresh directory; the tables show medians "

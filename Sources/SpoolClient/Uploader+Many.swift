@@ -9,8 +9,8 @@ extension Uploader {
     /// Small files in flight at once on one connection: at most this many, and this
     /// many bytes of them (the server reads ahead as far as its own limits, and TCP
     /// holds the rest).
-    static let window = 32
-    static let windowBytes = 1 << 20
+    static let window = 64
+    static let windowBytes = 2 << 20
 
     /// Uploads `files` in order. To a server that speaks protocol 2, small new files
     /// go back to back, each with its body, without waiting for the verdict on the
