@@ -130,7 +130,7 @@ public struct Session {
     /// once for one connection: past that the session reads nothing more until
     /// replies go out, and the handler stops reading from the socket.
     public static let storingLimit = 64
-    public static let storingBytesLimit: Int64 = 4 << 20
+    public static let storingBytesLimit: Int64 = 2 << 20
 
     /// While small uploads are being stored: the next line too, if it is another
     /// small upload whose whole body is here. Anything else is left unread.

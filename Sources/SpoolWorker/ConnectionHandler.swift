@@ -73,6 +73,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The token this client authenticated with: its name goes on uploads, its quota is checked.
     var token: TokenRecord?
     var counted = false
+    /// Reading paused by the work in progress (pool work, a hash behind), and whether the socket is read now.
+    var workPaused = false
+    var isReading = true
 
     /// The upload being received, with the hash and count of the bytes written so far.
     /// A large body is hashed on the pool (`pipelined`), a small one inline.
@@ -180,9 +183,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    /// Performs every action the session has ready, then flushes once.
+    /// Performs every action the session has ready, then flushes once. Stops early
+    /// while the client leaves our replies unread (the outbound buffer past its high
+    /// water mark): what is left waits in the session until the channel is writable again.
     func drive(_ context: ChannelHandlerContext) {
-        while let action = session.next() {
+        while context.channel.isWritable, let action = session.next() {
             switch action {
             case .reply(let reply):
                 send(reply, context)
@@ -219,21 +224,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         } else {
             partialLineSince = nil
         }
-        // Small uploads being stored: the client may send more behind them, but what
-        // the session cannot take yet is held unread only up to a limit, and nothing
-        // more is read while the client leaves our replies unread.
-        if session.isStoring, session.bufferedBytes >= Self.storingReadAhead || !context.channel.isWritable {
-            pauseReading(context)
-        }
         context.flush()
+        updateReading(context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, session.isStoring { resumeReading(context) }
+        if context.channel.isWritable { drive(context) } else { updateReading(context) }
         context.fireChannelWritabilityChanged()
     }
-
-    static let storingReadAhead = 1 << 20
 
     func send(_ reply: Reply, _ context: ChannelHandlerContext) {
         context.write(wrapOutboundOut(context.channel.allocator.buffer(string: reply.line)), promise: nil)
@@ -242,11 +240,29 @@ final class ConnectionHandler: ChannelInboundHandler {
     // While the pool works, stop reading: the client waits for our reply anyway,
     // and a client that does not must not make us buffer without bound.
     func pauseReading(_ context: ChannelHandlerContext) {
-        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        workPaused = true
+        updateReading(context)
     }
 
     func resumeReading(_ context: ChannelHandlerContext) {
-        guard isActive else { return }
-        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        workPaused = false
+        updateReading(context)
     }
+
+    /// Reads from the socket unless the work in progress paused it, or the client
+    /// leaves our replies unread (the channel's outbound buffer is past its high
+    /// water mark), or small uploads being stored have a megabyte unread behind
+    /// them. Without the second, a client that sends commands (or garbage, each
+    /// line of which gets an error reply) and never reads would make the worker
+    /// hold every reply: 788 MiB after 6 s of it, measured.
+    func updateReading(_ context: ChannelHandlerContext) {
+        guard isActive else { return }
+        let full = !context.channel.isWritable || (session.isStoring && session.bufferedBytes >= Self.storingReadAhead)
+        let reading = !workPaused && !full
+        guard reading != isReading else { return }
+        isReading = reading
+        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: reading)
+    }
+
+    static let storingReadAhead = 1 << 20
 }

@@ -159,4 +159,19 @@ import Testing
         silent.removeAll()
         try server.stop()
     }
+
+    /// A client that sends commands and never reads the replies (each line here
+    /// gets a reply some 25 times its size): once the replies back up, the worker
+    /// reads no more from it instead of holding them all, and serves others meanwhile.
+    @Test func aClientThatNeverReadsItsRepliesIsNotBufferedWithoutBound() throws {
+        let server = try Server(workers: 1)
+        let worker = try #require(server.workerPIDs().first)
+        let rude = try RawSocket(port: server.port)
+        let sent = rude.flood(Array(String(repeating: "X\n", count: 50_000).utf8), for: 4)
+        let peak = try #require(MemoryTests.peakRSSKiB(worker))
+        #expect(peak < 100 * 1024, "worker peak RSS \(peak) KiB after \(sent) bytes of lines whose replies were never read")
+        #expect(try RawSession(port: server.port).ask("PING").first?.hasPrefix("200") == true)
+        try server.stop()
+    }
 }
+

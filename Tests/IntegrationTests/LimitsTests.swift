@@ -147,4 +147,20 @@ final class RawSocket {
         }
         return nil
     }
+
+    /// Sends `bytes` over and over for `seconds`, as fast as the socket takes them,
+    /// reading nothing. Returns how many bytes it took.
+    func flood(_ bytes: [UInt8], for seconds: Double) -> Int {
+        let deadline = Date().addingTimeInterval(seconds)
+        var sent = 0, offset = 0
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&pfd, 1, 50) > 0 else { continue }
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if n < 0 { if errno == EAGAIN || errno == EINTR { continue } else { break } }
+            sent += n
+            offset = (offset + n) % bytes.count
+        }
+        return sent
+    }
 }
