@@ -2,6 +2,7 @@
 """A/B two builds of Spool on one scenario, alternating them in rounds.
 
     python3 bench/ab.py BEFORE_DIR AFTER_DIR [--scenario p1|p2] [--workers 1,2] [--rounds 3] [--fresh-fs | --dir DIR]
+                        [--neighbour MIB]
 
 Each directory holds a release `spoold` and `spool` (copy them out of
 .build/release before and after a change). With --fresh-fs (root only), every
@@ -51,15 +52,26 @@ def p1(workdir, workers):
         shutil.rmtree(spool.data, ignore_errors=True)
 
 
-def p2(workdir, workers):
+NEIGHBOUR = "import os, sys\nb = os.urandom(1 << 20)\nwith open(sys.argv[1], 'wb') as f:\n    for _ in range(int(sys.argv[2])): f.write(b)\n"
+
+
+def p2(workdir, workers, neighbour_mib=0):
     _, files = bench.small_files(workdir, 5000)
     groups = bench.split(files, 16)
     spool = bench.Spool(workdir, workers)
+    writer, dirty = None, os.path.join(workdir, "neighbour.bin")
     try:
         bench.sync()
+        if neighbour_mib:
+            # Another program writing to the same file system, never syncing: what a
+            # batch's syncfs must also write back.
+            writer = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, dirty, str(neighbour_mib)])
         elapsed = bench.timed(lambda: [p.wait() for p in [spool.upload(g, extra=["--no-resume"]) for g in groups]])
         return len(files) / elapsed, "files/s"
     finally:
+        if writer:
+            writer.wait()
+            os.unlink(dirty)
         spool.stop()
 
 
@@ -72,6 +84,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fresh-fs", action="store_true")
     parser.add_argument("--dir", default="/var/tmp", help="where runs keep their files (a tmpfs takes the disk out)")
+    parser.add_argument("--neighbour", type=int, default=0, metavar="MIB",
+                        help="p2: another program writes this many MiB to the same file system during each run")
     args = parser.parse_args()
     scenario = {"p1": p1, "p2": p2}[args.scenario]
     results, unit, leftovers = {}, "", []
@@ -81,7 +95,7 @@ def main():
             for workers in map(int, args.workers.split(",")):
                 workdir = fresh_fs() if args.fresh_fs else tempfile.mkdtemp(prefix="spool-ab-", dir=args.dir)
                 leftovers.append(workdir)
-                value, unit = scenario(workdir, workers)
+                value, unit = scenario(workdir, workers, args.neighbour) if scenario is p2 else scenario(workdir, workers)
                 results.setdefault((workers, label), []).append(value)
                 print(f"round {round_ + 1}: {label}, {workers} worker(s): {value:.0f} {unit}", flush=True)
     print(f"\n| workers | before ({unit}) | after ({unit}) | ratio |\n|---|---|---|---|")
