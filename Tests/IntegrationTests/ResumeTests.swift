@@ -268,8 +268,8 @@ func startSpool(_ arguments: [String], state: String, output: String?) throws ->
     process.environment = ["SPOOL_STATE_DIR": state]
     process.standardInput = FileHandle.nullDevice
     if let output {
-        FileManager.default.createFile(atPath: output + "/stdout", contents: nil)
-        FileManager.default.createFile(atPath: output + "/stderr", contents: nil)
+        _ = FileManager.default.createFile(atPath: output + "/stdout", contents: nil)
+        _ = FileManager.default.createFile(atPath: output + "/stderr", contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: output + "/stdout")
         process.standardError = FileHandle(forWritingAtPath: output + "/stderr")
     } else {

@@ -38,7 +38,7 @@ import Testing
         let server = try Server(workers: 1)
         let dir = try TempDirectory()
         let files = (0..<3).map { n in writeFile(dir.path + "/l\(n).bin", pseudoRandomBytes(count: 500 + n, seed: UInt64(60 + n))) }
-        FileManager.default.createFile(atPath: dir.path + "/list", contents: Data("\(files[0])\r\n\n\(files[1])\n".utf8))
+        _ = FileManager.default.createFile(atPath: dir.path + "/list", contents: Data("\(files[0])\r\n\n\(files[1])\n".utf8))
         let fromFile = try run(Binaries.spool, ["upload", "--quiet", "--no-resume", "--server", server.address,
                                                  "--files-from", dir.path + "/list", files[2]])
         #expect(fromFile.status == 0, "\(fromFile.stderr)")

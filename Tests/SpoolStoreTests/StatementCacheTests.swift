@@ -53,7 +53,7 @@ import Testing
             }
         }
         let other = try Database(path: dir.path + "/t.db")
-        try other.transaction { () throws(StoreError) in try other.run("DELETE FROM t") }
+        _ = try other.transaction { () throws(StoreError) in try other.run("DELETE FROM t") }
         // Column 0 is 1 when a reader kept the checkpoint from finishing.
         #expect(try other.query("PRAGMA wal_checkpoint(TRUNCATE)") { $0.int(0) } == [0])
         #expect(try db.query("SELECT count(*) FROM t") { $0.int(0) } == [0])

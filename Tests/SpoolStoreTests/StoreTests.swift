@@ -14,7 +14,7 @@ private func newUpload(_ bytes: [UInt8], name: String = "f.bin") -> NewUpload {
 }
 
 private func writeFile(_ path: String, _ bytes: [UInt8]) {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
 }
 
 private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
