@@ -47,9 +47,17 @@ final class GroupCommit<Work>: @unchecked Sendable {
         _ work: Work,
         commit: ([Entry]) throws(StoreError) -> Void
     ) throws(StoreError) {
-        let entry = Entry(work, turn: condition.makeSignal())
+        if let error = runAll([work], commit: commit).first ?? nil { throw error }
+    }
+
+    /// Does every one of `works` in the same batch (they are queued together), and
+    /// returns each one's error, nil for those done, in order.
+    func runAll(_ works: [Work], commit: ([Entry]) throws(StoreError) -> Void) -> [StoreError?] {
+        let turn = condition.makeSignal()  // the caller waits on its first entry; all share its signal
+        let entries = works.map { Entry($0, turn: turn) }
+        guard let entry = entries.first else { return [] }
         condition.lock()
-        waiting.append(entry)
+        waiting.append(contentsOf: entries)
         if !leading {
             leading = true
             entry.leads = true
@@ -65,7 +73,7 @@ final class GroupCommit<Work>: @unchecked Sendable {
             for item in batch {
                 if let failure { item.error = failure }
                 item.done = true
-                if item !== entry { item.turn.signal() }
+                if item.turn !== turn { item.turn.signal() }
             }
             // Whoever arrived during this batch leads the next one.
             if let next = waiting.first {
@@ -76,6 +84,6 @@ final class GroupCommit<Work>: @unchecked Sendable {
             }
         }
         condition.unlock()
-        if let error = entry.error { throw error }
+        return entries.map(\.error)
     }
 }

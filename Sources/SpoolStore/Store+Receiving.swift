@@ -79,7 +79,7 @@ extension Store {
             Self.removeTempFile(upload)
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
-                : "checksum mismatch: declared \(expected), received \(sha256)"
+                : Self.mismatchReason(declared: expected, received: sha256)
             try mark(upload.id, .failed, received: received, error: reason, finished: true)
             return .checksumMismatch(actual: sha256)
         }
@@ -130,6 +130,11 @@ extension Store {
                 try Files.rename(upload.tempPath, objectPath)
             }
         }
+    }
+
+    /// Why an upload whose bytes hash to something else than declared failed.
+    static func mismatchReason(declared: String, received: String) -> String {
+        "checksum mismatch: declared \(declared), received \(received)"
     }
 
     /// Drops a named temporary file; an unnamed one vanishes when it is closed.

@@ -80,7 +80,7 @@ extension Store {
                 } else {
                     prepared.outcomes[index] = .checksumMismatch(actual: digest)
                     prepared.finals.append((item.id, .failed, item.new.size,
-                                            "checksum mismatch: declared \(item.new.sha256), received \(digest)"))
+                                            Self.mismatchReason(declared: item.new.sha256, received: digest)))
                 }
             } catch {
                 prepared.outcomes[index] = .failed(.system(error))
@@ -138,28 +138,10 @@ extension Store {
     /// savepoint so that a refusal undoes only its own row. Returns the indices admitted.
     private func admit(_ batch: [WholeUpload], into outcomes: inout [WholeOutcome?]) -> [Int] {
         let now = UTCTime.now()
-        let refusals = Refusals(count: batch.count)
-        do {
-            try together { db throws(StoreError) in
-                for (index, item) in batch.enumerated() {
-                    try db.run("SAVEPOINT whole\(index)")
-                    do throws(StoreError) {
-                        try self.insertReceiving(db, item.new, id: item.id, at: now, limits: item.limits, quota: item.quota)
-                        try db.run("RELEASE whole\(index)")
-                    } catch {
-                        try db.run("ROLLBACK TO whole\(index)")
-                        try db.run("RELEASE whole\(index)")
-                        refusals.errors[index] = error
-                    }
-                }
-            }
-        } catch {
-            for index in batch.indices { outcomes[index] = .cannotOpen(error) }
-            return []
-        }
+        let errors = together(batch.map { receiving($0, at: now) })
         var admitted: [Int] = []
-        for index in batch.indices {
-            switch refusals.errors[index] {
+        for (index, error) in errors.enumerated() {
+            switch error {
             case nil: admitted.append(index)
             case .refused(let refusal): outcomes[index] = .refused(refusal)
             case let error?: outcomes[index] = .cannotOpen(error)
@@ -167,10 +149,12 @@ extension Store {
         }
         return admitted
     }
-}
 
-/// Per-upload errors filled in by a transaction's work (which may run on another thread, the batch's leader).
-private final class Refusals: @unchecked Sendable {
-    var errors: [StoreError?]
-    init(count: Int) { errors = Array(repeating: nil, count: count) }
+    /// The change that admits `item` and records it as `receiving`.
+    private func receiving(_ item: WholeUpload, at now: String) -> Change {
+        let change: Change = { db throws(StoreError) in
+            try self.insertReceiving(db, item.new, id: item.id, at: now, limits: item.limits, quota: item.quota)
+        }
+        return change
+    }
 }

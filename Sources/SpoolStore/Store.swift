@@ -96,6 +96,12 @@ public final class Store: @unchecked Sendable {
         try groupWrite.run(work) { batch throws(StoreError) in try commit(batch) }
     }
 
+    /// Several changes run as `together` runs one, all in the same transaction;
+    /// returns each one's error (a refusal undoes only its own change), nil for those made.
+    func together(_ changes: [Change]) -> [StoreError?] {
+        groupWrite.runAll(changes) { batch throws(StoreError) in try commit(batch) }
+    }
+
     /// One transaction for a batch, each change in its own savepoint, so that one
     /// that fails (a refusal, a constraint) is undone alone and reported to its caller.
     private func commit(_ batch: [GroupCommit<Change>.Entry]) throws(StoreError) {
