@@ -25,7 +25,7 @@ final class Server: @unchecked Sendable {
         } else {
             logPath = self.data.path + "/spoold-\(UUID().uuidString.prefix(8)).log"
         }
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: wrapper.first ?? Binaries.spoold)
         // A small free-space reserve unless a test sets one: a test machine's disk may be small.
         let reserve = arguments.contains("--min-free") ? [] : ["--min-free", "16M"]
