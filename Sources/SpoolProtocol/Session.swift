@@ -368,13 +368,17 @@ public struct Session {
         }
     }
 
-    /// Whether the session waits for small uploads being stored before it reads
-    /// further, and how many bytes it holds unread meanwhile.
+    /// Whether the session waits for small uploads being stored before it reads further.
     public var isStoring: Bool {
         if case .storing = state { return true }
         return false
     }
-    public var bufferedBytes: Int { framer.bufferedBytes }
+
+    /// The session holds as much unread input as it should: while small uploads
+    /// are being stored the client may send more behind them, but what the session
+    /// cannot take yet is held only up to `storingReadAhead` bytes.
+    public var hasEnoughUnread: Bool { isStoring && framer.bufferedBytes >= Self.storingReadAhead }
+    public static let storingReadAhead = 1 << 20
 
     /// Writing the body failed: read and drop the rest of it, then send `reply`.
     public mutating func bodyFailed(_ reply: Reply) {

@@ -54,7 +54,7 @@ extension ConnectionHandler {
             }
             return Checksum.hex(hasher.finalize())
         }
-        // Reading goes on: the client may send more small uploads behind this one (drive() pauses it past a limit).
+        // Reading goes on: the client may send more small uploads behind this one (see updateReading).
         services.wholeUploads.store(whole, on: context.eventLoop).assumeIsolated().whenComplete { result in
             let (stored, reply): (String?, Reply)
             switch result {
@@ -65,7 +65,6 @@ extension ConnectionHandler {
             }
             self.session.wholeUploadFinished(id: stored, size: request.size, reply: reply)
             self.services.board.beat()
-            self.resumeReading(context)
             self.drive(context)
         }
     }

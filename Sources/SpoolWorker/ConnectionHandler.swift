@@ -73,9 +73,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The token this client authenticated with: its name goes on uploads, its quota is checked.
     var token: TokenRecord?
     var counted = false
-    /// Reading paused by the work in progress (pool work, a hash behind), and whether the socket is read now.
+    /// Reading paused by the work in progress (pool work, a hash behind).
     var workPaused = false
-    var isReading = true
 
     /// The upload being received, with the hash and count of the bytes written so far.
     /// A large body is hashed on the pool (`pipelined`), a small one inline.
@@ -251,18 +250,15 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Reads from the socket unless the work in progress paused it, or the client
     /// leaves our replies unread (the channel's outbound buffer is past its high
-    /// water mark), or small uploads being stored have a megabyte unread behind
-    /// them. Without the second, a client that sends commands (or garbage, each
-    /// line of which gets an error reply) and never reads would make the worker
-    /// hold every reply: 788 MiB after 6 s of it, measured.
+    /// water mark), or the session has enough unread input. Without the second, a
+    /// client that sends commands (or garbage, each line of which gets an error
+    /// reply) and never reads would make the worker hold every reply: 788 MiB
+    /// after 6 s of it, measured.
     func updateReading(_ context: ChannelHandlerContext) {
-        guard isActive else { return }
-        let full = !context.channel.isWritable || (session.isStoring && session.bufferedBytes >= Self.storingReadAhead)
-        let reading = !workPaused && !full
-        guard reading != isReading else { return }
-        isReading = reading
-        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: reading)
+        guard isActive, let options = context.channel.syncOptions else { return }
+        let reading = !workPaused && context.channel.isWritable && !session.hasEnoughUnread
+        if (try? options.getOption(ChannelOptions.autoRead)) != reading {
+            try? options.setOption(ChannelOptions.autoRead, value: reading)
+        }
     }
-
-    static let storingReadAhead = 1 << 20
 }

@@ -12,14 +12,13 @@ import SpoolSystem
 /// behind a slow sync share the next one. Outcomes are delivered in arrival order.
 final class WholeUploads: @unchecked Sendable {
     typealias Waiting = (upload: WholeUpload, promise: EventLoopPromise<WholeOutcome>)
+    typealias Prepared = (batch: PreparedWholeBatch, promises: [EventLoopPromise<WholeOutcome>])
 
     private let store: Store
     private let pool: NIOThreadPool
     private let lock = Lock()
-    private var arrived: [Waiting] = []
-    private var prepared: [(batch: PreparedWholeBatch, promises: [EventLoopPromise<WholeOutcome>])] = []
-    private var preparing = false
-    private var finishing = false
+    private var arrived = Stage<Waiting>()
+    private var prepared = Stage<Prepared>()
 
     init(store: Store, pool: NIOThreadPool) {
         self.store = store
@@ -30,54 +29,63 @@ final class WholeUploads: @unchecked Sendable {
     /// the pool is shutting down (nothing was done then).
     func store(_ upload: WholeUpload, on eventLoop: any EventLoop) -> EventLoopFuture<WholeOutcome> {
         let promise = eventLoop.makePromise(of: WholeOutcome.self)
-        let start = lock.withLock { () -> Bool in
-            arrived.append((upload, promise))
-            if preparing { return false }
-            preparing = true
-            return true
+        if lock.withLock({ arrived.add((upload, promise)) }) {
+            pool.submit { state in self.prepare(active: state == .active) }
         }
-        if start { pool.submit { state in self.prepare(active: state == .active) } }
         return promise.futureResult
     }
 
     private func prepare(active: Bool) {
-        while true {
-            let batch = lock.withLock { () -> [Waiting] in
-                let batch = arrived
-                arrived = []
-                if batch.isEmpty { preparing = false }
-                return batch
-            }
-            if batch.isEmpty { return }
+        drain(\.arrived) { batch in
             guard active else {
                 for item in batch { item.promise.fail(ShuttingDown()) }
-                continue
+                return
             }
             let ready = store.prepareWhole(batch.map(\.upload))
-            let start = lock.withLock { () -> Bool in
-                prepared.append((ready, batch.map(\.promise)))
-                if finishing { return false }
-                finishing = true
-                return true
+            if lock.withLock({ prepared.add((ready, batch.map(\.promise))) }) {
+                pool.submit { _ in self.finish() }
             }
-            if start { pool.submit { _ in self.finish() } }
         }
     }
 
     /// Runs even while the pool shuts down: prepared uploads have rows and files to settle.
     private func finish() {
-        while true {
-            let batches = lock.withLock { () -> [(batch: PreparedWholeBatch, promises: [EventLoopPromise<WholeOutcome>])] in
-                let batches = prepared
-                prepared = []
-                if batches.isEmpty { finishing = false }
-                return batches
-            }
-            if batches.isEmpty { return }
+        drain(\.prepared) { batches in
             let outcomes = store.finishWhole(batches.map(\.batch))
             for (batch, results) in zip(batches, outcomes) {
                 for (promise, outcome) in zip(batch.promises, results) { promise.succeed(outcome) }
             }
+        }
+    }
+
+    /// Takes everything waiting for `stage`, again and again, until nothing is.
+    private func drain<Item>(_ stage: ReferenceWritableKeyPath<WholeUploads, Stage<Item>>, _ work: ([Item]) -> Void) {
+        while true {
+            let items = lock.withLock { self[keyPath: stage].takeAll() }
+            if items.isEmpty { return }
+            work(items)
+        }
+    }
+
+    /// What waits for one stage, and whether a task on the pool is taking it.
+    private struct Stage<Item> {
+        var waiting: [Item] = []
+        var running = false
+
+        /// Queues `item`; true when no task runs the stage, so the caller must start one.
+        mutating func add(_ item: Item) -> Bool {
+            waiting.append(item)
+            if running { return false }
+            running = true
+            return true
+        }
+
+        /// Everything waiting; when that is nothing, the task running the stage ends.
+        mutating func takeAll() -> [Item] {
+            let all = waiting
+            waiting = []
+            if all.isEmpty { running = false }
+            return all
         }
     }
 
