@@ -64,8 +64,8 @@ extension Uploader {
     /// Small files sent and not yet answered, and those to retry alone once these have landed.
     struct Flight {
         var sent: [SmallFile] = []
-        var bytes = 0
         var retry: [Int] = []
+        var bytes: Int { sent.reduce(0) { $0 + $1.contents.count } }
     }
 
     struct SmallFile {
@@ -73,13 +73,6 @@ extension Uploader {
         let name: String
         let digest: FileDigest
         let contents: [UInt8]
-    }
-
-    private func currentConnection() throws(ClientError) -> Connection {
-        if let connection { return connection }
-        let opened = try Connection(server: server, token: options.token)
-        connection = opened
-        return opened
     }
 
     /// The file, read and hashed, if it is small, unknown to the journal, and the
@@ -105,7 +98,6 @@ extension Uploader {
         let request = UploadRequest(name: small.name, size: small.digest.size, sha256: small.digest.sha256)
         try current.send(bytes: Array(request.line.utf8) + small.contents)
         flight.sent.append(small)
-        flight.bytes += small.contents.count
         while flight.sent.count > Self.window || flight.bytes > Self.windowBytes {
             readVerdict(&flight, done: done)
         }
@@ -119,15 +111,11 @@ extension Uploader {
         guard let current = connection else {
             flight.retry += flight.sent.map(\.index)
             flight.sent = []
-            flight.bytes = 0
             return
         }
         flight.sent.removeFirst()
-        flight.bytes -= oldest.contents.count
         do throws(ClientError) {
-            let first = try current.readReply()
-            guard first.code == .sendBody else { throw .refused(first) }
-            let id = try Self.goAhead(first, size: oldest.digest.size, new: true).id
+            let id = try Self.goAhead(try current.readReply(), size: oldest.digest.size, new: true).id
             done(oldest.index, .success(try verify(try current.readReply(), id: id, digest: oldest.digest, resumedAt: 0)))
         } catch where error.isTransient {
             flight.retry.append(oldest.index)

@@ -77,9 +77,7 @@ public final class Uploader {
         var attempt = 0
         while true {
             do throws(ClientError) {
-                let current: Connection
-                if let open = connection { current = open } else { current = try Connection(server: server, token: options.token) }
-                connection = current
+                let current = try currentConnection()
                 let result: UploadResult
                 if digest == nil, id == nil, file.size >= Self.digestAfterThreshold, try current.features().contains("digest-after") {
                     journaled = true
@@ -219,6 +217,14 @@ public final class Uploader {
             progress(offset + $0, digest.size)
         }
         return try verify(try connection.readReply(), id: accepted, digest: digest, resumedAt: offset)
+    }
+
+    /// The open connection, or a new one to the same server.
+    func currentConnection() throws(ClientError) -> Connection {
+        if let connection { return connection }
+        let opened = try Connection(server: server, token: options.token)
+        connection = opened
+        return opened
     }
 
     /// The id and offset a `150` gives; a new upload starts at 0, a resumed one anywhere up to its size.
