@@ -49,6 +49,9 @@ public final class Store: @unchecked Sendable {
         return (try Store(directory: directory, actor: actor), applied)
     }
 
+    /// How many prepared statements the connection keeps (tests).
+    var cachedStatements: Int { lock.withLock { database.cachedStatements } }
+
     @discardableResult
     func locked<T>(_ body: (Database) throws(StoreError) -> T) throws(StoreError) -> T {
         try lock.withLock { () throws(StoreError) -> T in try body(database) }
@@ -107,14 +110,17 @@ public final class Store: @unchecked Sendable {
     private func commit(_ batch: [GroupCommit<Change>.Entry]) throws(StoreError) {
         try locked { db throws(StoreError) in
             try db.transaction(durable: false) { () throws(StoreError) in
-                for (n, entry) in batch.enumerated() {
-                    try db.run("SAVEPOINT change\(n)")
+                // One name for every savepoint: each is released before the next, and
+                // a text per entry would fill the statement cache (64) in one large
+                // batch, after which the upload statements were parsed afresh every time.
+                for entry in batch {
+                    try db.run("SAVEPOINT change")
                     do throws(StoreError) {
                         try entry.work(db)
-                        try db.run("RELEASE change\(n)")
+                        try db.run("RELEASE change")
                     } catch {
-                        try db.run("ROLLBACK TO change\(n)")
-                        try db.run("RELEASE change\(n)")
+                        try db.run("ROLLBACK TO change")
+                        try db.run("RELEASE change")
                         entry.error = error
                     }
                 }

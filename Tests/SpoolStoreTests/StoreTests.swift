@@ -562,6 +562,21 @@ func walkEveryTransition<T>(_ store: Store, measure: () throws -> T) throws -> [
         #expect(try store.uploads(matching: oldest).map(\.id) == ids)
     }
 
+    /// A batch far larger than the statement cache reuses the same few
+    /// statements: per-entry statement texts once filled the cache, and every
+    /// upload's INSERT and UPDATE (triggers included) was then parsed afresh.
+    @Test func aLargeBatchKeepsTheStatementCacheSmall() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let batch = (0..<(Database.maxCachedStatements * 2)).map { Self.whole(Array("body \($0)".utf8), "ID-\($0)") }
+        #expect(store.storeWhole(batch).allSatisfy { $0 == .stored })
+        let afterOne = store.cachedStatements
+        #expect(afterOne < 24)
+        #expect(store.storeWhole(batch.map { Self.whole(Array("again \($0.id)".utf8), $0.id + "-2") })
+            .allSatisfy { $0 == .stored })
+        #expect(store.cachedStatements == afterOne)
+    }
+
     /// A batch of one takes the file-by-file way (fsync, name, fsync the directory).
     @Test func aBatchOfOneIsStoredToo() throws {
         let dir = try TempDirectory()
