@@ -66,6 +66,12 @@ public final class Database {
         // across an fsync; a durable transaction syncs the log afterwards instead.
         try execute("PRAGMA synchronous = NORMAL")
         try execute("PRAGMA foreign_keys = ON")
+        // Statement and savepoint journals in memory. Each change of a batch runs in
+        // a savepoint, which journals every page it touches (about 15 per upload);
+        // past a small size SQLite spilled those to a temp file in /var/tmp, often the
+        // spool's own file system, so every batch's syncfs wrote them back too.
+        // They only serve a live transaction (crash recovery is the WAL's job).
+        try execute("PRAGMA temp_store = MEMORY")
     }
 
     deinit {

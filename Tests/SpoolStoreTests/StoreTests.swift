@@ -577,6 +577,16 @@ func walkEveryTransition<T>(_ store: Store, measure: () throws -> T) throws -> [
         #expect(store.cachedStatements == afterOne)
     }
 
+    /// Each change of a batch runs in a savepoint, whose journal holds every page
+    /// the change touches; spilled to a temp file, that was 32 writes per upload,
+    /// to a file system the batch's syncfs then had to write back.
+    @Test func savepointJournalsStayInMemory() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let mode = try store.locked { db throws(StoreError) in try db.query("PRAGMA temp_store") { $0.int(0) } }
+        #expect(mode == [2])  // MEMORY
+    }
+
     /// A batch of one takes the file-by-file way (fsync, name, fsync the directory).
     @Test func aBatchOfOneIsStoredToo() throws {
         let dir = try TempDirectory()
