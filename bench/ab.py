@@ -57,7 +57,7 @@ NEIGHBOUR = "import os, sys\nb = os.urandom(1 << 20)\nwith open(sys.argv[1], 'wb
 
 def p2(workdir, workers, neighbour_mib=0):
     _, files = bench.small_files(workdir, 5000)
-    groups = bench.split(files, 16)
+    listings = [bench.file_list(workdir, g) for g in bench.split(files, 16)]
     spool = bench.Spool(workdir, workers)
     writer, dirty = None, os.path.join(workdir, "neighbour.bin")
     try:
@@ -66,7 +66,7 @@ def p2(workdir, workers, neighbour_mib=0):
             # Another program writing to the same file system, never syncing: what a
             # batch's syncfs must also write back.
             writer = subprocess.Popen([sys.executable, "-c", NEIGHBOUR, dirty, str(neighbour_mib)])
-        elapsed = bench.timed(lambda: [p.wait() for p in [spool.upload(g, extra=["--no-resume"]) for g in groups]])
+        elapsed = bench.timed(lambda: [p.wait() for p in [spool.upload_listed(g, extra=["--no-resume"]) for g in listings]])
         return len(files) / elapsed, "files/s"
     finally:
         if writer:
