@@ -1,8 +1,10 @@
 // Micro-benchmarks for costs too small to see end to end.
 // `spool-bench progress [MiB]`: what publishing upload progress to the scoreboard
 // adds to a worker's receive path (write a chunk to a file, hash it).
+// `spool-bench small-files [COUNT] [DIR]`: the ceiling for many small files (P2).
 import Crypto
 import Foundation
+import Synchronization
 import SpoolSystem
 
 #if canImport(Glibc)
@@ -125,13 +127,61 @@ func loopback(mib: Int, block: [UInt8]) throws -> Double {
     return Double(mib << 20) / elapsed
 }
 
+/// This machine's ceiling for P2: `count` files of 4 KiB created in 16 new
+/// directories under `directory` by one thread per core (open, write, close),
+/// then made durable by one `syncfs`, as `nginx + sync` does. No network, no
+/// hashing, no database: what storing small files costs the kernel and the disk
+/// alone. Prints `small_files <files/s>`.
+func smallFiles(_ arguments: [String]) throws {
+    let count = arguments.first.flatMap(Int.init) ?? 5000
+    let directory = arguments.dropFirst().first ?? NSTemporaryDirectory()
+    let root = directory + "/spool-bench-small-\(getpid())"
+    for d in 0..<16 { _ = try Files.makeDirectories(root + "/\(d)", durable: false) }
+    let anchor = try Files.open(root, flags: O_RDONLY)
+    defer { Files.close(anchor) }
+    try Files.syncFileSystem(anchor, path: root)
+    let threads = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    let failures = Mutex<[String]>([])
+    let done = DispatchGroup()
+    let start = UTCTime.monotonic()
+    for t in 0..<threads {
+        done.enter()
+        Thread {
+            defer { done.leave() }
+            var body = [UInt8](repeating: 0, count: 4096)
+            do {
+                for i in stride(from: t, to: count, by: threads) {
+                    let path = root + "/\(i % 16)/f\(i)"
+                    let fd = try Files.open(path, flags: O_WRONLY | O_CREAT | O_EXCL)
+                    withUnsafeBytes(of: i) { for (k, byte) in $0.enumerated() { body[k] = byte } }
+                    defer { Files.close(fd) }
+                    try body.withUnsafeBytes { try Files.writeAll(fd, $0, path: path) }
+                }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }.start()
+    }
+    done.wait()
+    try Files.syncFileSystem(anchor, path: root)
+    let elapsed = UTCTime.monotonic() - start
+    if let failure = failures.withLock({ $0.first }) { throw BenchError(failure) }
+    print("small_files \(Int(Double(count) / elapsed))")
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 do {
     switch arguments.first {
     case "progress": try progress(Array(arguments.dropFirst()))
     case "ceiling": try ceiling(Array(arguments.dropFirst()))
+    case "small-files": try smallFiles(Array(arguments.dropFirst()))
     default:
-        FileHandle.standardError.write(Data("usage: spool-bench progress [MiB] | ceiling [MiB] [DIR]\n".utf8))
+        FileHandle.standardError.write(Data("usage: spool-bench progress [MiB] | ceiling [MiB] [DIR] | small-files [COUNT] [DIR]\n".utf8))
         exit(2)
     }
 } catch {
