@@ -68,6 +68,20 @@ def rss_kib(pid, field="VmRSS"):
     return 0
 
 
+# Every server started, so that a run that fails part way still stops them all.
+STARTED = []
+
+
+def stop_all():
+    for proc in STARTED:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 class Spool:
     def __init__(self, workdir, workers, extra=(), data=None):
         self.data = data or tempfile.mkdtemp(dir=workdir, prefix="spool-")
@@ -78,6 +92,7 @@ class Spool:
             [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--workers", str(workers), "--data-dir", self.data,
              "--min-free", "0", "--max-client-connections", "5000", "--max-connections", "5000", *extra],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        STARTED.append(self.proc)
         while True:
             text = open(self.log).read()
             if text.count("worker ready") >= workers and "listening" in text:
@@ -142,6 +157,7 @@ class Vsftpd:
                 "max_clients=200", "max_per_ip=200", "xferlog_enable=NO", "use_localtime=NO", "",
             ]))
         self.proc = subprocess.Popen(["vsftpd", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        STARTED.append(self.proc)
         wait_port(self.port)
 
     def stop(self):
@@ -184,6 +200,7 @@ http {{
 """)
         self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
+        STARTED.append(self.proc)
         wait_port(self.port)
 
     def stop(self):
@@ -534,6 +551,7 @@ def main():
             with open(args.output, "w") as f:
                 f.write(text)
     finally:
+        stop_all()
         # Only now: on this machine's file system, creating files within a minute or more of
         # deleting many is slow (the inode allocator skips recently freed inodes),
         # so deleting between runs would slow down whichever system runs next.
