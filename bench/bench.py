@@ -536,7 +536,10 @@ def main():
                    "- P2's ceiling (`spool-bench small-files`) creates the same number of 4 KiB files in 16 "
                    "directories, one thread per core, then calls `syncfs` once: what the kernel and the disk "
                    "alone take to store them durably, without a network, a protocol, hashing or a database. It "
-                   "runs in each round like the systems. Spool's default is one worker per core.",
+                   "runs in each round like the systems. Spool's default is one worker per core. Each of the 16 "
+                   "Spool clients is given its files with `--files-from`, as each curl gets its files in one "
+                   "`-T {a,b,...}` argument (as hundreds of arguments, swift-argument-parser's cost grows with "
+                   "their square).",
                    ""]
         chosen = set(args.only.split(",")) if args.only else None
         for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup):
