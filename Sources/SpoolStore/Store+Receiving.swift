@@ -80,7 +80,14 @@ extension Store {
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
                 : Self.mismatchReason(declared: expected, received: sha256)
-            try mark(upload.id, .failed, received: received, error: reason, finished: true)
+            let now = UTCTime.now()
+            try durably { db throws(StoreError) in
+                // A checksum sent after the body is the declared one all the same.
+                if let declared, upload.sha256.isEmpty {
+                    try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(declared), .text(upload.id)])
+                }
+                try self.markRow(db, upload.id, .failed, received: received, error: reason, finished: true, at: now)
+            }
             return .checksumMismatch(actual: sha256)
         }
         let objectPath = directory.objectFile(sha256: sha256)

@@ -97,6 +97,24 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.upload(id: "ID-E")?.sha256 == sha256(bytes))
     }
 
+    /// A checksum sent after the body that the bytes do not match is still the
+    /// declared one: the failed row records it, as a row declared up front does.
+    @Test func aWrongChecksumSentAfterTheBodyIsRecordedOnTheFailedRow() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("declared afterwards".utf8), lie = sha256(Array("something else".utf8))
+        var new = newUpload(bytes)
+        new.sha256 = ""
+        let upload = try store.begin(new, id: "ID-F")
+        try write(upload, bytes)
+        #expect(try store.complete(upload, received: Int64(bytes.count), sha256: sha256(bytes), declared: lie)
+            == .checksumMismatch(actual: sha256(bytes)))
+        let row = try #require(try store.upload(id: "ID-F"))
+        #expect(row.state == .failed && row.sha256 == lie)
+        #expect(row.error == "checksum mismatch: declared \(lie), received \(sha256(bytes))")
+        #expect(!Files.exists(store.directory.objectFile(sha256: sha256(bytes))))
+    }
+
     @Test func interruptedUploadKeepsItsBytesForResume() throws {
         let dir = try TempDirectory()
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
