@@ -275,8 +275,8 @@ def p1_large(args, workdir, ceiling):
         shift = round_ % len(variants)
         for name, fn in variants[shift:] + variants[:shift]:
             sync()
-            if os.environ.get("BENCH_VERBOSE"): print(name, end="", flush=True)
             rates[name].append(size / timed(lambda: fn(round_)) / MB)
+            if os.environ.get("BENCH_VERBOSE"): print(f"round {round_ + 1}: {name}: {rates[name][-1]:.0f} MB/s", flush=True)
     check_size(os.path.join(vs.upload_dir, "a0.bin"), size)
     check_size(os.path.join(ng.dir, "www", "up", "a0.bin"), size)
     for server in (spool, vs, ng):
