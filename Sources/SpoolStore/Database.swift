@@ -27,12 +27,18 @@ public final class Database {
     /// Prepared statements by their text, reset and reused: a worker runs the same
     /// dozen statements for every upload, and parsing them each time was a tenth of
     /// its CPU on small uploads (bench/README.md). A statement in use is taken out,
-    /// so a query run from inside another's row mapping prepares its own.
-    private var statements: [String: Statement] = [:]
-    /// Statement texts are fixed in the code, so this is never reached in use; it
-    /// bounds the cache should a text ever carry a value.
+    /// so a query run from inside another's row mapping prepares its own. Each
+    /// remembers when it was last used (`uses`).
+    private var statements: [String: (statement: Statement, lastUse: Int)] = [:]
+    private var uses = 0
+    /// Bounds the cache should texts vary (a query built from filters, or a name
+    /// per savepoint as there once was). When full, the statement used longest
+    /// ago makes room: refusing newcomers instead once left every statement first
+    /// used after the cache filled to be compiled on every use.
     static let maxCachedStatements = 64
     var cachedStatements: Int { statements.count }
+    /// Statements compiled since the connection opened (tests).
+    private(set) var prepared = 0
 
     /// Opens (and with `create`, creates) the database in WAL mode with a busy timeout,
     /// so several worker processes can write to it at once.
@@ -97,16 +103,22 @@ public final class Database {
         guard rc == SQLITE_OK, let stmt else {
             throw .sqlite(operation: Self.summary(sql), code: rc, message: lastMessage)
         }
+        prepared += 1
         return Statement(stmt, connection: handle, sql: sql)
     }
 
     /// Runs `body` with the prepared statement for `sql`, from the cache when it is there.
     private func withStatement<T>(_ sql: String, _ body: (Statement) throws(StoreError) -> T) throws(StoreError) -> T {
         let stmt: Statement
-        if let cached = statements.removeValue(forKey: sql) { stmt = cached } else { stmt = try prepare(sql) }
+        if let cached = statements.removeValue(forKey: sql) { stmt = cached.statement } else { stmt = try prepare(sql) }
         defer {
             stmt.reset()
-            if statements.count < Self.maxCachedStatements { statements[sql] = stmt }
+            if statements.count >= Self.maxCachedStatements,
+               let oldest = statements.min(by: { $0.value.lastUse < $1.value.lastUse })?.key {
+                statements.removeValue(forKey: oldest)
+            }
+            uses += 1
+            statements[sql] = (stmt, uses)
         }
         return try body(stmt)
     }

@@ -67,4 +67,30 @@ import Testing
         }
         #expect(db.cachedStatements == Database.maxCachedStatements)
     }
+
+    /// A statement first used once the cache is full is kept all the same (the
+    /// one used longest ago makes room), and is not compiled again.
+    @Test func aStatementFirstUsedWhenTheCacheIsFullIsKept() throws {
+        let dir = try TempDirectory()
+        let db = try Self.database(dir)
+        for n in 0..<(Database.maxCachedStatements * 2) { _ = try db.query("SELECT \(n)") { $0.int(0) } }
+        let before = db.prepared
+        for k in 0..<3 { try db.run("INSERT INTO t (k, v) VALUES (?, 'late')", [.integer(Int64(k))]) }
+        #expect(db.prepared == before + 1)
+        #expect(db.cachedStatements == Database.maxCachedStatements)
+    }
+
+    /// The statements in use stay while texts used once come and go.
+    @Test func aStatementInUseOutlivesOnesUsedOnce() throws {
+        let dir = try TempDirectory()
+        let db = try Self.database(dir)
+        let hot = "SELECT count(*) FROM t"
+        _ = try db.query(hot) { $0.int(0) }
+        let before = db.prepared
+        for n in 0..<(Database.maxCachedStatements * 3) {
+            _ = try db.query("SELECT \(n)") { $0.int(0) }
+            _ = try db.query(hot) { $0.int(0) }
+        }
+        #expect(db.prepared == before + Database.maxCachedStatements * 3)
+    }
 }
