@@ -512,6 +512,21 @@ def p5_startup(args, workdir):
     return lines, {"base": base, "ready": ready, "first": fresh}
 
 
+def require_space(args, workdir):
+    """Stops before a run that would fill the disk: nothing is deleted until the end,
+    so P1 keeps every system's copy of every round, and P3 keeps its large upload."""
+    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5"}
+    need = 2 << 30
+    if "p1" in chosen:
+        need += (args.repeat * 5 + 1) * (args.large_mib << 20)
+    if "p3" in chosen:
+        need += args.memory_mib << 20
+    stat = os.statvfs(workdir)
+    free = stat.f_bavail * stat.f_frsize
+    if free < need:
+        sys.exit(f"bench: needs {need / 2**30:.1f} GiB free in {workdir}, has {free / 2**30:.1f} GiB")
+
+
 def machine(workdir):
     mem = open("/proc/meminfo").readline().split()[1]
     df = run(["df", "-h", workdir]).stdout.splitlines()[-1].split()
@@ -536,6 +551,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="spool-bench-", dir=os.environ.get("SPOOL_BENCH_DIR", "/var/tmp"))
     os.chmod(workdir, 0o755)
     try:
+        require_space(args, workdir)
         ceiling = ceilings(args, workdir)
         report = [f"# Benchmarks", "",
                   f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC with `bench/run"
