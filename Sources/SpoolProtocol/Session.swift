@@ -137,9 +137,9 @@ public struct Session {
     private mutating func nextWhole(storing count: Int, bytes: Int64) -> Action? {
         guard count < Self.storingLimit, !isDraining else { return nil }
         var probe = framer
-        guard case .success(let text)? = probe.nextLine(), case .upload(let request)? = try? CommandParser.parse(text),
-            let size = wholeBodySize(request, buffered: probe.bufferedBytes), bytes + size <= Self.storingBytesLimit,
-            identity != nil || anonymousAllowed
+        guard case .success(let text)? = probe.nextLine(), let command = try? CommandParser.parse(text),
+            case .upload(let request) = command, authorized(command),
+            let size = wholeBodySize(request, buffered: probe.bufferedBytes), bytes + size <= Self.storingBytesLimit
         else { return nil }
         framer = probe
         digestFollows = false
@@ -201,8 +201,13 @@ public struct Session {
         }
     }
 
+    /// Whether this connection may run `command` now.
+    private func authorized(_ command: Command) -> Bool {
+        !command.needsAuthorization || identity != nil || anonymousAllowed
+    }
+
     private mutating func handle(_ command: Command) -> Action? {
-        if command.needsAuthorization && identity == nil && !anonymousAllowed {
+        if !authorized(command) {
             let refusal = Reply(.authenticationRequired, "authenticate first: AUTH <token>")
             if bodyFollowsAtOnce, case .upload(let request) = command {
                 refuse(bodyOf: request.size, digestFollows: request.sha256 == nil, with: refusal)
