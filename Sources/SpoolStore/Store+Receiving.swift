@@ -83,9 +83,7 @@ extension Store {
             let now = UTCTime.now()
             try durably { db throws(StoreError) in
                 // A checksum sent after the body is the declared one all the same.
-                if let declared, upload.sha256.isEmpty {
-                    try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(declared), .text(upload.id)])
-                }
+                if let declared, upload.sha256.isEmpty { try self.recordChecksum(db, id: upload.id, sha256: declared) }
                 try self.markRow(db, upload.id, .failed, received: received, error: reason, finished: true, at: now)
             }
             return .checksumMismatch(actual: sha256)
@@ -97,9 +95,7 @@ extension Store {
             // keep an object that a row on its way to `complete` names, and must see
             // this one before the rename, or they could remove the object under it.
             do throws(StoreError) {
-                try together { db throws(StoreError) in
-                    try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(upload.id)])
-                }
+                try together { db throws(StoreError) in try self.recordChecksum(db, id: upload.id, sha256: sha256) }
             } catch {
                 Files.close(upload.fd)
                 throw error
@@ -115,6 +111,11 @@ extension Store {
         }
         try mark(upload.id, .complete, received: received, error: nil, finished: true)
         return .stored(objectPath: objectPath)
+    }
+
+    /// The checksum of an upload announced without one (it came after the body).
+    func recordChecksum(_ db: Database, id: String, sha256: String) throws(StoreError) {
+        try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(id)])
     }
 
     /// An upload's file on its way to being the object of `sha256`.
