@@ -42,9 +42,10 @@ public enum WholeOutcome: Sendable, Equatable {
 public struct PreparedWholeBatch: Sendable {
     /// Known so far: refusals, files that could not be opened or written, mismatches.
     var outcomes: [WholeOutcome?]
-    /// Every file opened, to close; `ready` are those whose bytes matched.
+    /// Every file opened, to close.
     var files: [(index: Int, upload: OpenUpload)] = []
-    var ready: [(index: Int, upload: OpenUpload)] = []
+    /// The files whose bytes matched: those with no outcome yet.
+    var ready: [(index: Int, upload: OpenUpload)] { files.filter { outcomes[$0.index] == nil } }
     /// Final states known already (failures), recorded with the others.
     var finals: [(id: String, state: UploadState, received: Int64, error: String?)] = []
 }
@@ -75,9 +76,7 @@ extension Store {
             prepared.files.append((index, upload))
             do {
                 let digest = try item.write(upload.fd, upload.tempPath)
-                if digest == item.new.sha256 {
-                    prepared.ready.append((index, upload))
-                } else {
+                if digest != item.new.sha256 {
                     prepared.outcomes[index] = .checksumMismatch(actual: digest)
                     prepared.finals.append((item.id, .failed, item.new.size,
                                             Self.mismatchReason(declared: item.new.sha256, received: digest)))
