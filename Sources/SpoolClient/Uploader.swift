@@ -72,15 +72,12 @@ public final class Uploader {
         // from hashing alongside the first attempt (see sendDigestAfter).
         var digest: FileDigest?
         var id = options.journal?.lookup(file: file)
-        // Whether the journal may hold an entry for this file, to forget once it is stored.
-        var journaled = id != nil
         var attempt = 0
         while true {
             do throws(ClientError) {
                 let current = try currentConnection()
                 let result: UploadResult
                 if digest == nil, id == nil, file.size >= Self.digestAfterThreshold, try current.features().contains("digest-after") {
-                    journaled = true
                     result = try sendDigestAfter(fd: fd, path: path, file: file, name: name, id: &id, digest: &digest,
                                                  over: current, progress: progress)
                 } else {
@@ -97,22 +94,16 @@ public final class Uploader {
                             known = try FileDigest.of(fd: fd, path: path)
                         }
                     } catch { throw .file(error) }
-                    if digest == nil, id == nil {
-                        id = options.journal?.lookup(sha256: known.sha256, size: known.size)
-                        if id != nil { journaled = true }
-                    }
+                    if digest == nil, id == nil { id = options.journal?.lookup(sha256: known.sha256, size: known.size) }
                     digest = known
                     if let contents, id == nil, options.limitRate == nil, try current.protocolVersion() >= 2 {
                         result = try sendAtOnce(contents, digest: known, name: name, id: &id, over: current, progress: progress)
                     } else {
-                        journaled = true
                         result = try send(fd: fd, digest: known, name: name, id: &id, over: current, progress: progress)
                     }
                 }
-                if journaled {
-                    options.journal?.forget(sha256: result.sha256, size: result.size)
-                    options.journal?.forget(file: file)
-                }
+                options.journal?.forget(sha256: result.sha256, size: result.size)
+                options.journal?.forget(file: file)
                 return result
             } catch where error.isTransient && attempt < options.retries {
                 connection = nil  // after a failure the stream's framing is unknown: start afresh
