@@ -401,6 +401,18 @@ func walkEveryTransition<T>(_ store: Store, measure: () throws -> T) throws -> [
     return steps
 }
 
+/// Walks every transition in a new store, expects each running total `measure`
+/// reads to equal the sum it replaces after every step, and returns the sums.
+func totalsAfterEveryTransition<T: Equatable>(_ measure: @escaping (Store) throws -> (kept: T, summed: T)) throws -> [T] {
+    let dir = try TempDirectory()
+    let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+    let steps = try walkEveryTransition(store) { () throws -> (kept: T, summed: T) in try measure(store) }
+    for (step, (kept, summed)) in steps {
+        #expect(kept == summed, "after \(step): the running total says \(kept), the rows \(summed)")
+    }
+    return steps.map(\.1.summed)
+}
+
 /// Admission reads the bytes reserved by uploads in progress from a running total
 /// kept by triggers (migrations/0004); it must always equal the sum it replaces.
 @Suite struct ReservedBytesTests {
@@ -415,13 +427,7 @@ func walkEveryTransition<T>(_ store: Store, measure: () throws -> T) throws -> [
     }
 
     @Test func theRunningTotalFollowsEveryChangeOfState() throws {
-        let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
-        let steps = try walkEveryTransition(store) { () throws -> (Int64, Int64) in try Self.totals(store) }
-        for (step, (kept, summed)) in steps {
-            #expect(kept == summed, "after \(step): the total says \(kept), the rows \(summed)")
-        }
-        #expect(steps.map(\.1.1) == [0, 5290, 4290, 3090, 2500, 2500, 700, 700, 0])
+        #expect(try totalsAfterEveryTransition(Self.totals) == [0, 5290, 4290, 3090, 2500, 2500, 700, 700, 0])
     }
 
     /// A database from before migration 0004, with uploads in progress, starts its total right.
@@ -459,13 +465,7 @@ func walkEveryTransition<T>(_ store: Store, measure: () throws -> T) throws -> [
     }
 
     @Test func theTotalsFollowEveryChangeOfState() throws {
-        let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
-        let steps = try walkEveryTransition(store) { () throws -> ([String], [String]) in try Self.usage(store) }
-        for (step, (kept, summed)) in steps {
-            #expect(kept == summed, "after \(step): the totals say \(kept), the rows \(summed)")
-        }
-        #expect(steps.map(\.1.1) == [
+        #expect(try totalsAfterEveryTransition(Self.usage) == [
             [], ["alice 4000 2", "bob 1200 2"], ["alice 4000 2", "bob 1200 2"], ["alice 4000 2", "bob 1200 2"],
             ["alice 4000 2", "bob 700 1"], ["alice 4000 2", "bob 700 1"], ["alice 1000 1", "bob 700 1"],
             ["alice 1000 1", "bob 700 1"], [],
