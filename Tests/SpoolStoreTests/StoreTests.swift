@@ -413,6 +413,18 @@ func totalsAfterEveryTransition<T: Equatable>(_ measure: @escaping (Store) throw
     return steps.map(\.1.summed)
 }
 
+/// A database brought up to just before migration `version`, given `rows` (an
+/// INSERT), then migrated to the end: how a running total starts on a database
+/// that already has uploads.
+func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws -> Database {
+    let db = try Database(path: dir.path + "/t.db")
+    let migrations = try Migrator.embedded()
+    try Migrator.migrate(db, migrations: Array(migrations.prefix { $0.version < version }))
+    try db.run(rows)
+    try Migrator.migrate(db, migrations: migrations)
+    return db
+}
+
 /// Admission reads the bytes reserved by uploads in progress from a running total
 /// kept by triggers (migrations/0004); it must always equal the sum it replaces.
 @Suite struct ReservedBytesTests {
@@ -433,15 +445,11 @@ func totalsAfterEveryTransition<T: Equatable>(_ measure: @escaping (Store) throw
     /// A database from before migration 0004, with uploads in progress, starts its total right.
     @Test func theMigrationStartsFromTheUploadsInProgress() throws {
         let dir = try TempDirectory()
-        let db = try Database(path: dir.path + "/t.db")
-        let migrations = try Migrator.embedded()
-        try Migrator.migrate(db, migrations: Array(migrations.prefix { $0.version < 4 }))
-        try db.run("""
+        let db = try migratedPast(4, in: dir, rows: """
             INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state, worker_pid, created_at, updated_at)
             VALUES ('A', 'a', 100, 40, '', 'x', 1, 'interrupted', 1, 't', 't'), ('B', 'b', 50, 0, '', 'x', 1, 'receiving', 1, 't', 't'),
                    ('C', 'c', 70, 70, '', 'x', 1, 'complete', 1, 't', 't')
             """)
-        try Migrator.migrate(db, migrations: migrations)
         #expect(try db.query("SELECT total FROM reserved_bytes") { $0.int(0) } == [110])
     }
 }
@@ -496,10 +504,7 @@ func totalsAfterEveryTransition<T: Equatable>(_ measure: @escaping (Store) throw
     /// A database from before migration 0005 starts each token's totals from its uploads.
     @Test func theMigrationStartsFromTheUploadsOnRecord() throws {
         let dir = try TempDirectory()
-        let db = try Database(path: dir.path + "/t.db")
-        let migrations = try Migrator.embedded()
-        try Migrator.migrate(db, migrations: Array(migrations.prefix { $0.version < 5 }))
-        try db.run("""
+        let db = try migratedPast(5, in: dir, rows: """
             INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state, worker_pid, created_at, updated_at, token)
             VALUES ('A', 'a', 100, 40, '', 'x', 1, 'interrupted', 1, 't', 't', 'alice'),
                    ('B', 'b', 50, 0, '', 'x', 1, 'receiving', 1, 't', 't', 'alice'),
@@ -507,7 +512,6 @@ func totalsAfterEveryTransition<T: Equatable>(_ measure: @escaping (Store) throw
                    ('D', 'd', 30, 0, '', 'x', 1, 'failed', 1, 't', 't', 'bob'),
                    ('E', 'e', 20, 20, '', 'x', 1, 'complete', 1, 't', 't', NULL)
             """)
-        try Migrator.migrate(db, migrations: migrations)
         #expect(try db.query("SELECT token, bytes, files FROM token_usage ORDER BY token") {
             "\($0.text(0)) \($0.int(1)) \($0.int(2))"
         } == ["alice 150 2", "bob 70 1"])
