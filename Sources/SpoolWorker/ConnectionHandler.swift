@@ -53,6 +53,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     let registry: ConnectionRegistry
     /// Kept so that a drain, which starts outside any channel event, can act on this channel.
     var context: ChannelHandlerContext?
+    /// A later turn of `drive` is already scheduled.
+    var driveScheduled = false
     var lastActivity = UTCTime.monotonic()
     /// This upload's progress slot on the scoreboard, and the window its rate is measured over.
     var progressSlot: Int?
@@ -185,11 +187,29 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Performs every action the session has ready, then flushes once. Stops early
     /// while the client leaves our replies unread (the outbound buffer past its high
     /// water mark): what is left waits in the session until the channel is writable again.
+    ///
+    /// Replies are gathered into one buffer and written as one: a client that sends
+    /// many short lines costs a write per turn, not one per reply. A turn ends after
+    /// `turnBytes` of replies and the rest is driven in a later turn of the event
+    /// loop, so that one connection cannot hold the loop for as long as the kernel
+    /// keeps taking its replies while other connections wait to be greeted.
     func drive(_ context: ChannelHandlerContext) {
-        while context.channel.isWritable, let action = session.next() {
+        var replies = context.channel.allocator.buffer(capacity: 0)
+        var turnEnded = false
+        actions: while context.channel.isWritable, let action = session.next() {
+            if case .reply(let reply) = action {
+                replies.writeString(reply.line)
+                if replies.readableBytes >= Self.turnBytes {
+                    turnEnded = true
+                    break actions
+                }
+                continue
+            }
+            // Whatever else happens next, the replies before it go out first.
+            writeReplies(&replies, context)
             switch action {
-            case .reply(let reply):
-                send(reply, context)
+            case .reply:
+                break
             case .beginUpload(let request):
                 begin(request, context)
             case .storeUpload(let request, let body):
@@ -218,6 +238,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 return
             }
         }
+        writeReplies(&replies, context)
         if session.hasPartialLine {
             if partialLineSince == nil { partialLineSince = UTCTime.monotonic() }
         } else {
@@ -225,10 +246,40 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         context.flush()
         updateReading(context)
+        if turnEnded { driveLater(context) }
     }
 
+    /// Replies gathered in one turn of `drive`: at most about this many bytes.
+    static let turnBytes = 64 << 10
+
+    private func writeReplies(_ replies: inout ByteBuffer, _ context: ChannelHandlerContext) {
+        guard replies.readableBytes > 0 else { return }
+        context.write(wrapOutboundOut(replies), promise: nil)
+        replies = context.channel.allocator.buffer(capacity: 0)
+    }
+
+    /// Drives the session again after the event loop has served everyone else. A
+    /// task run at once would not do: the loop runs every task that is due, new ones
+    /// included, before it looks at the sockets again, so a chain of turns would keep
+    /// every other connection's input waiting. A timer a millisecond away lets the
+    /// loop poll first; only a connection with more than `turnBytes` of replies ready
+    /// ever waits for it.
+    private func driveLater(_ context: ChannelHandlerContext) {
+        guard !driveScheduled else { return }
+        driveScheduled = true
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: .milliseconds(1)) {
+            let handler = handler.value
+            handler.driveScheduled = false
+            guard handler.isActive, let context = handler.context else { return }
+            handler.drive(context)
+        }
+    }
+
+    /// Writable again: drive in a later turn, not from inside the flush that made
+    /// room (that would chain turn after turn for as long as the kernel takes replies).
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { drive(context) } else { updateReading(context) }
+        if context.channel.isWritable { driveLater(context) } else { updateReading(context) }
         context.fireChannelWritabilityChanged()
     }
 
