@@ -10,18 +10,23 @@ public struct StoreStats: Sendable, Equatable {
 }
 
 extension Store {
-    /// Uploads whose name contains `text` (ASCII case-insensitively) or whose
-    /// SHA-256 starts with it, newest first.
+    /// Uploads whose name contains `text` or `alternative` (ASCII case-insensitively)
+    /// or whose SHA-256 starts with `text`, newest first.
     /// With `token`, only that token's uploads.
-    public func find(_ text: String, limit: Int, token: String? = nil) throws(StoreError) -> [UploadRecord] {
+    public func find(_ text: String, or alternative: String? = nil, limit: Int, token: String? = nil) throws(StoreError)
+        -> [UploadRecord]
+    {
         let sql = """
             SELECT \(Self.columns) FROM uploads
-            WHERE (instr(lower(name), lower(?1)) > 0 OR substr(sha256, 1, length(?1)) = lower(?1))
+            WHERE (instr(lower(name), lower(?1)) > 0 OR instr(lower(name), lower(?4)) > 0
+                   OR substr(sha256, 1, length(?1)) = lower(?1))
               AND (?3 IS NULL OR token = ?3)
             ORDER BY created_at DESC, rowid DESC LIMIT ?2
             """
         return try locked { db throws(StoreError) in
-            try db.query(sql, [.text(text), .integer(Int64(limit)), token.map { .text($0) } ?? .null], Self.record)
+            try db.query(
+                sql, [.text(text), .integer(Int64(limit)), token.map { .text($0) } ?? .null, .text(alternative ?? text)],
+                Self.record)
         }
     }
 

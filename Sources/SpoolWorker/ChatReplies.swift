@@ -79,8 +79,9 @@ struct ChatQueries: Sendable {
             guard let line = try status(id) else { return [Reply(.notFound, "no upload \(id)")] }
             return [Reply(.uploadStatus, line.text)]
         case .find(let text, let json):
-            return ChatReplies.list(
-                try store.find(text, limit: ChatLimits.maxFind, token: restriction), json: json, scoreboard: scoreboard)
+            // Replies show names percent-encoded; a name copied from one finds its upload too.
+            let found = try store.find(text, or: PercentCoding.decode(text), limit: ChatLimits.maxFind, token: restriction)
+            return ChatReplies.list(found, json: json, scoreboard: scoreboard)
         case .list(let count, let json):
             var filter = UploadFilter()
             filter.limit = count

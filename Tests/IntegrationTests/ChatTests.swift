@@ -36,6 +36,10 @@ import Testing
         #expect(code(try nc.ask("LIST lots").first) == 501)
 
         #expect(try nc.ask("FIND 2026").first?.hasPrefix("212-\(id) ") == true)
+        // As typed, and as every reply shows it (percent-encoded): both find the upload.
+        #expect(try nc.ask("FIND report 2026").first?.hasPrefix("212-\(id) ") == true)
+        #expect(try nc.ask("FIND report%202026").first?.hasPrefix("212-\(id) ") == true)
+        #expect(try nc.ask("FIND REPORT%20").first?.hasPrefix("212-\(id) ") == true)
         #expect(try nc.ask("FIND \(sha.prefix(8))").first?.hasPrefix("212-\(id) ") == true)
         #expect(try nc.ask("FIND no such thing") == ["212 0 uploads"])
         #expect(code(try nc.ask("FIND").first) == 501)

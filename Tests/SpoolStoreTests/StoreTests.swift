@@ -216,6 +216,21 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         Files.close(again.fd)
     }
 
+    @Test func findMatchesANameOrItsOtherSpellingOrAChecksumPrefix() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let bytes = Array("cv".utf8)
+        let upload = try store.begin(newUpload(bytes, name: "Résumé 2026.pdf"), id: "ID-CV")
+        try write(upload, bytes)
+        _ = try store.complete(upload, received: 2, sha256: sha256(bytes))
+        #expect(try store.find("sumé", limit: 10).map(\.id) == ["ID-CV"])
+        #expect(try store.find("RÉSUMÉ", limit: 10).isEmpty, "case folds ASCII letters only")
+        #expect(try store.find("r%C3%A9sum%C3%A9", limit: 10).isEmpty)
+        #expect(try store.find("r%C3%A9sum%C3%A9", or: "résumé", limit: 10).map(\.id) == ["ID-CV"])
+        #expect(try store.find(String(sha256(bytes).prefix(10)), limit: 10).map(\.id) == ["ID-CV"])
+        #expect(try store.find("nothing", or: "else", limit: 10).isEmpty)
+    }
+
     @Test func wrongChecksumOrIdLearnsNothing() throws {
         let dir = try TempDirectory()
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
