@@ -4,7 +4,8 @@ public enum Command: Equatable, Sendable {
     case hello(version: Int)
     /// `AUTH <token>`: authenticate with an upload token.
     case auth(secret: String)
-    /// `UPLOAD <size> <sha256> <name>`: announce an upload; the body follows the 150 reply.
+    /// `UPLOAD <size> <sha256> <name> [--at-once]`: announce an upload; the body
+    /// follows the 150 reply, or the line itself when marked (or in protocol 2).
     case upload(UploadRequest)
     /// `RESUME <id> <sha256>`: continue an interrupted upload; the rest of the body follows the 150 reply.
     case resume(id: String, sha256: String)
@@ -43,16 +44,22 @@ public struct UploadRequest: Equatable, Sendable {
     /// Lowercase hex SHA-256 of the whole file, declared up front; nil when the
     /// client sends it after the body instead (`UPLOAD <size> - <name>`, then `DIGEST`).
     public var sha256: String?
+    /// The line says its body follows at once, without waiting for `150` (`--at-once`).
+    public var bodyAtOnce: Bool
 
-    public init(name: String, size: Int64, sha256: String?) {
+    public init(name: String, size: Int64, sha256: String?, bodyAtOnce: Bool = false) {
         self.name = name
         self.size = size
         self.sha256 = sha256
+        self.bodyAtOnce = bodyAtOnce
     }
+
+    /// The last word of an UPLOAD line whose body follows it at once.
+    public static let atOnceMark = "--at-once"
 
     /// The control line that announces this upload.
     public var line: String {
-        "UPLOAD \(size) \(sha256 ?? "-") \(PercentCoding.encode(name))\n"
+        "UPLOAD \(size) \(sha256 ?? "-") \(PercentCoding.encode(name))\(bodyAtOnce ? " " + Self.atOnceMark : "")\n"
     }
 }
 
@@ -133,7 +140,8 @@ public enum CommandParser {
 
     static func parseUpload(_ args: ArraySlice<Substring>) throws(CommandError) -> UploadRequest {
         let usage = "usage: \(Help.usage["UPLOAD"] ?? "")"
-        guard args.count == 3 else { throw CommandError(.badArguments, usage) }
+        let bodyAtOnce = args.count == 4 && args[args.startIndex + 3].lowercased() == UploadRequest.atOnceMark
+        guard args.count == 3 || bodyAtOnce else { throw CommandError(.badArguments, usage) }
         let sizeToken = args[args.startIndex]
         let shaToken = args[args.startIndex + 1]
         let nameToken = args[args.startIndex + 2]
@@ -145,7 +153,7 @@ public enum CommandParser {
             throw CommandError(.badArguments, "sha256 must be 64 hexadecimal digits, or - to send it after the body; \(usage)")
         }
         let name = try UploadName.decode(nameToken)
-        return UploadRequest(name: name, size: size, sha256: sha256)
+        return UploadRequest(name: name, size: size, sha256: sha256, bodyAtOnce: bodyAtOnce)
     }
 
     /// Plain decimal digits only: no sign, no spaces, no overflow.

@@ -3,7 +3,7 @@ public enum Help {
     public static let usage: [String: String] = [
         "HELLO": "HELLO <version>  (the highest protocol version you speak; the reply names the one in use)",
         "AUTH": "AUTH <token>  (authenticate with an upload token; needed when the server has tokens)",
-        "UPLOAD": "UPLOAD <size> <sha256|-> <name>  (then wait for 150 and send exactly <size> bytes, or after HELLO 2 send them at once; with -, follow them with DIGEST <sha256>)",
+        "UPLOAD": "UPLOAD <size> <sha256|-> <name> [--at-once]  (then wait for 150 and send exactly <size> bytes; with --at-once, send them right behind the line; with -, follow them with DIGEST <sha256>)",
         "RESUME": "RESUME <id> <sha256>  (continue an interrupted upload: wait for 150 offset=N, send the bytes from N)",
         "STATUS": "STATUS <id>  (state, name, bytes, checksum, client, worker, times; rate while receiving)",
         "FIND": "FIND [--json] <text>  (uploads whose name contains <text> or whose sha256 starts with it, newest first)",
@@ -52,8 +52,10 @@ public enum Help {
 /// Versions and names that both sides agree on.
 public enum ProtocolInfo {
     /// The highest protocol version this build speaks.
-    /// 2: an UPLOAD's body follows its line at once (docs/PROTOCOL.md).
-    public static let version = 2
+    /// 2: an UPLOAD's body follows its line at once.
+    /// 3: only an UPLOAD line marked `--at-once` is followed by its body at once;
+    /// any other waits for `150`, so a refusal can be answered at once (docs/PROTOCOL.md).
+    public static let version = 3
     public static let softwareVersion = "0.1.0"
     public static let product = "spool/\(softwareVersion)"
     /// The longest control line accepted, in bytes, not counting the line ending.

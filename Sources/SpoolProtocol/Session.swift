@@ -44,6 +44,9 @@ public struct Session {
         case opening(bodyOnItsWay: Int64?)
         /// `failure` is set when writing failed: the rest of the body is read and dropped, then the failure is sent.
         case body(remaining: Int64, failure: Reply?)
+        /// An upload was refused (the refusal already sent) while its body was on its
+        /// way: `remaining` bytes of it, then its DIGEST line if one follows, are read and dropped.
+        case discarding(remaining: Int64, digestFollows: Bool)
         /// The body is in; waiting for its `DIGEST <sha256>` line. `failure` as for `body`.
         case digest(failure: Reply?)
         case finishing
@@ -71,10 +74,15 @@ public struct Session {
     private var failedAuthentications = 0
     /// The upload being received sends its checksum after the body.
     private var digestFollows = false
-    /// From protocol 2, an UPLOAD's body follows its line at once instead of waiting
-    /// for `150`: one round trip per upload instead of two. A person typing into `nc`
-    /// speaks version 1 and is never asked to send bytes before being told to.
-    public var bodyFollowsAtOnce: Bool { protocolVersion >= 2 }
+    /// Whether this UPLOAD's body follows its line at once instead of waiting for
+    /// `150` (one round trip per upload instead of two): in protocol 2 always, and
+    /// otherwise when the line says so (`--at-once`, protocol 3). The server must
+    /// know, not guess: a refusal is answered at once either way, and the body is
+    /// then dropped only if it is coming. A person typing into `nc` speaks version 1
+    /// and is never asked to send bytes before being told to.
+    public func bodyFollowsAtOnce(_ request: UploadRequest) -> Bool {
+        request.bodyAtOnce || protocolVersion == 2
+    }
     /// A body of up to this many bytes that arrived with its UPLOAD line is stored in
     /// one step (`storeUpload`) instead of being opened, written and finished apart.
     public static let wholeBodyLimit: Int64 = 1 << 20
@@ -96,7 +104,7 @@ public struct Session {
     public var isUploading: Bool {
         switch state {
         case .opening, .body, .digest, .finishing, .storing: true
-        case .commands, .querying, .watching, .closed: false
+        case .commands, .discarding, .querying, .watching, .closed: false
         }
     }
 
@@ -114,6 +122,8 @@ public struct Session {
             return nextBody(remaining: remaining, failure: failure)
         case .digest(let failure):
             return nextDigest(failure: failure)
+        case .discarding(let remaining, let digestFollows):
+            return nextDiscarded(remaining: remaining, digestFollows: digestFollows)
         case .watching:
             // Any complete line from the client ends the watch; the line is then read as a command.
             guard framer.hasLine else { return nil }
@@ -150,7 +160,7 @@ public struct Session {
     /// The size of an upload that can be stored in one step: its checksum declared
     /// up front, small, and its whole body already buffered behind its line.
     private func wholeBodySize(_ request: UploadRequest, buffered: Int) -> Int64? {
-        guard bodyFollowsAtOnce, request.sha256 != nil, request.size <= Self.wholeBodyLimit,
+        guard bodyFollowsAtOnce(request), request.sha256 != nil, request.size <= Self.wholeBodyLimit,
             Int64(buffered) >= request.size
         else { return nil }
         return request.size
@@ -169,8 +179,8 @@ public struct Session {
                 } catch {
                     // A body sent at once behind a malformed UPLOAD must not be read as
                     // commands: drop as many bytes as the line announced, if it said.
-                    if bodyFollowsAtOnce, let (size, digestFollows) = Self.announcedBody(text) {
-                        refuse(bodyOf: size, digestFollows: digestFollows, with: error.reply)
+                    if let body = Self.announcedBody(text), body.atOnce || protocolVersion == 2 {
+                        refuse(bodyOf: body.size, digestFollows: body.digestFollows, with: error.reply)
                         return next()
                     }
                     return .reply(error.reply)
@@ -179,26 +189,38 @@ public struct Session {
         }
     }
 
-    /// The size an UPLOAD line announced, and whether a DIGEST line follows its body,
-    /// read as leniently as possible from a line the parser refused.
-    static func announcedBody(_ text: String) -> (Int64, Bool)? {
+    /// The size an UPLOAD line announced, whether a DIGEST line follows its body, and
+    /// whether it was marked `--at-once`, read as leniently as possible from a line
+    /// the parser refused.
+    static func announcedBody(_ text: String) -> (size: Int64, digestFollows: Bool, atOnce: Bool)? {
         let tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard tokens.count >= 2, tokens[0].uppercased() == "UPLOAD", let size = Int64(tokens[1]), size >= 0 else { return nil }
-        return (size, tokens.count >= 3 && tokens[2] == "-")
+        let atOnce = tokens.count >= 5 && tokens[tokens.count - 1].lowercased() == UploadRequest.atOnceMark
+        return (size, tokens.count >= 3 && tokens[2] == "-", atOnce)
     }
 
-    /// Refuses an upload whose body of `size` bytes is already coming: the body (and
-    /// its DIGEST line, if one follows) is read and dropped, then `reply` is sent.
+    /// Refuses an upload at once. When its body of `size` bytes (and its DIGEST line,
+    /// if one follows) is on its way, it is then read and dropped, so that the client,
+    /// whether it reads the refusal now or only after sending, stays in step.
     private mutating func refuse(bodyOf size: Int64, digestFollows: Bool, with reply: Reply) {
-        self.digestFollows = digestFollows
-        if size > 0 {
-            state = .body(remaining: size, failure: reply)
-        } else if digestFollows {
-            state = .digest(failure: reply)
+        pending.append(.reply(reply))
+        if size > 0 || digestFollows {
+            state = .discarding(remaining: size, digestFollows: digestFollows)
         } else {
-            pending.append(.reply(reply))
             returnToCommands()
         }
+    }
+
+    /// Drops what is left of a refused upload's body, then its DIGEST line.
+    private mutating func nextDiscarded(remaining: Int64, digestFollows: Bool) -> Action? {
+        if remaining > 0 {
+            guard let chunk = framer.nextBytes(max: Int(clamping: remaining)) else { return nil }
+            state = .discarding(remaining: remaining - Int64(chunk.readableBytes), digestFollows: digestFollows)
+            return next()
+        }
+        if digestFollows, framer.nextLine() == nil { return nil }
+        returnToCommands()
+        return next()
     }
 
     /// Whether this connection may run `command` now.
@@ -209,7 +231,7 @@ public struct Session {
     private mutating func handle(_ command: Command) -> Action? {
         if !authorized(command) {
             let refusal = Reply(.authenticationRequired, "authenticate first: AUTH <token>")
-            if bodyFollowsAtOnce, case .upload(let request) = command {
+            if case .upload(let request) = command, bodyFollowsAtOnce(request) {
                 refuse(bodyOf: request.size, digestFollows: request.sha256 == nil, with: refusal)
                 return next()
             }
@@ -229,7 +251,7 @@ public struct Session {
                 state = .storing(count: 1, bytes: size)
                 return .storeUpload(request, body: framer.nextBytes(max: Int(size)) ?? ByteBuffer())
             }
-            state = .opening(bodyOnItsWay: bodyFollowsAtOnce ? request.size : nil)
+            state = .opening(bodyOnItsWay: bodyFollowsAtOnce(request) ? request.size : nil)
             return .beginUpload(request)
         case .resume(let id, let sha256):
             state = .opening(bodyOnItsWay: nil)  // the client waits for the offset before sending
@@ -455,6 +477,9 @@ public struct Session {
         case .body, .digest:
             guard quietFor > limits.stall else { return }
             reason = "upload stalled: no bytes for \(Int(limits.stall)) s; resume it later"
+        case .discarding:
+            guard quietFor > limits.stall else { return }
+            reason = "the body of a refused upload stopped for \(Int(limits.stall)) s"
         case .opening, .finishing, .storing, .querying, .watching, .closed:
             return
         }

@@ -17,10 +17,11 @@ private let sha = String(repeating: "0f", count: 32)
         let reply = run(&session, "HELLO 2\n")
         guard case .reply(let hello)? = reply.first else { Issue.record("no reply"); return }
         #expect(hello.fields["proto"] == "2" && hello.fields["features"]?.contains("body-at-once") == true)
-        #expect(session.bodyFollowsAtOnce)
+        let unmarked = UploadRequest(name: "a", size: 1, sha256: sha)
+        #expect(session.bodyFollowsAtOnce(unmarked))
         var old = Session()
         _ = run(&old, "HELLO 1\n")
-        #expect(!old.bodyFollowsAtOnce)
+        #expect(!old.bodyFollowsAtOnce(unmarked))
     }
 
     @Test func aBodyThatArrivedWithItsLineIsStoredInOneStep() {
@@ -51,12 +52,14 @@ private let sha = String(repeating: "0f", count: 32)
         ])
     }
 
-    @Test func aRefusedUploadsBodyIsReadAndDroppedBeforeTheRefusal() {
+    @Test func aRefusedUploadIsAnsweredAtOnceAndItsBodyDropped() {
         var session = Self.version2()
         _ = run(&session, "UPLOAD 6 \(sha) a.txt\nPIN")
         session.uploadRefused(Reply(.insufficientStorage, "disk full"))
-        #expect(run(&session, "") == [])  // three of six bytes dropped; the refusal waits for the rest
-        #expect(codes(run(&session, "G\n\nPING\n")) == [452, 200])
+        // The refusal goes out now, whether the client reads it now or after sending;
+        // three of six bytes are dropped, and the rest when they come.
+        #expect(codes(run(&session, "")) == [452])
+        #expect(codes(run(&session, "G\n\nPING\n")) == [200])
     }
 
     @Test func aRefusedUploadWithItsChecksumToComeDropsTheDigestLineToo() {

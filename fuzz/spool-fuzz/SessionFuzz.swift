@@ -68,7 +68,7 @@ func fuzzOne(_ input: [UInt8]) {
                     session.uploadOpened(id: "01FUZZFUZZFUZZFUZZFUZZFUZZ", size: request.size, offset: 0)
                 }
             case .storeUpload(let request, let body):
-                check(session.bodyFollowsAtOnce && request.sha256 != nil, "one-step stores only for protocol 2, checksum declared")
+                check(session.bodyFollowsAtOnce(request) && request.sha256 != nil, "one-step stores only for a body sent at once, checksum declared")
                 check(Int64(body.readableBytes) == request.size && request.size <= Session.wholeBodyLimit,
                       "a one-step body is exactly the declared size")
                 storing.append(request)
