@@ -15,9 +15,13 @@ public final class Connection {
     /// The greeting the server sent on connect.
     public private(set) var greeting = Reply(.ready, "")
     private var agreed: (version: Int, features: Set<String>)?
+    /// The highest protocol version this connection offers in `HELLO`.
+    public let maxVersion: Int
 
     /// Connects, reads the greeting, and with a token authenticates (AUTH) before returning.
-    public init(server: String, token: String? = nil) throws(ClientError) {
+    /// `maxVersion` caps the protocol version offered (to talk as an older client would).
+    public init(server: String, token: String? = nil, maxVersion: Int = ProtocolInfo.version) throws(ClientError) {
+        self.maxVersion = maxVersion
         guard let target = HostPort(server), target.port > 0 else { throw .badAddress(server) }
         let (host, port) = (target.host, String(target.port))
         address = server
@@ -76,7 +80,7 @@ public final class Connection {
 
     private func hello() throws(ClientError) -> (version: Int, features: Set<String>) {
         if let agreed { return agreed }
-        try send(line: "HELLO \(ProtocolInfo.version)")
+        try send(line: "HELLO \(maxVersion)")
         let reply = try readReply()
         var found: (version: Int, features: Set<String>) = (1, [])
         if reply.code == .ok {

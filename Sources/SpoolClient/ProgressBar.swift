@@ -7,7 +7,8 @@ import Glibc
 /// Upload progress on standard error: a redrawn bar on a terminal, otherwise an
 /// occasional plain line, so logs from scripts stay readable.
 public final class ProgressBar {
-    private let label: String
+    /// What the bar is about; may change as it goes (a count of files done).
+    public var label: String
     private let isTerminal: Bool
     private let started = UTCTime.monotonic()
     private var lastDraw = 0.0
@@ -35,6 +36,20 @@ public final class ProgressBar {
     /// Clears the bar before the result line is printed.
     public func finish() {
         if isTerminal && drewBar { write(stderr: "\r\u{1B}[K") }
+    }
+
+    /// `1.2 MB`, `340.0 kB`: decimal units, as the rates.
+    public static func formatBytes(_ bytes: Int64) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        if unit == 0 { return "\(bytes) B" }
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
     }
 
     /// `name  42% [############..................]  118.3 MB/s  ETA 0:07`

@@ -78,7 +78,9 @@ extension Uploader {
     /// The file, read and hashed, if it is small, unknown to the journal, and the
     /// server takes a body with its UPLOAD line.
     private func smallNewFile(_ path: String, name: String, index: Int) -> SmallFile? {
-        guard options.limitRate == nil, let current = try? currentConnection(), (try? current.protocolVersion()) ?? 1 >= 2 else {
+        guard options.limitRate == nil, options.checksum != .after, let current = try? currentConnection(),
+            (try? current.protocolVersion()) ?? 1 >= 2
+        else {
             return nil
         }
         guard let fd = try? Files.open(path, flags: O_RDONLY) else { return nil }
@@ -95,7 +97,8 @@ extension Uploader {
         _ small: SmallFile, in flight: inout Flight, done: (Int, Result<UploadResult, ClientError>) -> Void
     ) throws(ClientError) {
         let current = try currentConnection()
-        let request = UploadRequest(name: small.name, size: small.digest.size, sha256: small.digest.sha256)
+        let request = UploadRequest(name: small.name, size: small.digest.size, sha256: small.digest.sha256,
+                                    bodyAtOnce: try current.protocolVersion() >= 3)
         try current.send(bytes: Array(request.line.utf8) + small.contents)
         flight.sent.append(small)
         while flight.sent.count > Self.window || flight.bytes > Self.windowBytes {

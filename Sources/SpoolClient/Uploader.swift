@@ -22,8 +22,22 @@ public struct UploadOptions: Sendable {
     public var journal: ResumeJournal?
     /// The upload token sent with AUTH on every connection.
     public var token: String?
+    /// The highest protocol version to speak (lower only to act as an older client would).
+    public var maxVersion = ProtocolInfo.version
+    /// When each file's SHA-256 is sent.
+    public var checksum = ChecksumPlacement.auto
 
     public init() {}
+}
+
+/// When a file's SHA-256 goes to the server: declared with the `UPLOAD` line (the
+/// file is read once to hash it, once to send it), or sent after the body, hashed
+/// while it is sent (to servers that offer `digest-after`).
+public enum ChecksumPlacement: String, Sendable, CaseIterable {
+    /// After the body for files of 1 MiB or more, up front for smaller ones.
+    case auto
+    case first
+    case after
 }
 
 /// Uploads files to one server, reconnecting and resuming as needed.
@@ -58,6 +72,15 @@ public final class Uploader {
     /// hashing first would delay the first byte by the time it takes to read them.
     static let digestAfterThreshold: Int64 = 1 << 20
 
+    /// Whether a new file of `size` bytes is announced with `-` and its checksum sent after it.
+    func sendsDigestAfter(size: Int64) -> Bool {
+        switch options.checksum {
+        case .auto: size >= Self.digestAfterThreshold
+        case .first: false
+        case .after: true
+        }
+    }
+
     /// Uploads the file at `path` under `name`. `progress` receives (bytes sent, total).
     public func upload(path: String, name: String, progress: @escaping (Int64, Int64) -> Void = { _, _ in })
         throws(ClientError) -> UploadResult
@@ -77,7 +100,7 @@ public final class Uploader {
             do throws(ClientError) {
                 let current = try currentConnection()
                 let result: UploadResult
-                if digest == nil, id == nil, file.size >= Self.digestAfterThreshold, try current.features().contains("digest-after") {
+                if digest == nil, id == nil, sendsDigestAfter(size: file.size), try current.features().contains("digest-after") {
                     result = try sendDigestAfter(fd: fd, path: path, file: file, name: name, id: &id, digest: &digest,
                                                  over: current, progress: progress)
                 } else {
@@ -128,7 +151,7 @@ public final class Uploader {
         over connection: Connection, progress: @escaping (Int64, Int64) -> Void
     ) throws(ClientError) -> UploadResult {
         try connection.send(line: UploadRequest(name: name, size: file.size, sha256: nil).line)
-        let accepted = try Self.goAhead(try connection.readReply(), size: file.size, new: true).id
+        let accepted = try awaitGoAhead(on: connection, size: file.size, new: true).id
         id = accepted
         options.journal?.record(file: file, id: accepted)
         progress(0, file.size)
@@ -166,7 +189,8 @@ public final class Uploader {
         progress: @escaping (Int64, Int64) -> Void
     ) throws(ClientError) -> UploadResult {
         progress(0, digest.size)
-        try connection.send(bytes: Array(UploadRequest(name: name, size: digest.size, sha256: digest.sha256).line.utf8) + body)
+        let request = UploadRequest(name: name, size: digest.size, sha256: digest.sha256, bodyAtOnce: try connection.protocolVersion() >= 3)
+        try connection.send(bytes: Array(request.line.utf8) + body)
         let accepted = try Self.goAhead(try connection.readReply(), size: digest.size, new: true).id
         id = accepted
         progress(digest.size, digest.size)
@@ -195,11 +219,13 @@ public final class Uploader {
                 throw .refused(reply)
             }
         }
-        if ready == nil {
+        let accepted: String, offset: Int64
+        if let ready {
+            (accepted, offset) = try Self.goAhead(ready, size: digest.size, new: false)
+        } else {
             try connection.send(line: UploadRequest(name: name, size: digest.size, sha256: digest.sha256).line)
-            ready = try connection.readReply()
+            (accepted, offset) = try awaitGoAhead(on: connection, size: digest.size, new: true)
         }
-        let (accepted, offset) = try Self.goAhead(ready ?? Reply(.badLine, ""), size: digest.size, new: id == nil)
         if id == nil { options.journal?.record(sha256: digest.sha256, size: digest.size, id: accepted) }
         id = accepted
         if offset > 0 { notice("resuming upload \(accepted) at byte \(offset) of \(digest.size)") }
@@ -213,9 +239,22 @@ public final class Uploader {
     /// The open connection, or a new one to the same server.
     func currentConnection() throws(ClientError) -> Connection {
         if let connection { return connection }
-        let opened = try Connection(server: server, token: options.token)
+        let opened = try Connection(server: server, token: options.token, maxVersion: options.maxVersion)
         connection = opened
         return opened
+    }
+
+    /// Reads the reply to an `UPLOAD` sent without its body, and returns its go-ahead.
+    /// A server speaking protocol 2 expects every body at once: after refusing one it
+    /// reads and drops the body it announced, which this client never sends, so the
+    /// connection is out of step and is not used again.
+    func awaitGoAhead(on connection: Connection, size: Int64, new: Bool) throws(ClientError) -> (id: String, offset: Int64) {
+        do {
+            return try Self.goAhead(try connection.readReply(), size: size, new: new)
+        } catch {
+            if case .refused = error, (try? connection.protocolVersion()) == 2 { self.connection = nil }
+            throw error
+        }
     }
 
     /// The id and offset a `150` gives; a new upload starts at 0, a resumed one anywhere up to its size.

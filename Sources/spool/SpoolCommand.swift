@@ -18,22 +18,36 @@ struct SpoolCommand: ParsableCommand {
 }
 
 struct ServerOptions: ParsableArguments {
-    @Option(help: "Server address, HOST:PORT.")
-    var server: String = "127.0.0.1:8888"
+    @Option(help: "Server address, HOST:PORT (default: $SPOOL_SERVER, else 127.0.0.1:8888).")
+    var server: String?
 
     @Option(help: "Upload token (default: $SPOOL_TOKEN). Needed when the server has tokens.")
     var token: String?
 
+    @Option(name: .customLong("protocol"), help: ArgumentHelp(
+        "Speak at most this protocol version, 1 to \(ProtocolInfo.version) (to act as an older client).", valueName: "version"))
+    var maxVersion: Int = ProtocolInfo.version
+
+    func validate() throws {
+        guard (1...ProtocolInfo.version).contains(maxVersion) else {
+            throw ValidationError("--protocol must be from 1 to \(ProtocolInfo.version)")
+        }
+    }
+
+    /// --server, else $SPOOL_SERVER, else the default address.
+    var address: String { server ?? Self.environment("SPOOL_SERVER") ?? "127.0.0.1:8888" }
+
     /// --token, else $SPOOL_TOKEN.
-    var resolvedToken: String? {
-        if let token { return token }
-        guard let value = getenv("SPOOL_TOKEN") else { return nil }
+    var resolvedToken: String? { token ?? Self.environment("SPOOL_TOKEN") }
+
+    static func environment(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
         return text.isEmpty ? nil : text
     }
 
     func connect() throws(ClientError) -> Connection {
-        try Connection(server: server, token: resolvedToken)
+        try Connection(server: address, token: resolvedToken, maxVersion: maxVersion)
     }
 }
 
@@ -62,6 +76,15 @@ struct Upload: ParsableCommand {
     @Flag(help: "Start every upload afresh instead of resuming a remembered one.")
     var noResume = false
 
+    @Flag(name: [.short, .long], help: "Upload every file under each directory named, under its relative path (dir/sub/file).")
+    var recursive = false
+
+    @Option(help: ArgumentHelp(
+        "When to send each file's SHA-256: auto (after the body for files of 1 MiB or more, hashed while sending), "
+            + "first (hash, then send: reads each file twice), or after.",
+        valueName: "when"))
+    var checksum: String = ChecksumPlacement.auto.rawValue
+
     @Option(help: ArgumentHelp(
         "Also upload the files named in this file, one per line (- for standard input).",
         discussion: "For thousands of files: the argument parser's cost grows with the square of the number of arguments.",
@@ -77,6 +100,12 @@ struct Upload: ParsableCommand {
         if let limitRate, ByteSize.parse(limitRate).map({ $0 > 0 }) != true {
             throw ValidationError("--limit-rate must be a positive number of bytes, like 500K or 10M")
         }
+        if ChecksumPlacement(rawValue: checksum) == nil {
+            throw ValidationError("--checksum must be one of: \(ChecksumPlacement.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if !recursive, let directory = files.first(where: Files.isDirectory) {
+            throw ValidationError("\(directory) is a directory; use --recursive to upload every file under it")
+        }
     }
 
     func run() throws {
@@ -85,8 +114,8 @@ struct Upload: ParsableCommand {
         options.limitRate = limitRate.flatMap(ByteSize.parse)
         options.journal = noResume ? nil : ResumeJournal(directory: ResumeJournal.defaultDirectory())
         options.token = server.resolvedToken
-        let uploader = Uploader(server: server.server, options: options)
-        var failures = 0
+        options.maxVersion = server.maxVersion
+        options.checksum = ChecksumPlacement(rawValue: checksum) ?? .auto
         var paths = files
         if let filesFrom {
             do { paths += try Self.lines(of: filesFrom) } catch {
@@ -94,33 +123,21 @@ struct Upload: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        let named = paths.map { path in (path: path, name: path.split(separator: "/").last.map(String.init) ?? path) }
-        // Small files go back to back without a bar each; a file sent alone gets one.
-        var bar: ProgressBar?
-        var current = ""
-        uploader.notice = { message in
-            bar?.finish()
-            printError("spool: \(current): \(message)")
+        // Every argument is checked, and every directory walked, before connecting.
+        let tree: UploadTree
+        do { tree = try UploadTree(paths, recursive: recursive) } catch {
+            printError("spool: \(error)")
+            throw ExitCode(1)
         }
-        uploader.upload(files: named, progress: { index in
-            current = named[index].path
-            guard !quiet else { return nil }
-            let shown = ProgressBar(label: named[index].name)
-            bar = shown
-            return { sent, total in shown.update(sent: sent, total: total) }
-        }, done: { index, result in
-            bar?.finish()
-            bar = nil
-            switch result {
-            case .success(let stored):
-                print("\(stored.id) \(stored.sha256) \(named[index].path)")
-                fflush(nil)
-            case .failure(let error):
-                failures += 1
-                printError("spool: \(named[index].path): \(error)")
-            }
-        })
-        if failures > 0 { throw ExitCode(1) }
+        for skipped in tree.skipped { printError("spool: skipped \(skipped)") }
+        let uploader = Uploader(server: server.address, options: options)
+        let display = UploadDisplay(files: tree.files, whole: tree.hasDirectory, quiet: quiet)
+        uploader.notice = { display.notice($0) }
+        uploader.upload(
+            files: tree.files.map { (path: $0.path, name: $0.name) }, progress: display.progress(for:),
+            done: display.done)
+        display.summarize()
+        if display.failures > 0 { throw ExitCode(1) }
     }
 }
 

@@ -7,27 +7,9 @@ import Testing
 
 /// Tokens: who may upload, who sees what.
 @Suite struct AuthTests {
-    func token(_ server: Server, _ arguments: [String]) throws -> String {
-        let result = try run(Binaries.spoold, ["admin", "token", "create", "--data-dir", server.directory.root] + arguments)
-        guard result.status == 0 else { throw HarnessError("token create: \(result.stderr)") }
-        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// Waits until the workers have noticed that tokens exist (they look every two seconds).
-    /// Every worker reads whether tokens exist on its own timer, so wait until each
-    /// of them (known by the pid in its greeting) has refused an anonymous client.
-    func waitForAuthRequired(_ server: Server) -> Bool {
-        var refusing: Set<String> = []
-        return eventually(timeout: 10) {
-            guard let nc = try? RawSession(port: server.port), let reply = try? nc.ask("LIST") else { return false }
-            if code(reply.first) == 530 { refusing.insert(nc.worker) }
-            return refusing.count == server.workers
-        }
-    }
-
     @Test func tokensAreCreatedListedAndRevokedAndOnlyTheirHashIsKept() throws {
         let server = try Server(workers: 1)
-        let secret = try token(server, ["--name", "alice", "--quota-files", "2", "--quota-bytes", "10K"])
+        let secret = try server.createToken(["--name", "alice", "--quota-files", "2", "--quota-bytes", "10K"])
         #expect(secret.hasPrefix("spool_") && secret.count == 70)
         let list = try run(Binaries.spoold, ["admin", "token", "list", "--json", "--data-dir", server.directory.root])
         let tokens = try JSONDecoder().decode([TokenRecord].self, from: Data(list.stdout.utf8))
@@ -44,8 +26,8 @@ import Testing
 
     @Test func onceATokenExistsEveryClientMustAuthenticate() throws {
         let server = try Server(workers: 2)
-        let secret = try token(server, ["--name", "alice"])
-        #expect(waitForAuthRequired(server))
+        let secret = try server.createToken(["--name", "alice"])
+        #expect(server.waitForAuthRequired())
         let nc = try RawSession(port: server.port)
         #expect(try nc.ask("PING") == ["200 pong"])
         #expect(try nc.ask("UPLOAD 1 \(String(repeating: "0", count: 64)) x") == ["530 authenticate first: AUTH <token>"])
@@ -78,10 +60,10 @@ import Testing
 
     @Test func aTokenSeesOnlyItsOwnUploadsUnlessAdmin() throws {
         let server = try Server(workers: 1)
-        let alice = try token(server, ["--name", "alice"])
-        let bob = try token(server, ["--name", "bob"])
-        let root = try token(server, ["--name", "root", "--admin"])
-        #expect(waitForAuthRequired(server))
+        let alice = try server.createToken(["--name", "alice"])
+        let bob = try server.createToken(["--name", "bob"])
+        let root = try server.createToken(["--name", "root", "--admin"])
+        #expect(server.waitForAuthRequired())
         let dir = try TempDirectory()
         let file = writeFile(dir.path + "/alice.txt", Array("alice's\n".utf8))
         let id = String(try run(Binaries.spool, ["upload", "--quiet", "--token", alice, "--server", server.address, file]).stdout.prefix(26))
@@ -112,8 +94,8 @@ import Testing
 
     @Test func quotasAreCheckedAtDeclarationCountingUploadsInFlight() throws {
         let server = try Server(workers: 1)
-        let secret = try token(server, ["--name", "small", "--quota-bytes", "10K", "--quota-files", "3"])
-        #expect(waitForAuthRequired(server))
+        let secret = try server.createToken(["--name", "small", "--quota-bytes", "10K", "--quota-files", "3"])
+        #expect(server.waitForAuthRequired())
         let connection = try Connection(server: server.address, token: secret)
         let six = pseudoRandomBytes(count: 6 * 1024, seed: 6)
         // 6 KiB in flight (not sent yet) counts against the quota already.

@@ -22,7 +22,7 @@ struct Finished {
 /// Runs a binary to completion, its output collected through files (no pipe can fill up and stall it).
 func run(
     _ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil,
-    timeout: TimeInterval = 120
+    workingDirectory: String? = nil, timeout: TimeInterval = 120
 ) throws -> Finished {
     let dir = try TempDirectory()
     let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
@@ -31,6 +31,7 @@ func run(
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
     var env = ProcessInfo.processInfo.environment
     // The client's resume journal: private to each run unless a test shares one on purpose.
     env["SPOOL_STATE_DIR"] = dir.path + "/state"

@@ -94,4 +94,23 @@ final class Server: @unchecked Sendable {
         guard result.status == 0 else { throw HarnessError("admin list failed: \(result.stderr)") }
         return try JSONDecoder().decode([UploadRecord].self, from: Data(result.stdout.utf8))
     }
+
+    /// `spoold admin token create` with `arguments`; returns the secret.
+    func createToken(_ arguments: [String]) throws -> String {
+        let result = try run(Binaries.spoold, ["admin", "token", "create", "--data-dir", directory.root] + arguments)
+        guard result.status == 0 else { throw HarnessError("token create: \(result.stderr)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Waits until the workers have noticed that tokens exist (they look every two seconds).
+    /// Every worker reads whether tokens exist on its own timer, so wait until each
+    /// of them (known by the pid in its greeting) has refused an anonymous client.
+    func waitForAuthRequired() -> Bool {
+        var refusing: Set<String> = []
+        return eventually(timeout: 10) {
+            guard let nc = try? RawSession(port: port), let reply = try? nc.ask("LIST") else { return false }
+            if code(reply.first) == 530 { refusing.insert(nc.worker) }
+            return refusing.count == workers
+        }
+    }
 }
