@@ -56,10 +56,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A later turn of `drive` is already scheduled.
     var driveScheduled = false
     var lastActivity = UTCTime.monotonic()
-    /// This upload's progress slot on the scoreboard, and the window its rate is measured over.
-    var progressSlot: Int?
-    var rateMark: (milliseconds: UInt64, bytes: Int64) = (0, 0)
-    var rate: Int64 = 0
     /// WATCH: the upload watched, and the timer pushing its lines.
     var watched: String?
     var watchTimer: RepeatedTask?
@@ -78,18 +74,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Reading paused by the work in progress (pool work, a hash behind).
     var workPaused = false
 
-    /// The upload being received, with the hash and count of the bytes written so far.
-    /// A large body is hashed on the pool (`pipelined`), a small one inline.
-    var upload: OpenUpload?
-    var hasher = SHA256()
-    var pipelined: PipelinedDigest?
-    /// Reading stopped because the pipelined hash fell behind.
+    /// The upload being received, if any.
+    var incoming: IncomingUpload?
+    /// Reading stopped because the upload's hash fell behind.
     var pausedForDigest = false
-    static let pipelineThreshold: Int64 = 1 << 20
-    var received: Int64 = 0
-    /// Bytes up to here have been handed to the disk (spool_start_writeback).
-    var writebackMark: Int64 = 0
-    static let writebackChunk: Int64 = 8 << 20
 
     init(services: WorkerServices, registry: ConnectionRegistry) {
         self.services = services
@@ -170,11 +158,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         drainCheck?.cancel()
         limitTimer?.cancel()
         watchTimer?.cancel()
-        if let upload {
-            self.upload = nil
-            dropDigest()
-            releaseProgressSlot()
-            interrupt(upload, received: received, reason: "client disconnected")
+        if let incoming {
+            self.incoming = nil
+            incoming.interrupt(reason: "client disconnected")
         }
         context.fireChannelInactive()
     }

@@ -1,0 +1,311 @@
+import CSpoolSys
+import Crypto
+import Logging
+import NIOCore
+import NIOPosix
+import SpoolProtocol
+import SpoolStore
+import SpoolSystem
+
+/// One upload being received, whatever protocol carries it: from its opening
+/// (admission, row, temporary file and its lock, or a resume's reopening) through
+/// the streaming write and hash of its body, its progress on the scoreboard, to its
+/// end: verified and made durable, failed, or interrupted. Every front end drives
+/// this one type and maps its outcomes to its own replies; none of them repeats a
+/// durability step.
+///
+/// Bound to the event loop of the connection that receives it: every method is
+/// called there, and the futures it returns complete there.
+final class IncomingUpload {
+    /// How opening an upload ended.
+    enum Opening {
+        case opened(IncomingUpload)
+        /// Admission said no: over the size limit or a quota, or (for now) no space.
+        case refused(Refusal)
+        /// A resume of an upload that is already complete: nothing to send.
+        case alreadyComplete(UploadRecord)
+        /// Another connection, on any worker, is writing it (a resume).
+        case busy(id: String)
+        /// No such upload to resume for this checksum and token, or no longer resumable.
+        case notResumable(reason: String)
+        /// The store could not open an upload at all.
+        case cannotOpen(any Error)
+    }
+
+    /// How an upload whose body is all in ended.
+    enum Outcome {
+        case stored(sha256: String)
+        case checksumMismatch(declared: String, actual: String)
+        case failed(any Error)
+    }
+
+    /// Who sends an upload: recorded on its row, and checked against (quota, owner).
+    struct Sender: Sendable {
+        var ip: String
+        var port: Int
+        var token: TokenRecord?
+    }
+
+    private let services: WorkerServices
+    private let eventLoop: EventLoop
+    private let open: OpenUpload
+    /// A large body is hashed on the pool (`pipelined`), a small one inline.
+    private var hasher: SHA256
+    private var pipelined: PipelinedDigest?
+    /// Bytes written, counting those already there when a resume opened it.
+    private(set) var received: Int64
+    /// Bytes up to here have been handed to the disk (spool_start_writeback).
+    private var writebackMark: Int64
+    /// This upload's progress slot on the scoreboard, and the window its rate is measured over.
+    private var progressSlot: Int?
+    private var rateMark: (milliseconds: UInt64, bytes: Int64) = (0, 0)
+    private var rate: Int64 = 0
+    /// Set once the upload has reached an end (finished, failed, interrupted): later calls do nothing.
+    private var ended = false
+
+    static let pipelineThreshold: Int64 = 1 << 20
+    static let writebackChunk: Int64 = 8 << 20
+
+    var id: String { open.id }
+    var size: Int64 { open.size }
+    /// Where the body starts: 0 for a new upload, what is already on disk for a resume.
+    var offset: Int64 { open.offset }
+    /// The checksum declared when it was opened ("" when it is to come after the body).
+    var declaredSHA256: String { open.sha256 }
+
+    private init(_ open: OpenUpload, prefix: PrefixHash?, services: WorkerServices, eventLoop: EventLoop) {
+        self.open = open
+        self.services = services
+        self.eventLoop = eventLoop
+        hasher = prefix?.hasher ?? SHA256()
+        received = open.offset
+        writebackMark = open.offset
+        if open.size - open.offset >= Self.pipelineThreshold {
+            pipelined = PipelinedDigest(continuing: hasher, pool: services.pool)
+        }
+        claimProgressSlot()
+    }
+
+    // MARK: - Opening
+
+    /// A new upload: admitted against the limits and the sender's quota, its row
+    /// recorded `receiving`, its temporary file opened and locked.
+    static func begin(
+        _ request: UploadRequest, from sender: Sender, services: WorkerServices, on eventLoop: EventLoop
+    ) -> EventLoopFuture<Opening> {
+        let (new, id) = newUpload(request, from: sender, services: services)
+        let (store, limits, quota) = (services.store, services.limits.admission, sender.token?.quota)
+        return opening(services: services, on: eventLoop) {
+            do {
+                return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
+            } catch StoreError.refused(let refusal) {
+                return .refused(refusal)
+            }
+        }
+    }
+
+    /// An interrupted upload, reopened where its bytes on disk end, for the sender
+    /// who started it (same checksum, same token).
+    static func resume(
+        id: String, sha256: String, from sender: Sender, services: WorkerServices, on eventLoop: EventLoop
+    ) -> EventLoopFuture<Opening> {
+        let (store, pid) = (services.store, services.pid)
+        return opening(services: services, on: eventLoop) {
+            switch try store.resume(
+                id: id, sha256: sha256, token: sender.token?.name, clientIP: sender.ip, clientPort: sender.port, workerPID: pid)
+            {
+            case .opened(let upload, let prefix): .opened(upload, prefix)
+            case .alreadyComplete(let row): .alreadyComplete(row)
+            case .busy: .busy(id: id)
+            case .notResumable(let reason): .notResumable(reason: reason)
+            }
+        }
+    }
+
+    /// The row a new upload starts as, and its id.
+    static func newUpload(_ request: UploadRequest, from sender: Sender, services: WorkerServices) -> (NewUpload, id: String) {
+        let new = NewUpload(
+            name: request.name, size: request.size, sha256: request.sha256 ?? "",
+            clientIP: sender.ip, clientPort: sender.port, workerPID: services.pid, token: sender.token?.name
+        )
+        var rng = SystemRandomNumberGenerator()
+        return (new, UploadID.generate(milliseconds: UInt64(UTCTime.epochMilliseconds()), using: &rng))
+    }
+
+    /// What the store's side of opening came to, before it becomes an `IncomingUpload` on the loop.
+    private enum Opened: Sendable {
+        case opened(OpenUpload, PrefixHash?)
+        case refused(Refusal)
+        case alreadyComplete(UploadRecord)
+        case busy(id: String)
+        case notResumable(reason: String)
+    }
+
+    private static func opening(
+        services: WorkerServices, on eventLoop: EventLoop, _ work: @escaping @Sendable () throws -> Opened
+    ) -> EventLoopFuture<Opening> {
+        services.pool.runIfActive(eventLoop: eventLoop, work).assumeIsolated().map { opened -> Opening in
+            switch opened {
+            case .opened(let upload, let prefix):
+                if upload.offset > 0 {
+                    services.logger.info("upload resumed", metadata: ["id": "\(upload.id)", "offset": "\(upload.offset)"])
+                }
+                return .opened(IncomingUpload(upload, prefix: prefix, services: services, eventLoop: eventLoop))
+            case .refused(let refusal): return .refused(refusal)
+            case .alreadyComplete(let row): return .alreadyComplete(row)
+            case .busy(let id): return .busy(id: id)
+            case .notResumable(let reason): return .notResumable(reason: reason)
+            }
+        }.recover { error in
+            services.logger.error("cannot open upload", metadata: ["error": "\(error)"])
+            return .cannotOpen(error)
+        }.nonisolated()
+    }
+
+    // MARK: - The body
+
+    /// Writes body bytes and hashes them. Returns true when the hash has fallen
+    /// behind and the caller should stop reading until `whenCaughtUp` calls back.
+    /// A failed write fails the upload (its row says why) before it is thrown.
+    func append(_ bytes: ByteBuffer) throws(SystemError) -> Bool {
+        guard !ended else { return false }
+        do {
+            try bytes.withUnsafeReadableBytes { raw throws(SystemError) in
+                try Files.writeAll(open.fd, raw, path: open.tempPath)
+                if pipelined == nil { hasher.update(bufferPointer: raw) }
+            }
+        } catch {
+            services.logger.error("write failed", metadata: ["id": "\(open.id)", "error": "\(error)"])
+            end()
+            let (store, upload, received) = (services.store, open, received)
+            services.pool.submit { _ in try? store.fail(upload, received: received, reason: error.description) }
+            throw error
+        }
+        let behind = pipelined?.add(bytes) ?? false
+        received += Int64(bytes.readableBytes)
+        if received - writebackMark >= Self.writebackChunk {
+            // Hand the last chunk to the disk now: the fsync at the end then waits
+            // for a few megabytes, not for the whole file.
+            _ = spool_start_writeback(open.fd, writebackMark, received - writebackMark)
+            writebackMark = received
+        }
+        // One clock read per chunk: the heartbeat, the progress and its rate share it.
+        let now = Scoreboard.nowMilliseconds()
+        services.board.beat(at: now)
+        publishProgress(at: now)
+        return behind
+    }
+
+    /// Calls `callback` on the event loop once the pipelined hash has caught up.
+    func whenCaughtUp(_ callback: @escaping () -> Void) {
+        guard let pipelined else { return callback() }
+        let loopBound = NIOLoopBound(callback, eventLoop: eventLoop)
+        let eventLoop = self.eventLoop
+        pipelined.whenDrained { eventLoop.execute { loopBound.value() } }
+    }
+
+    // MARK: - Ends
+
+    /// Every byte is in: verify against `declared` (nil: the checksum given when it
+    /// was opened), make durable and record, in that order, then say how it ended.
+    func finish(declared: String?) -> EventLoopFuture<Outcome> {
+        guard !ended else { return eventLoop.makeSucceededFuture(.failed(SystemError("finish", open.id, errno: EINVAL))) }
+        // Ended for writing, but the progress slot stays until the end is recorded:
+        // a STATUS meanwhile still sees every byte received.
+        ended = true
+        let digest: EventLoopFuture<String>
+        if let pipelined {
+            self.pipelined = nil
+            let promise = eventLoop.makePromise(of: String.self)
+            pipelined.finish(promise)
+            digest = promise.futureResult
+        } else {
+            digest = eventLoop.makeSucceededFuture(Checksum.hex(hasher.finalize()))
+        }
+        let (upload, received, store, logger, pool, eventLoop) = (open, received, services.store, services.logger, services.pool, eventLoop)
+        return digest.flatMap { digest in
+            pool.runIfActive(eventLoop: eventLoop) { () -> Outcome in
+                do {
+                    switch try store.complete(upload, received: received, sha256: digest, declared: declared) {
+                    case .stored:
+                        logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
+                        return .stored(sha256: digest)
+                    case .checksumMismatch(let actual):
+                        logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
+                        return .checksumMismatch(declared: declared ?? upload.sha256, actual: actual)
+                    }
+                } catch {
+                    logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+                    return .failed(error)
+                }
+            }
+        }.recover { .failed($0) }.assumeIsolated().map { outcome in
+            self.releaseProgressSlot()
+            return outcome
+        }.nonisolated()
+    }
+
+    /// The body is in but cannot be verified (its checksum never came): drop its
+    /// bytes and mark it failed with `reason`.
+    func abandon(reason: String) -> EventLoopFuture<Void> {
+        guard !ended else { return eventLoop.makeSucceededVoidFuture() }
+        end()
+        let (store, upload, received) = (services.store, open, received)
+        return services.pool.runIfActive(eventLoop: eventLoop) {
+            try store.fail(upload, received: received, reason: reason)
+        }.recover { _ in }
+    }
+
+    /// The connection went away mid-body: keep (and fsync) what arrived, for a resume.
+    func interrupt(reason: String) {
+        guard !ended else { return }
+        end()
+        let (store, upload, received, logger) = (services.store, open, received, services.logger)
+        services.pool.submit { _ in
+            do {
+                try store.interrupt(upload, received: received, reason: reason)
+                logger.info("upload interrupted", metadata: ["id": "\(upload.id)", "received": "\(received)"])
+            } catch {
+                logger.error("cannot record interruption", metadata: ["id": "\(upload.id)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Nothing more is written: the progress slot goes back, a hash still queued is dropped.
+    private func end(keepingDigest: Bool = false) {
+        ended = true
+        if !keepingDigest {
+            pipelined?.cancel()
+            pipelined = nil
+        }
+        releaseProgressSlot()
+    }
+
+    // MARK: - Progress on the scoreboard
+
+    private func claimProgressSlot() {
+        guard let slot = services.slots.take() else { return }
+        progressSlot = slot
+        rateMark = (Scoreboard.nowMilliseconds(), received)
+        rate = 0
+        services.board.claim(slot: slot, id: open.id, received: received, size: open.size)
+    }
+
+    /// A few stores to shared memory per chunk: cheap enough for every chunk.
+    private func publishProgress(at now: UInt64) {
+        guard let slot = progressSlot else { return }
+        let elapsed = now &- rateMark.milliseconds
+        if elapsed >= 500 {
+            rate = (received - rateMark.bytes) * 1000 / Int64(elapsed)
+            rateMark = (now, received)
+        }
+        services.board.publish(slot: slot, received: received, rate: rate, at: now)
+    }
+
+    private func releaseProgressSlot() {
+        guard let slot = progressSlot else { return }
+        progressSlot = nil
+        services.board.release(slot: slot)
+        services.slots.give(slot)
+    }
+}
