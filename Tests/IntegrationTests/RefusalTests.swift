@@ -196,4 +196,29 @@ import Testing
         try Self.onlyStoredRows(server, count: Mode.all.count * 2)
         try server.stop()
     }
+
+    /// RESUME's refusals: `550` (no such upload for this checksum) and `450` (another
+    /// connection is writing it) come at once in every version, and the connection goes on.
+    @Test func resumeRefusals() throws {
+        let server = try Server(workers: 1)
+        let body = pseudoRandomBytes(count: Self.large, seed: 12)
+        let writer = try Self.session(server, Mode(version: 1, marked: false))
+        try writer.send("UPLOAD \(body.count) \(sha256Hex(body)) held.bin\n")
+        let ready = try #require(try writer.readReply().first)
+        let id = try #require(ready.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3))
+        try writer.send(bytes: Array(body[0..<1000]))
+        for mode in Mode.all where !mode.marked {
+            let nc = try Self.session(server, mode)
+            for (line, expected) in [("RESUME \(id) \(sha256Hex(body))", 450), ("RESUME 01ZZZZZZZZZZZZZZZZZZZZZZZZ \(sha256Hex(body))", 550),
+                                     ("RESUME \(id) \(sha256Hex([1]))", 550)] {
+                let started = Date()
+                let reply = try nc.ask(line)
+                #expect(code(reply.first) == expected, "\(mode): \(line): \(reply)")
+                #expect(Date().timeIntervalSince(started) < Self.limit)
+                #expect(try nc.ask("PING") == ["200 pong"])
+            }
+        }
+        withExtendedLifetime(writer) {}
+        try server.stop()
+    }
 }
