@@ -112,7 +112,7 @@ class Spool:
         self.workers = workers
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--workers", str(workers), "--data-dir", self.data,
+            [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--http", "none", "--workers", str(workers), "--data-dir", self.data,
              "--min-free", "0", "--max-client-connections", "5000", "--max-connections", "5000", *extra],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         STARTED.append(self.proc)
@@ -124,7 +124,8 @@ class Spool:
             if self.proc.poll() is not None:
                 raise RuntimeError("spoold exited:\n" + text)
             time.sleep(0.001)
-        self.port = int(re.search(r"address=127\.0\.0\.1:(\d+)", text).group(1))
+        ports = dict(line.split() for line in open(os.path.join(self.data, "run", "spoold.ports")))
+        self.port = int(ports["line"].rsplit(":", 1)[1])
         self.address = f"127.0.0.1:{self.port}"
         self.env = dict(os.environ, SPOOL_STATE_DIR=os.path.join(self.data, "client-state"))
 

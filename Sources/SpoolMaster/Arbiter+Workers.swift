@@ -157,7 +157,7 @@ extension Arbiter {
 
     @discardableResult
     func spawn(slot: Int, alongside: Bool = false) -> Int32? {
-        guard let socket, let board = scoreboard else { return nil }
+        guard let line = sockets.first(where: { $0.kind == .line })?.socket, let board = scoreboard else { return nil }
         let used = Set(workers.values.map(\.boardIndex))
         guard let index = (0..<Scoreboard.capacity).first(where: { !used.contains($0) }) else { return nil }
         board.board(index).reset()
@@ -170,7 +170,7 @@ extension Arbiter {
             close(selfPipe.write)
             if let pidFile { close(pidFile.fd) }
             WorkerProcess.run(WorkerConfiguration(
-                listenFD: socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
+                listenFD: line.fd, httpFD: sockets.first(where: { $0.kind == .http })?.socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
                 scoreboard: board, board: board.board(index), logFile: config.logFile,
                 limits: config.limits))
         }
@@ -199,7 +199,8 @@ extension Arbiter {
     }
 
     func cleanUp() {
-        if let socket { close(socket.fd) }
+        for (_, socket) in sockets { close(socket.fd) }
+        try? Files.unlink(config.directory.portsFilePath)
         pidFile?.remove()
     }
 }

@@ -54,7 +54,8 @@ public final class Arbiter {
     var wantedWorkers: Int
     var phase = Phase.running
     var exitCode = MasterExit.stopped
-    var socket: ListenSocket?
+    /// The bound listeners, in the order of `config.listeners`.
+    var sockets: [(kind: ListenerSpec.Kind, socket: ListenSocket)] = []
     var pidFile: PidFile?
     var scoreboard: Scoreboard?
     var selfPipe: (read: Int32, write: Int32) = (-1, -1)
@@ -117,7 +118,7 @@ public final class Arbiter {
             let tokensExist = try store.hasActiveTokens()
             if !config.limits.loopback && !config.limits.allowAnonymous && !tokensExist {
                 throw MasterError.startup(
-                    "refusing to serve \(config.host) without authentication: no upload token exists. "
+                    "refusing to serve \(config.listeners.filter { !$0.isLoopback }.map(\.host).joined(separator: ", ")) without authentication: no upload token exists. "
                         + "Create one with `spoold admin token create --name NAME` (clients then pass --token), "
                         + "or start with --allow-anonymous to accept anyone who can reach this address")
             }
@@ -127,11 +128,14 @@ public final class Arbiter {
             throw .startup("database: \(error)")
         }
 
-        let socket: ListenSocket
-        do { socket = try ListenSocket.bind(host: config.host, port: config.port) } catch {
-            throw .startup("cannot listen: \(error)")
+        for listener in config.listeners {
+            do {
+                sockets.append((listener.kind, try ListenSocket.bind(host: listener.host, port: listener.port)))
+            } catch {
+                throw .startup("cannot listen (\(listener.kind.rawValue)): \(error)")
+            }
         }
-        self.socket = socket
+        do { try writePortsFile() } catch { throw .startup("ports file: \(error)") }
 
         do { scoreboard = try Scoreboard.create() } catch { throw .startup("scoreboard: \(error)") }
         do { try pidFile?.write(pid: masterPID) } catch { throw .startup("pid file: \(error)") }
@@ -142,10 +146,25 @@ public final class Arbiter {
         guard spool_signals_install_self_pipe(selfPipe.write) == 0 else {
             throw .startup("signals: \(SystemError.last("sigaction"))")
         }
-        logger.info("listening", metadata: [
-            "address": "\(socket.address)", "workers": "\(wantedWorkers)", "data_dir": "\(directory.root)",
-            "pid": "\(masterPID)",
-        ])
+        for (kind, socket) in sockets {
+            logger.info("listening", metadata: [
+                "kind": "\(kind.rawValue)", "address": "\(socket.address)", "workers": "\(wantedWorkers)",
+                "data_dir": "\(directory.root)", "pid": "\(masterPID)",
+            ])
+        }
+    }
+
+    /// `run/spoold.ports`: one `KIND HOST:PORT` line per listener, for scripts and
+    /// tests to find the ports (port 0 picks one), written whole or not at all.
+    func writePortsFile() throws(SystemError) {
+        let text = sockets.map { "\($0.kind.rawValue) \($0.socket.address)\n" }.joined()
+        let path = config.directory.portsFilePath
+        let fd = try Files.open(path + ".tmp", flags: O_WRONLY | O_CREAT | O_TRUNC, mode: 0o644)
+        defer { Files.close(fd) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress, raw.count) }
+        guard written == bytes.count else { throw .last("write", path) }
+        try Files.rename(path + ".tmp", path)
     }
 
     // MARK: - The loop
@@ -247,8 +266,8 @@ public final class Arbiter {
             return
         }
         // Stop accepting here too: once the workers close theirs, the socket is gone.
-        if let socket { close(socket.fd) }
-        socket = nil
+        for (_, socket) in sockets { close(socket.fd) }
+        sockets = []
         if graceful {
             for pid in workers.keys { workers[pid]?.retiring = true }
             signalWorkers(SIGQUIT)

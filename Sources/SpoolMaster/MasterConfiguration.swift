@@ -1,9 +1,31 @@
 import SpoolStore
 import SpoolWorker
 
-public struct MasterConfiguration: Sendable {
+/// One address the master listens on, and the protocol spoken there.
+public struct ListenerSpec: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        /// The line protocol (docs/PROTOCOL.md).
+        case line
+        /// HTTP/1.1 (docs/HTTP.md).
+        case http
+    }
+
+    public var kind: Kind
     public var host: String
     public var port: Int
+
+    public init(_ kind: Kind, host: String, port: Int) {
+        self.kind = kind
+        self.host = host
+        self.port = port
+    }
+
+    public var isLoopback: Bool { host.hasPrefix("127.") || host == "::1" }
+}
+
+public struct MasterConfiguration: Sendable {
+    /// The line protocol's listener first, then the others.
+    public var listeners: [ListenerSpec]
     public var directory: DataDirectory
     public var workers: Int
     /// QUIT and HUP: how long in-flight uploads may take to finish before their worker is stopped.
@@ -19,9 +41,8 @@ public struct MasterConfiguration: Sendable {
     /// Where log lines go instead of standard error (reopened on USR1).
     public var logFile: String?
 
-    public init(host: String, port: Int, directory: DataDirectory, workers: Int) {
-        self.host = host
-        self.port = port
+    public init(listeners: [ListenerSpec], directory: DataDirectory, workers: Int) {
+        self.listeners = listeners
         self.directory = directory
         self.workers = workers
     }

@@ -157,7 +157,7 @@ public enum CommandParser {
     }
 
     /// Plain decimal digits only: no sign, no spaces, no overflow.
-    static func parseSize(_ token: Substring) -> Int64? {
+    public static func parseSize(_ token: Substring) -> Int64? {
         guard !token.isEmpty, token.utf8.count <= 19,
             token.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
         else { return nil }

@@ -24,6 +24,8 @@ public struct DataDirectory: Sendable {
     public var objectsPath: String { spoolPath + "/objects" }
     public var runPath: String { root + "/run" }
     public var pidFilePath: String { runPath + "/spoold.pid" }
+    /// The master's listeners, `KIND HOST:PORT` a line (written after binding).
+    public var portsFilePath: String { runPath + "/spoold.ports" }
     var layoutMarkerPath: String { spoolPath + "/layout-2" }
 
     public func tempFile(id: String) -> String { tempPath + "/\(id).part" }

@@ -41,7 +41,7 @@ final class UploadSlots: @unchecked Sendable {
 
 /// Performs a `Session`'s actions on a NIO channel. Holds no protocol logic itself:
 /// bytes go into the session, actions come out, results go back in.
-final class ConnectionHandler: ChannelInboundHandler {
+final class ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 

@@ -208,7 +208,9 @@ final class IncomingUpload {
 
     /// Every byte is in: verify against `declared` (nil: the checksum given when it
     /// was opened), make durable and record, in that order, then say how it ended.
-    func finish(declared: String?) -> EventLoopFuture<Outcome> {
+    /// `unchecked`: no checksum was declared at all (an HTTP PUT without a digest
+    /// header); the server's own is recorded and returned for the client to compare.
+    func finish(declared: String?, unchecked: Bool = false) -> EventLoopFuture<Outcome> {
         guard !ended else { return eventLoop.makeSucceededFuture(.failed(SystemError("finish", open.id, errno: EINVAL))) }
         // Ended for writing, but the progress slot stays until the end is recorded:
         // a STATUS meanwhile still sees every byte received.
@@ -226,6 +228,7 @@ final class IncomingUpload {
         return digest.flatMap { digest in
             pool.runIfActive(eventLoop: eventLoop) { () -> Outcome in
                 do {
+                    let declared = unchecked ? digest : declared
                     switch try store.complete(upload, received: received, sha256: digest, declared: declared) {
                     case .stored:
                         logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])

@@ -1,6 +1,8 @@
 import CSpoolSys
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import SpoolProtocol
 import SpoolStore
@@ -21,7 +23,10 @@ public enum WorkerExit {
 }
 
 public struct WorkerConfiguration: Sendable {
+    /// The line protocol's listening socket.
     public var listenFD: Int32
+    /// HTTP's listening socket, if the server speaks HTTP.
+    public var httpFD: Int32?
     public var directory: DataDirectory
     public var masterPID: Int32
     public var slot: Int
@@ -33,11 +38,12 @@ public struct WorkerConfiguration: Sendable {
     public var limits: ServerLimits
 
     public init(
-        listenFD: Int32, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
+        listenFD: Int32, httpFD: Int32?, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
         board: WorkerBoard, logFile: String?, limits: ServerLimits
     ) {
         self.limits = limits
         self.listenFD = listenFD
+        self.httpFD = httpFD
         self.directory = directory
         self.masterPID = masterPID
         self.slot = slot
@@ -87,6 +93,10 @@ public enum WorkerProcess {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 16)
         pool.start()
+        // HTTP's listener gets a blocking accept thread of its own, as the line
+        // protocol's has the main thread: the kernel still wakes one acceptor per connection.
+        let httpAcceptor = config.httpFD.map { _ in NIOThreadPool(numberOfThreads: 1) }
+        httpAcceptor?.start()
         _ = spool_worker_signals_mask(0)
 
         let loop = group.next()
@@ -113,10 +123,33 @@ public enum WorkerProcess {
                 }
             }
 
+        let acceptorsStopped = NIOLockedValueBox(false)
+        if let httpFD = config.httpFD, let httpAcceptor {
+            let http = ClientBootstrap(group: group)
+                .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                    minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(services: services, registry: registry))
+                    }
+                }
+            httpAcceptor.submit { _ in
+                if case .now(let code) = acceptLoop(config, listenFD: httpFD, bootstrap: http, logger: logger, stopped: acceptorsStopped),
+                    code != WorkerExit.normal
+                {
+                    exit(code)
+                }
+            }
+        }
+
         board.beat()  // ready: the master starts counting from here
         logger.info("worker ready", metadata: ["pid": "\(pid)"])
-        let stop = acceptLoop(config, bootstrap: bootstrap, logger: logger)
+        let stop = acceptLoop(config, listenFD: config.listenFD, bootstrap: bootstrap, logger: logger, stopped: nil)
+        acceptorsStopped.withLockedValue { $0 = true }
+        try? httpAcceptor?.syncShutdownGracefully()  // its accept() returns within a second
         close(config.listenFD)
+        if let httpFD = config.httpFD { close(httpFD) }
 
         var code = WorkerExit.normal
         switch stop {
@@ -130,13 +163,20 @@ public enum WorkerProcess {
         exit(code)
     }
 
-    static func acceptLoop(_ config: WorkerConfiguration, bootstrap: ClientBootstrap, logger: Logger) -> Stop {
+    /// Accepts on `listenFD` until told to stop. The main thread's loop (`stopped`
+    /// nil) takes the signals; another listener's loop stops when `stopped` says so.
+    static func acceptLoop(
+        _ config: WorkerConfiguration, listenFD: Int32, bootstrap: ClientBootstrap, logger: Logger,
+        stopped: NIOLockedValueBox<Bool>?
+    ) -> Stop {
         while true {
-            if spool_worker_take_quit() != 0 {
+            if let stopped {
+                if stopped.withLockedValue({ $0 }) { return .drain }
+            } else if spool_worker_take_quit() != 0 {
                 logger.info("draining: no new connections; finishing uploads in progress")
                 return .drain
             }
-            if spool_worker_take_reopen() != 0, let path = config.logFile {
+            if stopped == nil, spool_worker_take_reopen() != 0, let path = config.logFile {
                 try? LogFile.redirectStandardError(to: path)
             }
             // accept() also returns once a second (SO_RCVTIMEO on the listening
@@ -148,7 +188,7 @@ public enum WorkerProcess {
                 if getppid() != config.masterPID { return .now(WorkerExit.normal) }
                 continue
             }
-            let fd = spool_accept_cloexec(config.listenFD)
+            let fd = spool_accept_cloexec(listenFD)
             if fd >= 0 {
                 let board = config.board
                 board.connectionAccepted()
@@ -196,18 +236,23 @@ public enum WorkerProcess {
 }
 
 /// The connections of this worker. Used only on its single event loop.
+/// A connection the worker can ask to finish up and close (QUIT, HUP).
+protocol DrainableConnection: AnyObject {
+    func drain()
+}
+
 final class ConnectionRegistry: @unchecked Sendable {
-    private var handlers: [ObjectIdentifier: ConnectionHandler] = [:]
+    private var handlers: [ObjectIdentifier: any DrainableConnection] = [:]
     private var draining = false
 
     var count: Int { handlers.count }
 
-    func add(_ handler: ConnectionHandler) {
+    func add(_ handler: any DrainableConnection) {
         handlers[ObjectIdentifier(handler)] = handler
         if draining { handler.drain() }
     }
 
-    func remove(_ handler: ConnectionHandler) {
+    func remove(_ handler: any DrainableConnection) {
         handlers[ObjectIdentifier(handler)] = nil
     }
 

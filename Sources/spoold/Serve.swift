@@ -20,6 +20,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT (IPv6 as [::1]:PORT). Port 0 picks a free port.")
     var listen: String = "127.0.0.1:8888"
 
+    @Option(help: "Address for HTTP (docs/HTTP.md), HOST:PORT, or none. Port 0 picks a free port.")
+    var http: String = "127.0.0.1:8889"
+
     @Option(help: "Number of worker processes (default: the number of CPU cores).")
     var workers: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
@@ -69,6 +72,9 @@ struct Serve: ParsableCommand {
         guard HostPort(listen) != nil else {
             throw ValidationError("--listen must be HOST:PORT with a numeric host and a port from 0 to 65535, got \"\(listen)\"")
         }
+        guard http == "none" || HostPort(http) != nil else {
+            throw ValidationError("--http must be HOST:PORT with a numeric host and a port from 0 to 65535, or none, got \"\(http)\"")
+        }
         guard (1...512).contains(workers) else { throw ValidationError("--workers must be from 1 to 512") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \"\(logLevel)\"") }
         guard gracefulTimeout >= 0 && gracefulTimeout <= 86_400 else {
@@ -97,8 +103,9 @@ struct Serve: ParsableCommand {
     func run() throws {
         SpoolLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         guard let address = HostPort(listen) else { throw ValidationError("bad --listen") }
-        var config = MasterConfiguration(
-            host: address.host, port: address.port, directory: DataDirectory(data.dataDir), workers: workers)
+        var listeners = [ListenerSpec(.line, host: address.host, port: address.port)]
+        if let web = HostPort(http) { listeners.append(ListenerSpec(.http, host: web.host, port: web.port)) }
+        var config = MasterConfiguration(listeners: listeners, directory: DataDirectory(data.dataDir), workers: workers)
         config.gracefulTimeout = gracefulTimeout
         config.timeout = timeout
         config.maxBootFailures = maxBootFailures
@@ -112,7 +119,7 @@ struct Serve: ParsableCommand {
         config.limits.maxConnectionsPerWorker = maxConnections
         config.limits.maxConnectionsPerClient = maxClientConnections
         config.limits.allowAnonymous = allowAnonymous
-        config.limits.loopback = address.host.hasPrefix("127.") || address.host == "::1"
+        config.limits.loopback = listeners.allSatisfy(\.isLoopback)
         let code: Int32
         do {
             code = try Arbiter(config: config).run()

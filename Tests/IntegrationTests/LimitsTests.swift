@@ -148,6 +148,15 @@ final class RawSocket {
         return nil
     }
 
+    func write(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw HarnessError("send failed") }
+            offset += n
+        }
+    }
+
     /// Sends `bytes` over and over for `seconds`, as fast as the socket takes them,
     /// reading nothing. Returns how many bytes it took.
     func flood(_ bytes: [UInt8], for seconds: Double) -> Int {

@@ -8,10 +8,13 @@ final class Server: @unchecked Sendable {
     let data: TempDirectory
     let logPath: String
     private(set) var port = 0
+    /// HTTP's port (0 when started with `--http none`).
+    private(set) var httpPort = 0
     let workers: Int
 
     var pid: Int32 { process.processIdentifier }
     var address: String { "127.0.0.1:\(port)" }
+    var httpBase: String { "http://127.0.0.1:\(httpPort)" }
     var directory: DataDirectory { DataDirectory(data.path + "/data") }
 
     /// Starts the server and waits until every worker is ready.
@@ -29,19 +32,21 @@ final class Server: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: wrapper.first ?? Binaries.spoold)
         // A small free-space reserve unless a test sets one: a test machine's disk may be small.
         let reserve = arguments.contains("--min-free") ? [] : ["--min-free", "16M"]
+        let http = arguments.contains("--http") ? [] : ["--http", "127.0.0.1:0"]
         process.arguments = Array(wrapper.dropFirst()) + (wrapper.isEmpty ? [] : [Binaries.spoold])
             + ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)", "--data-dir", self.data.path + "/data"]
-            + reserve + arguments
+            + reserve + http + arguments
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = arguments.contains("--log-file")
             ? FileHandle.nullDevice : FileHandle(forWritingAtPath: logPath)
         try process.run()
-        guard eventually(timeout: 30, { count("worker ready") >= workers && listeningPort() != nil }) else {
+        guard eventually(timeout: 30, { count("worker ready") >= workers && ports()["line"] != nil }) else {
             kill()
             throw HarnessError("spoold did not start:\n\(log())")
         }
-        port = listeningPort() ?? 0
+        port = ports()["line"] ?? 0
+        httpPort = ports()["http"] ?? 0
     }
 
     deinit {
@@ -56,9 +61,15 @@ final class Server: @unchecked Sendable {
         log().components(separatedBy: text).count - 1
     }
 
-    private func listeningPort() -> Int? {
-        guard let range = log().range(of: "listening address=127.0.0.1:") else { return nil }
-        return Int(log()[range.upperBound...].prefix(while: \.isNumber))
+    /// The ports the master wrote to `run/spoold.ports`, by listener kind.
+    func ports() -> [String: Int] {
+        let text = (try? String(contentsOfFile: directory.portsFilePath, encoding: .utf8)) ?? ""
+        var found: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let port = parts[1].split(separator: ":").last.flatMap({ Int($0) }) { found[String(parts[0])] = port }
+        }
+        return found
     }
 
     /// Worker pids: the master's live children.

@@ -1,0 +1,391 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import SpoolProtocol
+import SpoolStore
+import SpoolSystem
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// HTTP/1.1 on the same upload pipeline as the line protocol (docs/HTTP.md):
+/// `PUT /files/<name>` drives an `IncomingUpload` and maps how it ended to a status;
+/// `GET|HEAD /uploads/<id>[/content]` reads the record or streams the object.
+/// Requests on one connection are served one after another (keep-alive;
+/// NIOHTTP1's pipeline handler holds pipelined ones until a response has ended).
+final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// Waiting for the token check or the upload's opening; body parts that came meanwhile wait here.
+        case opening(parts: [ByteBuffer], ended: Bool)
+        case receiving(IncomingUpload, declared: String?)
+        /// Refused before its body: the body, if it comes, is dropped, and the connection closes after the response.
+        case discarding
+        /// A response for a request whose body (if any) is in is being produced.
+        case responding
+    }
+
+    private let services: WorkerServices
+    private let registry: ConnectionRegistry
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    private var clientIP = "unknown"
+    private var clientPort = 0
+    private var keepAlive = true
+    private var draining = false
+    private var isActive = false
+    /// Reading paused for the pool, or for a hash that is behind.
+    private var pausedForWork = false
+    private var pausedForDigest = false
+
+    init(services: WorkerServices, registry: ConnectionRegistry) {
+        self.services = services
+        self.registry = registry
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelActive(context: ChannelHandlerContext) {
+        isActive = true
+        clientIP = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        clientPort = context.channel.remoteAddress?.port ?? 0
+        services.board.clientConnected(from: clientIP)
+        registry.add(self)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isActive = false
+        registry.remove(self)
+        services.board.connectionEnded()
+        services.board.clientDisconnected(from: clientIP)
+        if case .receiving(let upload, _) = state { upload.interrupt(reason: "client disconnected") }
+        state = .idle
+        context.fireChannelInactive()
+    }
+
+    /// The worker is stopping: an idle connection closes now, a busy one after its response.
+    func drain() {
+        draining = true
+        if case .idle = state, let context { context.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            begin(head, context)
+        case .body(let bytes):
+            switch state {
+            case .opening(var parts, let ended):
+                parts.append(bytes)
+                state = .opening(parts: parts, ended: ended)
+            case .receiving(let upload, _):
+                append(bytes, to: upload, context)
+            case .idle, .discarding, .responding:
+                break
+            }
+        case .end:
+            switch state {
+            case .opening(let parts, _):
+                state = .opening(parts: parts, ended: true)
+            case .receiving(let upload, let declared):
+                finish(upload, declared: declared, context)
+            case .discarding:
+                state = .responding  // the refusal is already on its way; its write closes the connection
+            case .idle, .responding:
+                if case .idle = state { state = .responding }
+            }
+        }
+    }
+
+    // MARK: - Requests
+
+    private func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        keepAlive = head.isKeepAlive && !draining
+        state = .responding
+        switch HTTPRoute.parse(method: head.method.rawValue, target: head.uri) {
+        case .upload(let name):
+            beginUpload(name: name, head, context)
+        case .download(let id, let headOnly):
+            authorized(head, context) { token in self.download(id: id, headOnly: headOnly, token: token, head, context) }
+        case .record(let id, let headOnly):
+            authorized(head, context) { token in self.record(id: id, headOnly: headOnly, token: token, context) }
+        case .methodNotAllowed(let allow):
+            respond(.methodNotAllowed, ["Allow": allow], message: "use \(allow) here", context)
+        case .badTarget(let reason):
+            respond(.badRequest, message: reason, context)
+        case .notFound:
+            respond(.notFound, message: "no such resource; see docs/HTTP.md", context)
+        }
+    }
+
+    /// Resolves the request's bearer token (if any) on the pool, then calls `next` with it,
+    /// or answers `401` when it is wrong, or missing where one is needed.
+    private func authorized(_ head: HTTPRequestHead, _ context: ChannelHandlerContext, _ next: @escaping (TokenRecord?) -> Void) {
+        let header = head.headers["Authorization"].first ?? ""
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            if services.policy.anonymousAllowed { return next(nil) }
+            return respond(.unauthorized, ["WWW-Authenticate": "Bearer"], message: "authenticate first: Authorization: Bearer <token>", context)
+        }
+        let (store, secret) = (services.store, String(parts[1]))
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.authenticate(secret: secret) }
+            .assumeIsolated().whenComplete { result in
+                self.unpause(context)
+                if case .success(let record?) = result { return next(record) }
+                self.services.logger.warning("authentication failed", metadata: ["client": "\(self.clientIP):\(self.clientPort)"])
+                self.respond(.unauthorized, ["WWW-Authenticate": "Bearer error=\"invalid_token\""], message: "authentication failed", context)
+            }
+    }
+
+    // MARK: - Uploads
+
+    private func beginUpload(name: String, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        let lengths = head.headers["Content-Length"]
+        let chunked = head.headers["Transfer-Encoding"].contains { $0.lowercased().contains("chunked") }
+        guard let first = lengths.first, Set(lengths).count == 1, !chunked, let size = CommandParser.parseSize(Substring(first)) else {
+            // Both framings, or two lengths, could be read two ways: never guess (request smuggling).
+            let status: HTTPResponseStatus = lengths.isEmpty && chunked ? .lengthRequired : .badRequest
+            return refuseBody(status, message: lengths.isEmpty && chunked
+                ? "send Content-Length: bodies of unknown length are not taken yet" : "one Content-Length, and no Transfer-Encoding with it",
+                context)
+        }
+        let declared: String?
+        switch DigestHeader.parse(head.headers["Repr-Digest"] + head.headers["Content-Digest"]) {
+        case .absent: declared = nil
+        case .sha256(let hex): declared = hex
+        case .malformed: return refuseBody(.badRequest, message: "Repr-Digest: sha-256 must be 32 bytes of base64, as :…:", context)
+        }
+        let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
+        state = .opening(parts: [], ended: false)
+        authorized(head, context) { token in
+            let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
+            let request = UploadRequest(name: name, size: size, sha256: declared)
+            self.pause(context)
+            IncomingUpload.begin(request, from: sender, services: self.services, on: context.eventLoop).assumeIsolated()
+                .whenSuccess { opening in
+                    self.unpause(context)
+                    self.opened(opening, declared: declared, expectsContinue: expectsContinue, context)
+                }
+        }
+    }
+
+    private func opened(_ opening: IncomingUpload.Opening, declared: String?, expectsContinue: Bool, _ context: ChannelHandlerContext) {
+        guard case .opening(let parts, let ended) = state else {
+            if case .opened(let upload) = opening { upload.interrupt(reason: "client disconnected") }
+            return
+        }
+        let upload: IncomingUpload
+        switch opening {
+        case .opened(let opened):
+            upload = opened
+        case .refused(let refusal):
+            return refuseBody(refusal.isTransient ? .insufficientStorage : .payloadTooLarge, message: refusal.description, context)
+        case .cannotOpen(let error):
+            return refuseBody(.serviceUnavailable, message: "cannot accept uploads right now: \(error)", context)
+        case .alreadyComplete, .busy, .notResumable:
+            return refuseBody(.internalServerError, message: "unexpected opening", context)
+        }
+        guard isActive else { return upload.interrupt(reason: "client disconnected") }
+        state = .receiving(upload, declared: declared)
+        if expectsContinue && parts.isEmpty && !ended {
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+        }
+        for part in parts { append(part, to: upload, context) }
+        if ended, case .receiving = state { finish(upload, declared: declared, context) }
+    }
+
+    private func append(_ bytes: ByteBuffer, to upload: IncomingUpload, _ context: ChannelHandlerContext) {
+        do {
+            if try upload.append(bytes), !pausedForDigest {
+                pausedForDigest = true
+                updateReading(context)
+                upload.whenCaughtUp { [self] in
+                    pausedForDigest = false
+                    if let context = self.context { updateReading(context) }
+                }
+            }
+        } catch {
+            state = .discarding
+            keepAlive = false
+            respond(.serviceUnavailable, message: "id=\(upload.id) could not store the upload: \(error)", context)
+        }
+    }
+
+    private func finish(_ upload: IncomingUpload, declared: String?, _ context: ChannelHandlerContext) {
+        state = .responding
+        pause(context)
+        let (id, size) = (upload.id, upload.received)
+        upload.finish(declared: declared, unchecked: declared == nil).assumeIsolated().whenSuccess { outcome in
+            self.unpause(context)
+            switch outcome {
+            case .stored(let sha256):
+                let json = #"{"id":"\#(id)","size":\#(size),"sha256":"\#(sha256)"}"# + "\n"
+                self.respond(.created, [
+                    "Location": "/uploads/\(id)", "Repr-Digest": DigestHeader.header(sha256: sha256),
+                    "Content-Type": "application/json",
+                ], body: json, context)
+            case .checksumMismatch(let declared, let actual):
+                self.respond(.badRequest, message: "id=\(id) checksum mismatch: declared \(declared), received \(actual); nothing stored", context)
+            case .failed(let error):
+                self.respond(.serviceUnavailable, message: "id=\(id) could not store the upload: \(error)", context)
+            }
+        }
+    }
+
+    /// A refusal before the body: the client may be sending it (no Expect), so the
+    /// connection closes after the response instead of reading a body nobody wants.
+    private func refuseBody(_ status: HTTPResponseStatus, message: String, _ context: ChannelHandlerContext) {
+        state = .discarding
+        keepAlive = false
+        respond(status, message: message, context)
+    }
+
+    // MARK: - Reading records and files
+
+    /// The upload, if this token may see it: its own, or any for an admin or when there are no tokens.
+    private func lookUp(_ id: String, token: TokenRecord?, _ context: ChannelHandlerContext, _ next: @escaping (UploadRecord) -> Void) {
+        let store = services.store
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.upload(id: id) }.assumeIsolated().whenComplete { result in
+            self.unpause(context)
+            switch result {
+            case .success(let row?) where token == nil || token?.admin == true || row.token == token?.name:
+                next(row)
+            case .success:
+                self.respond(.notFound, message: "no upload \(id)", context)
+            case .failure(let error):
+                self.respond(.serviceUnavailable, message: "cannot read uploads right now: \(error)", context)
+            }
+        }
+    }
+
+    private func record(id: String, headOnly: Bool, token: TokenRecord?, _ context: ChannelHandlerContext) {
+        lookUp(id, token: token, context) { row in
+            self.respond(.ok, ["Content-Type": "application/json"], body: ChatReplies.jsonLine(row) + "\n", headOnly: headOnly, context)
+        }
+    }
+
+    private func download(id: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        lookUp(id, token: token, context) { row in
+            guard row.state == .complete else {
+                return self.respond(.conflict, message: "upload \(id) is \(row.state.rawValue); only complete uploads can be downloaded", context)
+            }
+            var headers: [String: String] = [
+                "ETag": "\"\(row.sha256)\"", "Repr-Digest": DigestHeader.header(sha256: row.sha256),
+                "Content-Disposition": ContentDisposition.attachment(name: row.name),
+                "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
+            ]
+            if head.headers["If-None-Match"].contains(where: { $0.contains("\"\(row.sha256)\"") || $0 == "*" }) {
+                return self.respond(.notModified, headers, body: nil, context)
+            }
+            var range = 0..<Int(row.size)
+            var status = HTTPResponseStatus.ok
+            if let header = head.headers["Range"].first {
+                switch ByteRange.parse(header, size: row.size) {
+                case .whole: break
+                case .part(let part):
+                    range = Int(part.lowerBound)..<Int(part.upperBound)
+                    status = .partialContent
+                    headers["Content-Range"] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(row.size)"
+                case .unsatisfiable:
+                    headers["Content-Range"] = "bytes */\(row.size)"
+                    return self.respond(.rangeNotSatisfiable, headers, message: "range outside 0-\(row.size - 1)", context)
+                }
+            }
+            if headOnly {
+                headers["Content-Length"] = "\(range.count)"
+                return self.respond(status, headers, body: nil, headOnly: true, context)
+            }
+            self.stream(self.services.store.directory.objectFile(sha256: row.sha256), range: range, status: status, headers, context)
+        }
+    }
+
+    /// Streams part of an object file with sendfile (a `FileRegion`): memory does not grow with the file.
+    private func stream(_ path: String, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String], _ context: ChannelHandlerContext) {
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Int32 in try Files.open(path, flags: O_RDONLY) }
+            .assumeIsolated().whenComplete { result in
+                self.unpause(context)
+                guard case .success(let fd) = result else {
+                    return self.respond(.internalServerError, message: "the upload's object cannot be read", context)
+                }
+                var head = HTTPResponseHead(version: .http1_1, status: status)
+                for (name, value) in headers { head.headers.add(name: name, value: value) }
+                head.headers.replaceOrAdd(name: "Content-Length", value: "\(range.count)")
+                self.finishHeaders(&head)
+                let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+                context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+                let region = FileRegion(fileHandle: file, readerIndex: range.lowerBound, endIndex: range.upperBound)
+                context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                self.end(context) { try? file.close() }
+            }
+    }
+
+    // MARK: - Responses
+
+    private func respond(
+        _ status: HTTPResponseStatus, _ headers: [String: String] = [:], message: String, _ context: ChannelHandlerContext
+    ) {
+        var headers = headers
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+        respond(status, headers, body: message + "\n", context)
+    }
+
+    private func respond(
+        _ status: HTTPResponseStatus, _ headers: [String: String], body: String?, headOnly: Bool = false,
+        _ context: ChannelHandlerContext
+    ) {
+        guard isActive else { return }
+        var head = HTTPResponseHead(version: .http1_1, status: status)
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        let buffer = body.map { context.channel.allocator.buffer(string: $0) }
+        if !head.headers.contains(name: "Content-Length") { head.headers.add(name: "Content-Length", value: "\(buffer?.readableBytes ?? 0)") }
+        finishHeaders(&head)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if let buffer, !headOnly, status != .notModified { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+        end(context) {}
+    }
+
+    private func finishHeaders(_ head: inout HTTPResponseHead) {
+        if !keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+    }
+
+    /// Ends the response; once it is written, the next request is read, or the connection closes.
+    private func end(_ context: ChannelHandlerContext, then cleanup: @escaping () -> Void) {
+        let close = !keepAlive || draining
+        let discarding: Bool
+        if case .discarding = state { discarding = true } else { discarding = false }
+        if !discarding { state = .idle }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            cleanup()
+            if close { context.close(promise: nil) }
+        }
+    }
+
+    private func pause(_ context: ChannelHandlerContext) {
+        pausedForWork = true
+        updateReading(context)
+    }
+
+    private func unpause(_ context: ChannelHandlerContext) {
+        pausedForWork = false
+        updateReading(context)
+    }
+
+    private func updateReading(_ context: ChannelHandlerContext) {
+        guard isActive, let options = context.channel.syncOptions else { return }
+        let reading = !pausedForWork && !pausedForDigest
+        if (try? options.getOption(ChannelOptions.autoRead)) != reading {
+            try? options.setOption(ChannelOptions.autoRead, value: reading)
+            if reading { context.read() }
+        }
+    }
+}
+

@@ -1,0 +1,172 @@
+import Foundation
+import SpoolProtocol
+import SpoolTestSupport
+import Testing
+
+/// HTTP through curl (Debian's, installed by scripts/setup): the same uploads,
+/// verified and durable, that the line protocol makes.
+@Suite struct HTTPTests {
+    /// curl's output and exit status; `-w` writes its figures after the body.
+    static func curl(_ arguments: [String], in directory: String? = nil) throws -> Finished {
+        try run("/usr/bin/curl", ["-sS", "--expect100-timeout", "30"] + arguments, workingDirectory: directory)
+    }
+
+    /// The JSON body of a 201, and the status.
+    static func put(_ file: String, to url: String, _ extra: [String] = []) throws -> (status: Int, json: [String: Any], headers: String) {
+        let dir = try TempDirectory()
+        let result = try curl(["-D", dir.path + "/headers", "-o", dir.path + "/body", "-w", "%{http_code}", "-T", file, url] + extra)
+        let body = (try? Data(contentsOf: URL(fileURLWithPath: dir.path + "/body"))) ?? Data()
+        let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:]
+        let headers = (try? String(contentsOfFile: dir.path + "/headers", encoding: .utf8)) ?? ""
+        return (Int(result.stdout) ?? 0, json, "\(headers)")
+    }
+
+    @Test func aLargePutIsStoredVerifiedWithoutWaitingForTheContinueTimeout() throws {
+        let server = try Server(workers: 2)
+        let files = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 64 << 20, seed: 80)
+        let file = writeFile(files.path + "/big photo.jpg", bytes)
+        // curl sends Expect: 100-continue for a body this large; told to wait 30 s for
+        // the 100, it would take that long if the server never sent it.
+        let timed = try Self.curl(["-o", "/dev/null", "-w", "%{http_code} %{time_total}", "-T", file, server.httpBase + "/files/"])
+        let figures = timed.stdout.split(separator: " ")
+        #expect(figures.first == "201", "\(timed.stdout) \(timed.stderr)")
+        #expect((Double(figures.last ?? "") ?? 99) < 10, "the 100 came at once: \(timed.stdout)")
+        let row = try #require(try server.uploads().first)
+        #expect(row.name == "big photo.jpg" && row.state == .complete && row.sha256 == sha256Hex(bytes))
+        let stored = try Data(contentsOf: URL(fileURLWithPath: server.directory.objectFile(sha256: sha256Hex(bytes))))
+        #expect(stored == Data(bytes))
+
+        // What the 201 says.
+        let small = writeFile(files.path + "/notes.txt", Array("notes\n".utf8))
+        let (status, json, headers) = try Self.put(small, to: server.httpBase + "/files/")
+        let sha = sha256Hex(Array("notes\n".utf8))
+        #expect(status == 201 && json["sha256"] as? String == sha && json["size"] as? Int == 6)
+        let id = try #require(json["id"] as? String)
+        #expect(headers.contains("Location: /uploads/\(id)\r\n"), "\(headers)")
+        #expect(headers.contains("Repr-Digest: \(DigestHeader.header(sha256: sha))\r\n"), "\(headers)")
+        try server.stop()
+    }
+
+    @Test func aDeclaredDigestIsCheckedBeforeAnythingIsPublished() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 3 << 20, seed: 81)
+        let file = writeFile(files.path + "/f.bin", bytes)
+        let wrong = DigestHeader.header(sha256: sha256Hex([1, 2, 3]))
+        let refused = try Self.put(file, to: server.httpBase + "/files/f.bin", ["-H", "Repr-Digest: \(wrong)"])
+        #expect(refused.status == 400)
+        #expect(!FileManager.default.fileExists(atPath: server.directory.objectFile(sha256: sha256Hex(bytes))))
+        #expect(try server.uploads().first?.state == .failed)
+        let right = DigestHeader.header(sha256: sha256Hex(bytes))
+        #expect(try Self.put(file, to: server.httpBase + "/files/f.bin", ["-H", "Content-Digest: \(right)"]).status == 201)
+        #expect(try Self.put(file, to: server.httpBase + "/files/f.bin", ["-H", "Repr-Digest: sha-256=:nope:"]).status == 400)
+        try server.stop()
+    }
+
+    @Test func severalFilesGoOverOneConnection() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        for n in 0..<3 { writeFile(files.path + "/f\(n).txt", pseudoRandomBytes(count: 1000 * (n + 1), seed: 82 + UInt64(n))) }
+        let result = try Self.curl(["-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n", "-T", "{f0.txt,f1.txt,f2.txt}",
+                                    server.httpBase + "/files/"], in: files.path)
+        #expect(result.stdout == "201 1\n201 0\n201 0\n", "one connection, kept alive: \(result.stdout) \(result.stderr)")
+        #expect(Set(try server.uploads().map(\.name)) == ["f0.txt", "f1.txt", "f2.txt"])
+        try server.stop()
+    }
+
+    @Test func downloadsAreWholeRangedResumedAndConditional() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 5 << 20, seed: 83)
+        // Uploaded with the line protocol, downloaded over HTTP: one store, two doors.
+        let upload = try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, writeFile(files.path + "/r é.bin", bytes)])
+        let id = String(upload.stdout.prefix(26))
+        let url = server.httpBase + "/uploads/\(id)/content"
+        let got = try Self.curl(["-D", files.path + "/h", "-o", files.path + "/whole", url])
+        #expect(got.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: files.path + "/whole")) == Data(bytes))
+        let headers = try String(contentsOfFile: files.path + "/h", encoding: .utf8)
+        #expect(headers.contains("ETag: \"\(sha256Hex(bytes))\"") && headers.contains("filename*=UTF-8''r%20%C3%A9.bin"), "\(headers)")
+
+        let part = try Self.curl(["-r", "1000-1999", "-o", files.path + "/part", "-w", "%{http_code}", url])
+        #expect(part.stdout == "206")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: files.path + "/part")) == Data(bytes[1000..<2000]))
+        // A cut download, resumed with -C -.
+        writeFile(files.path + "/resumed", Array(bytes[0..<1_234_567]))
+        #expect(try Self.curl(["-C", "-", "-o", files.path + "/resumed", url]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: files.path + "/resumed")) == Data(bytes))
+
+        let same = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "If-None-Match: \"\(sha256Hex(bytes))\"", url])
+        #expect(same.stdout == "304")
+        let head = try Self.curl(["-I", url])
+        #expect(head.stdout.contains("Content-Length: \(bytes.count)"), "\(head.stdout)")
+        let record = try Self.curl([server.httpBase + "/uploads/\(id)"])
+        #expect(record.stdout.contains("\"state\":\"complete\""), "\(record.stdout)")
+        #expect(try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", server.httpBase + "/uploads/01ZZZZZZZZZZZZZZZZZZZZZZZZ/content"]).stdout == "404")
+        try server.stop()
+    }
+
+    @Test func anHTTPUploadIsAnOrdinaryUpload() throws {
+        let server = try Server(workers: 2)
+        let files = try TempDirectory()
+        let (_, json, _) = try Self.put(writeFile(files.path + "/seen.txt", Array("seen\n".utf8)), to: server.httpBase + "/files/")
+        let id = try #require(json["id"] as? String)
+        #expect(try run(Binaries.spool, ["status", "--server", server.address, id]).status == 0)
+        #expect(try RawSession(port: server.port).ask("LIST").first?.hasPrefix("212-\(id) complete") == true)
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
+        try server.stop()
+    }
+
+    @Test func refusalsComeBeforeTheBodyWithTheirStatus() throws {
+        let server = try Server(workers: 1, arguments: ["--max-file-size", "1M"])
+        let files = try TempDirectory()
+        let file = writeFile(files.path + "/big.bin", pseudoRandomBytes(count: 3 << 20, seed: 84))
+        let started = Date()
+        let refused = try Self.put(file, to: server.httpBase + "/files/")
+        #expect(refused.status == 413 && Date().timeIntervalSince(started) < 10)
+        #expect(try Self.put(file, to: server.httpBase + "/files/bad%0Aname").status == 400)
+        #expect(try server.uploads().isEmpty)
+        try server.stop()
+
+        let full = try Server(workers: 1, arguments: ["--min-free", "1000000T"])
+        #expect(try Self.put(file, to: full.httpBase + "/files/").status == 507)
+        try full.stop()
+    }
+
+    @Test func tokensAreBearerTokensAndSeeOnlyTheirOwn() throws {
+        let server = try Server(workers: 1)
+        let alice = try server.createToken(["--name", "alice"])
+        let bob = try server.createToken(["--name", "bob"])
+        #expect(server.waitForAuthRequired())
+        let files = try TempDirectory()
+        let file = writeFile(files.path + "/mine.txt", Array("mine\n".utf8))
+        let anonymous = try Self.put(file, to: server.httpBase + "/files/")
+        #expect(anonymous.status == 401 && anonymous.headers.contains("WWW-Authenticate: Bearer"), "\(anonymous.headers)")
+        #expect(try Self.put(file, to: server.httpBase + "/files/", ["-H", "Authorization: Bearer wrong"]).status == 401)
+        let (status, json, _) = try Self.put(file, to: server.httpBase + "/files/", ["-H", "Authorization: Bearer \(alice)"])
+        let id = try #require(json["id"] as? String)
+        #expect(status == 201)
+        #expect(try server.uploads().first?.token == "alice")
+        let url = server.httpBase + "/uploads/\(id)/content"
+        #expect(try Self.curl(["-w", "%{http_code}", "-o", "/dev/null", "-H", "Authorization: Bearer \(bob)", url]).stdout == "404")
+        #expect(try Self.curl(["-H", "Authorization: Bearer \(alice)", url]).stdout == "mine\n")
+        try server.stop()
+    }
+
+    /// Two framings, or two lengths, could be read two ways by two parsers: refused and closed.
+    @Test func ambiguousFramingIsRefused() throws {
+        let server = try Server(workers: 1)
+        for request in [
+            "PUT /files/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            "PUT /files/a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        ] {
+            let socket = try RawSocket(port: server.httpPort)
+            try socket.write(Array(request.utf8))
+            let status = socket.readLine(timeout: 5) ?? ""
+            #expect(status.hasPrefix("HTTP/1.1 400"), "\(status)")
+        }
+        #expect(try server.uploads().isEmpty)
+        try server.stop()
+    }
+}

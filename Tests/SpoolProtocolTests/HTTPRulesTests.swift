@@ -1,0 +1,61 @@
+import Testing
+@testable import SpoolProtocol
+
+/// The parts of HTTP that are pure rules: routes, digest headers, ranges, names.
+@Suite struct HTTPRulesTests {
+    @Test func routesKeepIdsAndNamesApart() {
+        #expect(HTTPRoute.parse(method: "PUT", target: "/files/photos/a%20b.jpg") == .upload(name: "photos/a b.jpg"))
+        // A name that looks like an id is still a name: ids live under /uploads/ only.
+        #expect(HTTPRoute.parse(method: "PUT", target: "/files/01M8W5WPHJ6VF86VAWEGX48Z1B") == .upload(name: "01M8W5WPHJ6VF86VAWEGX48Z1B"))
+        #expect(HTTPRoute.parse(method: "GET", target: "/uploads/01m8w5wphj6vf86vawegx48z1b/content?x=1")
+            == .download(id: "01M8W5WPHJ6VF86VAWEGX48Z1B", headOnly: false))
+        #expect(HTTPRoute.parse(method: "HEAD", target: "/uploads/01M8W5WPHJ6VF86VAWEGX48Z1B") == .record(id: "01M8W5WPHJ6VF86VAWEGX48Z1B", headOnly: true))
+        #expect(HTTPRoute.parse(method: "GET", target: "/uploads/not-an-id/content") == .notFound)
+        #expect(HTTPRoute.parse(method: "GET", target: "/files/a.txt") == .methodNotAllowed(allow: "PUT"))
+        #expect(HTTPRoute.parse(method: "DELETE", target: "/uploads/01M8W5WPHJ6VF86VAWEGX48Z1B") == .methodNotAllowed(allow: "GET, HEAD"))
+        #expect(HTTPRoute.parse(method: "GET", target: "/") == .notFound)
+        for bad in ["/files/", "/files/../etc/passwd", "/files/a%2", "/files/%FF", "/files/a%0Ab"] {
+            guard case .badTarget = HTTPRoute.parse(method: "PUT", target: bad) else {
+                Issue.record("\(bad) should be refused")
+                continue
+            }
+        }
+    }
+
+    @Test func digestHeadersCarrySHA256InBase64() {
+        let hex = "75d84647392fdcfb4fc5bd1e89eb49683b409e804b190bb39701cc92ceb2a409"
+        let header = DigestHeader.header(sha256: hex)
+        #expect(header == "sha-256=:ddhGRzkv3PtPxb0eietJaDtAnoBLGQuzlwHMks6ypAk=:")
+        #expect(DigestHeader.parse([header]) == .sha256(hex))
+        #expect(DigestHeader.parse(["sha-512=:AAAA:, SHA-256=:ddhGRzkv3PtPxb0eietJaDtAnoBLGQuzlwHMks6ypAk=:"]) == .sha256(hex))
+        #expect(DigestHeader.parse(["sha-512=:AAAA:"]) == .absent)
+        #expect(DigestHeader.parse([]) == .absent)
+        #expect(DigestHeader.parse(["sha-256=:AAAA:"]) == .malformed, "not 32 bytes")
+        #expect(DigestHeader.parse(["sha-256=ddhG"]) == .malformed, "not a byte sequence")
+    }
+
+    @Test func base64RoundTripsEveryLength() {
+        for count in 0..<40 {
+            let bytes = (0..<count).map { UInt8(($0 * 37 + count) & 0xFF) }
+            #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        }
+        #expect(Base64.encode(Array("foobar".utf8)) == "Zm9vYmFy" && Base64.encode(Array("fo".utf8)) == "Zm8=")
+        for bad in ["Zm9", "Zm9v!A==", "Z===", "Zm=v"] { #expect(Base64.decode(bad) == nil, "\(bad)") }
+    }
+
+    @Test func rangesAreOneSatisfiableSpanOrTheWholeFile() {
+        #expect(ByteRange.parse("bytes=10-19", size: 100) == .part(10..<20))
+        #expect(ByteRange.parse("bytes=90-", size: 100) == .part(90..<100))
+        #expect(ByteRange.parse("bytes=-5", size: 100) == .part(95..<100))
+        #expect(ByteRange.parse("bytes=50-500", size: 100) == .part(50..<100))
+        #expect(ByteRange.parse("bytes=100-", size: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=0-1,5-6", size: 100) == .whole, "several ranges: the whole file")
+        #expect(ByteRange.parse("items=0-1", size: 100) == .whole)
+        #expect(ByteRange.parse("bytes=9-3", size: 100) == .whole)
+    }
+
+    @Test func aDownloadIsNamedForOldAndNewClients() {
+        #expect(ContentDisposition.attachment(name: "photos/résumé \"1\".pdf")
+            == "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf")
+    }
+}
