@@ -8,6 +8,10 @@ public enum HTTPRoute: Equatable, Sendable {
     case download(id: String, headOnly: Bool)
     /// `GET|HEAD /uploads/<id>`: an upload's record, as JSON.
     case record(id: String, headOnly: Bool)
+    /// `GET /uploads?limit=&state=&name=&until=`: records, newest first, as a JSON array.
+    case list(query: [String: String])
+    /// `GET|HEAD /names/<name>`: the bytes of the newest complete upload with that name.
+    case downloadByName(name: String, headOnly: Bool)
     /// The target exists, but not for this method; `allow` lists the methods that work there.
     case methodNotAllowed(allow: String)
     /// A target that cannot be read (bad escapes, a name against the rules): 400 with this reason.
@@ -15,17 +19,34 @@ public enum HTTPRoute: Equatable, Sendable {
     case notFound
 
     public static func parse(method: String, target: String) -> HTTPRoute {
-        // Only the path: a query string carries nothing Spool reads yet.
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let pieces = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = pieces.first.map(String.init) ?? target
         let isRead = method == "GET" || method == "HEAD"
         if path.hasPrefix("/files/") {
             guard method == "PUT" else { return .methodNotAllowed(allow: "PUT") }
-            let raw = path.dropFirst("/files/".count)
-            guard let bytes = PercentCoding.decodeBytes(raw), let name = String(validating: bytes, as: UTF8.self) else {
-                return .badTarget("the name is not percent-encoded UTF-8")
+            switch name(path.dropFirst("/files/".count)) {
+            case .success(let name): return .upload(name: name)
+            case .failure(let reason): return .badTarget(reason.description)
             }
-            do { try UploadName.validate(name, byteCount: bytes.count) } catch { return .badTarget(error.reply.text) }
-            return .upload(name: name)
+        }
+        if path.hasPrefix("/names/") {
+            guard isRead else { return .methodNotAllowed(allow: "GET, HEAD") }
+            switch name(path.dropFirst("/names/".count)) {
+            case .success(let name): return .downloadByName(name: name, headOnly: method == "HEAD")
+            case .failure(let reason): return .badTarget(reason.description)
+            }
+        }
+        if path == "/uploads" || path == "/uploads/" {
+            guard method == "GET" else { return .methodNotAllowed(allow: "GET") }
+            var query: [String: String] = [:]
+            for pair in (pieces.count > 1 ? pieces[1] : "").split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                guard let key = kv.first.flatMap({ PercentCoding.decode($0) }),
+                    let value = PercentCoding.decode(kv.count > 1 ? kv[1].replacingPlus : "")
+                else { return .badTarget("the query is not percent-encoded UTF-8") }
+                query[key] = value
+            }
+            return .list(query: query)
         }
         if path.hasPrefix("/uploads/") {
             let parts = path.dropFirst("/uploads/".count).split(separator: "/", omittingEmptySubsequences: false)
@@ -38,6 +59,28 @@ public enum HTTPRoute: Equatable, Sendable {
         }
         return .notFound
     }
+}
+
+extension HTTPRoute {
+    struct Reason: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// A name from a path: percent-decoded, and under the line protocol's rules.
+    static func name(_ raw: Substring) -> Result<String, Reason> {
+        guard let bytes = PercentCoding.decodeBytes(raw), let name = String(validating: bytes, as: UTF8.self) else {
+            return .failure(Reason(description: "the name is not percent-encoded UTF-8"))
+        }
+        do { try UploadName.validate(name, byteCount: bytes.count) } catch {
+            return .failure(Reason(description: error.reply.text))
+        }
+        return .success(name)
+    }
+}
+
+extension Substring {
+    /// `+` is a space in a query string (HTML forms write it so).
+    var replacingPlus: String { String(self.map { $0 == "+" ? " " : $0 }) }
 }
 
 /// The SHA-256 a request declares for the whole file, from `Repr-Digest` or

@@ -41,10 +41,18 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// Reading paused for the pool, or for a hash that is behind.
     private var pausedForWork = false
     private var pausedForDigest = false
+    /// When the last byte came, seen below the HTTP decoder (so a request head sent
+    /// slowly counts as activity), and when the connection last became idle.
+    private let activity: ByteActivity
+    private var idleSince = UTCTime.monotonic()
+    private var limitTimer: RepeatedTask?
+    /// Counted against its address's cap; over the cap, its first request gets `503`.
+    private var counted = false
 
-    init(services: WorkerServices, registry: ConnectionRegistry) {
+    init(services: WorkerServices, registry: ConnectionRegistry, activity: ByteActivity) {
         self.services = services
         self.registry = registry
+        self.activity = activity
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -54,16 +62,50 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         isActive = true
         clientIP = context.channel.remoteAddress?.ipAddress ?? "unknown"
         clientPort = context.channel.remoteAddress?.port ?? 0
-        services.board.clientConnected(from: clientIP)
+        if services.scoreboard.connections(from: clientIP) < services.limits.maxConnectionsPerClient {
+            services.board.clientConnected(from: clientIP)
+            counted = true
+        } else {
+            services.logger.warning("too many connections from one address", metadata: ["client": "\(clientIP)"])
+        }
         registry.add(self)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        limitTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            handler.value.checkTimeouts()
+        }
         context.fireChannelActive()
+    }
+
+    /// The line protocol's limits, applied to HTTP: an idle kept-alive connection is
+    /// closed after `idle`; a request head still unfinished after `line` gets `408`;
+    /// a body that stops moving for `stall` closes the connection (the upload is
+    /// left `interrupted`).
+    func checkTimeouts() {
+        guard let context, isActive else { return }
+        let limits = services.limits.timeouts
+        let now = UTCTime.monotonic()
+        switch state {
+        case .idle:
+            if activity.lastByte > idleSince, now - idleSince > limits.line {
+                keepAlive = false
+                state = .responding
+                respond(.requestTimeout, message: "request head not finished within \(Int(limits.line)) s", context)
+            } else if now - idleSince > limits.idle {
+                context.close(promise: nil)
+            }
+        case .opening, .receiving, .discarding:
+            if now - activity.lastByte > limits.stall { context.close(promise: nil) }
+        case .responding:
+            break
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
         registry.remove(self)
+        limitTimer?.cancel()
         services.board.connectionEnded()
-        services.board.clientDisconnected(from: clientIP)
+        if counted { services.board.clientDisconnected(from: clientIP) }
         if case .receiving(let upload, _) = state { upload.interrupt(reason: "client disconnected") }
         state = .idle
         context.fireChannelInactive()
@@ -103,11 +145,34 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
+    /// A request the decoder cannot read: `431` for a head over 80 KiB (NIOHTTP1's
+    /// cap on header fields and on their total), `400` for anything else, then close.
+    /// Where a response is already being produced, only the close.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        keepAlive = false
+        // A body cut short (the client left mid-upload) ends up here too: keep what came, for a resume.
+        if case .receiving(let upload, _) = state { upload.interrupt(reason: "client disconnected") }
+        guard let parserError = error as? HTTPParserError, isActive else { return context.close(promise: nil) }
+        switch state {
+        case .responding:
+            context.close(promise: nil)
+        case .idle, .opening, .receiving, .discarding:
+            state = .responding
+            let tooLarge = parserError == .headerOverflow
+            respond(tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
+                    message: tooLarge ? "the request head is over 80 KiB" : "malformed request: \(parserError)", context)
+        }
+    }
+
     // MARK: - Requests
 
     private func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
         keepAlive = head.isKeepAlive && !draining
         state = .responding
+        guard counted else {
+            keepAlive = false
+            return respond(.serviceUnavailable, ["Retry-After": "5"], message: "too many connections from \(clientIP); try again later", context)
+        }
         switch HTTPRoute.parse(method: head.method.rawValue, target: head.uri) {
         case .upload(let name):
             beginUpload(name: name, head, context)
@@ -115,6 +180,10 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             authorized(head, context) { token in self.download(id: id, headOnly: headOnly, token: token, head, context) }
         case .record(let id, let headOnly):
             authorized(head, context) { token in self.record(id: id, headOnly: headOnly, token: token, context) }
+        case .downloadByName(let name, let headOnly):
+            authorized(head, context) { token in self.download(name: name, headOnly: headOnly, token: token, head, context) }
+        case .list(let query):
+            authorized(head, context) { token in self.list(query, token: token, context) }
         case .methodNotAllowed(let allow):
             respond(.methodNotAllowed, ["Allow": allow], message: "use \(allow) here", context)
         case .badTarget(let reason):
@@ -273,38 +342,118 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     }
 
     private func download(id: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
-        lookUp(id, token: token, context) { row in
-            guard row.state == .complete else {
-                return self.respond(.conflict, message: "upload \(id) is \(row.state.rawValue); only complete uploads can be downloaded", context)
+        lookUp(id, token: token, context) { row in self.serve(row, headOnly: headOnly, head, context) }
+    }
+
+    /// The newest complete upload with exactly this name that the token may see.
+    private func download(name: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        var filter = UploadFilter()
+        filter.states = [.complete]
+        filter.nameGlob = Self.globLiteral(name)
+        filter.token = token?.admin == true ? nil : token?.name
+        filter.limit = 1
+        let store = services.store
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
+            self.unpause(context)
+            switch result {
+            case .success(let rows):
+                guard let row = rows.first else { return self.respond(.notFound, message: "no complete upload named \(name)", context) }
+                self.serve(row, headOnly: headOnly, head, context)
+            case .failure(let error):
+                self.respond(.serviceUnavailable, message: "cannot read uploads right now: \(error)", context)
             }
-            var headers: [String: String] = [
-                "ETag": "\"\(row.sha256)\"", "Repr-Digest": DigestHeader.header(sha256: row.sha256),
-                "Content-Disposition": ContentDisposition.attachment(name: row.name),
-                "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
-            ]
-            if head.headers["If-None-Match"].contains(where: { $0.contains("\"\(row.sha256)\"") || $0 == "*" }) {
-                return self.respond(.notModified, headers, body: nil, context)
-            }
-            var range = 0..<Int(row.size)
-            var status = HTTPResponseStatus.ok
-            if let header = head.headers["Range"].first {
-                switch ByteRange.parse(header, size: row.size) {
-                case .whole: break
-                case .part(let part):
-                    range = Int(part.lowerBound)..<Int(part.upperBound)
-                    status = .partialContent
-                    headers["Content-Range"] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(row.size)"
-                case .unsatisfiable:
-                    headers["Content-Range"] = "bytes */\(row.size)"
-                    return self.respond(.rangeNotSatisfiable, headers, message: "range outside 0-\(row.size - 1)", context)
-                }
-            }
-            if headOnly {
-                headers["Content-Length"] = "\(range.count)"
-                return self.respond(status, headers, body: nil, headOnly: true, context)
-            }
-            self.stream(self.services.store.directory.objectFile(sha256: row.sha256), range: range, status: status, headers, context)
         }
+    }
+
+    /// A GLOB pattern that matches `name` and nothing else.
+    static func globLiteral(_ name: String) -> String {
+        var out = ""
+        for character in name {
+            switch character {
+            case "*", "?", "[": out += "[\(character)]"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// `GET /uploads`: newest first, `limit` (1 to 1,000, default 100) at a time; `state`
+    /// (comma-separated), `name` (a GLOB pattern) and `since`/`until` (ISO times of
+    /// creation) as in `spoold admin list`. A full page links to the next with `until`.
+    private func list(_ query: [String: String], token: TokenRecord?, _ context: ChannelHandlerContext) {
+        var filter = UploadFilter()
+        filter.limit = 100
+        if let text = query["limit"] {
+            guard let limit = Int(text), (1...1000).contains(limit) else {
+                return respond(.badRequest, message: "limit must be from 1 to 1000", context)
+            }
+            filter.limit = limit
+        }
+        if let text = query["state"] {
+            let states = text.split(separator: ",").map { UploadState(rawValue: String($0)) }
+            guard !states.contains(where: { $0 == nil }) else {
+                return respond(.badRequest, message: "state must be among \(UploadState.allCases.map(\.rawValue).joined(separator: ","))", context)
+            }
+            filter.states = states.compactMap { $0 }
+        }
+        filter.nameGlob = query["name"]
+        filter.since = query["since"]
+        filter.until = query["until"]
+        filter.token = token?.admin == true ? nil : token?.name
+        let (store, limit) = (services.store, filter.limit ?? 100)
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
+            self.unpause(context)
+            switch result {
+            case .success(let rows):
+                var headers = ["Content-Type": "application/json"]
+                if rows.count == limit, let last = rows.last {
+                    var next = query
+                    next["until"] = last.createdAt
+                    let text = next.sorted { $0.key < $1.key }.map { "\(PercentCoding.encodeStrict($0.key))=\(PercentCoding.encodeStrict($0.value))" }
+                    headers["Link"] = "</uploads?\(text.joined(separator: "&"))>; rel=\"next\""
+                }
+                let body = "[" + rows.map { "\n" + ChatReplies.jsonLine($0) }.joined(separator: ",") + "\n]\n"
+                self.respond(.ok, headers, body: body, context)
+            case .failure(let error):
+                self.respond(.serviceUnavailable, message: "cannot read uploads right now: \(error)", context)
+            }
+        }
+    }
+
+    private func serve(_ row: UploadRecord, headOnly: Bool, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        let id = row.id
+        guard row.state == .complete else {
+            return self.respond(.conflict, message: "upload \(id) is \(row.state.rawValue); only complete uploads can be downloaded", context)
+        }
+        var headers: [String: String] = [
+            "ETag": "\"\(row.sha256)\"", "Repr-Digest": DigestHeader.header(sha256: row.sha256),
+            "Content-Disposition": ContentDisposition.attachment(name: row.name),
+            "Content-Type": "application/octet-stream", "Accept-Ranges": "bytes",
+        ]
+        if head.headers["If-None-Match"].contains(where: { $0.contains("\"\(row.sha256)\"") || $0 == "*" }) {
+            return self.respond(.notModified, headers, body: nil, context)
+        }
+        var range = 0..<Int(row.size)
+        var status = HTTPResponseStatus.ok
+        if let header = head.headers["Range"].first {
+            switch ByteRange.parse(header, size: row.size) {
+            case .whole: break
+            case .part(let part):
+                range = Int(part.lowerBound)..<Int(part.upperBound)
+                status = .partialContent
+                headers["Content-Range"] = "bytes \(part.lowerBound)-\(part.upperBound - 1)/\(row.size)"
+            case .unsatisfiable:
+                headers["Content-Range"] = "bytes */\(row.size)"
+                return self.respond(.rangeNotSatisfiable, headers, message: "range outside 0-\(row.size - 1)", context)
+            }
+        }
+        if headOnly {
+            headers["Content-Length"] = "\(range.count)"
+            return self.respond(status, headers, body: nil, headOnly: true, context)
+        }
+        self.stream(self.services.store.directory.objectFile(sha256: row.sha256), range: range, status: status, headers, context)
     }
 
     /// Streams part of an object file with sendfile (a `FileRegion`): memory does not grow with the file.
@@ -362,7 +511,10 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         let close = !keepAlive || draining
         let discarding: Bool
         if case .discarding = state { discarding = true } else { discarding = false }
-        if !discarding { state = .idle }
+        if !discarding {
+            state = .idle
+            idleSince = UTCTime.monotonic()
+        }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             cleanup()
             if close { context.close(promise: nil) }
@@ -389,3 +541,16 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     }
 }
 
+/// When a connection's last byte arrived. Sits first in the HTTP pipeline, below
+/// the decoder, which says nothing until a request head is whole.
+final class ByteActivity: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private(set) var lastByte = 0.0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastByte = UTCTime.monotonic()
+        context.fireChannelRead(data)
+    }
+}

@@ -130,8 +130,11 @@ public enum WorkerProcess {
                     minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(HTTPHandler(services: services, registry: registry))
+                        let activity = ByteActivity()
+                        try channel.pipeline.syncOperations.addHandler(activity)
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                        try channel.pipeline.syncOperations.addHandler(
+                            HTTPHandler(services: services, registry: registry, activity: activity))
                     }
                 }
             httpAcceptor.submit { _ in

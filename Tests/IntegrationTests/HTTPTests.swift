@@ -170,3 +170,139 @@ import Testing
         try server.stop()
     }
 }
+
+/// Listing and downloads by name.
+@Suite struct HTTPListingTests {
+    @Test func uploadsAreListedNewestFirstAndPaged() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        for n in 0..<3 {
+            let file = writeFile(files.path + "/n\(n).txt", Array("version \(n)\n".utf8))
+            #expect(try HTTPTests.put(file, to: server.httpBase + "/files/same.txt").status == 201)
+            usleep(5_000)  // distinct creation times, so the pages split cleanly
+        }
+        let all = try HTTPTests.curl([server.httpBase + "/uploads"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 3 && rows.allSatisfy { $0["name"] as? String == "same.txt" && $0["state"] as? String == "complete" })
+        let firstPage = try HTTPTests.curl(["-D", files.path + "/h", server.httpBase + "/uploads?limit=2"])
+        let headers = try String(contentsOfFile: files.path + "/h", encoding: .utf8)
+        let link = try #require(headers.split(separator: "\r\n").first { $0.hasPrefix("Link: <") })
+        let next = String(link.dropFirst("Link: <".count).prefix { $0 != ">" })
+        let page = try #require(try JSONSerialization.jsonObject(with: Data(firstPage.stdout.utf8)) as? [[String: Any]])
+        let rest = try #require(try JSONSerialization.jsonObject(with: Data(try HTTPTests.curl([server.httpBase + next]).stdout.utf8)) as? [[String: Any]])
+        #expect(page.count == 2 && rest.count == 1)
+        #expect(Set((page + rest).compactMap { $0["id"] as? String }) == Set(rows.compactMap { $0["id"] as? String }))
+        #expect(try HTTPTests.curl([server.httpBase + "/uploads?state=failed"]).stdout == "[\n]\n")
+        #expect(try HTTPTests.curl(["-o", "/dev/null", "-w", "%{http_code}", server.httpBase + "/uploads?limit=0"]).stdout == "400")
+
+        // By name: the newest complete one. A name that looks like an id, or holds glob characters, is only a name.
+        #expect(try HTTPTests.curl([server.httpBase + "/names/same.txt"]).stdout == "version 2\n")
+        let starry = writeFile(files.path + "/s.txt", Array("star\n".utf8))
+        #expect(try HTTPTests.put(starry, to: server.httpBase + "/files/s%2A.txt").status == 201)
+        #expect(try HTTPTests.curl([server.httpBase + "/names/s%2A.txt"]).stdout == "star\n")
+        #expect(try HTTPTests.curl(["-o", "/dev/null", "-w", "%{http_code}", server.httpBase + "/names/s%3F.txt"]).stdout == "404")
+        try server.stop()
+    }
+}
+
+/// What a hostile or broken HTTP client gets: a clear status or a closed connection, never a stuck worker.
+@Suite struct HTTPHostileTests {
+    /// Sends `text` on a fresh connection and returns the first line of the answer.
+    static func exchange(_ server: Server, _ text: String, timeout: Double = 5) throws -> String? {
+        let socket = try RawSocket(port: server.httpPort)
+        try socket.write(Array(text.utf8))
+        return socket.readLine(timeout: timeout)
+    }
+
+    @Test func malformedRequestsGet400() throws {
+        let server = try Server(workers: 1)
+        for request in ["GARBAGE\r\n\r\n", "PUT /files/a HTTP/9.9\r\n\r\n", "PUT /files/a HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                        "PUT /files/a HTTP/1.1\r\nNo colon here\r\n\r\n"] {
+            let status = try Self.exchange(server, request)
+            #expect(status?.hasPrefix("HTTP/1.1 400") == true, "\(request.debugDescription): \(status ?? "nothing")")
+        }
+        #expect(try Self.exchange(server, "GET /uploads HTTP/1.1\r\nHost: x\r\n\r\n")?.hasPrefix("HTTP/1.1 200") == true, "the worker goes on")
+        try server.stop()
+    }
+
+    @Test func slowHeadsAndIdleConnectionsAreClosed() throws {
+        let server = try Server(workers: 1, arguments: ["--line-timeout", "1s", "--idle-timeout", "2s"])
+        let slow = try RawSocket(port: server.httpPort)
+        var answer: String?
+        for byte in "GET /uploads HTTP/1.1\r\nX-Slow: " {
+            try? slow.write(Array(String(byte).utf8))  // the server may have answered and closed already
+            if let line = slow.readLine(timeout: 0.2) { answer = line; break }
+        }
+        // The 408 is sent, then the connection closed; bytes the client sent meanwhile can
+        // make that close a reset that discards the 408 before it is read, so either counts.
+        #expect(answer?.hasPrefix("HTTP/1.1 408") == true || slow.isClosed() || slow.readLine(timeout: 1) == nil, "\(answer ?? "nothing")")
+        let idle = try RawSocket(port: server.httpPort)
+        #expect(idle.readLine(timeout: 6) == nil)  // closed: readLine returns nil at once on EOF, or after 6 s if never
+        #expect(idle.isClosed())
+        try server.stop()
+    }
+
+    @Test func aBodyCutShortLeavesTheUploadInterrupted() throws {
+        let server = try Server(workers: 1)
+        let socket = try RawSocket(port: server.httpPort)
+        try socket.write(Array("PUT /files/cut.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".utf8) + pseudoRandomBytes(count: 30_000, seed: 85))
+        #expect(eventually { (try? server.uploads().first?.state) == .receiving })
+        socket.closeNow()
+        #expect(try eventually { try server.uploads().first?.state == .interrupted })
+        #expect(try server.uploads().first?.received == 30_000)
+        try server.stop()
+    }
+
+    @Test func aThousandIdleConnectionsDoNotStopAnHonestUpload() throws {
+        let server = try Server(workers: 2, arguments: ["--max-client-connections", "2000", "--max-connections", "2000"])
+        var idle: [RawSocket] = []
+        for _ in 0..<1000 { idle.append(try RawSocket(port: server.httpPort)) }
+        let files = try TempDirectory()
+        let file = writeFile(files.path + "/honest.bin", pseudoRandomBytes(count: 1 << 20, seed: 86))
+        #expect(try HTTPTests.put(file, to: server.httpBase + "/files/").status == 201)
+        idle.removeAll()
+        try server.stop()
+    }
+
+    @Test func oneAddressIsCappedAcrossWorkers() throws {
+        let server = try Server(workers: 1, arguments: ["--max-client-connections", "2"])
+        let held = try (0..<2).map { _ in try RawSocket(port: server.httpPort) }
+        #expect(eventually { (try? Self.exchange(server, "GET /uploads HTTP/1.1\r\nHost: x\r\n\r\n"))??.hasPrefix("HTTP/1.1 503") == true })
+        withExtendedLifetime(held) {}
+        try server.stop()
+    }
+}
+
+extension HTTPHostileTests {
+    @Test func anEndlessHeadIsCutOffWith431() throws {
+        let server = try Server(workers: 1)
+        let socket = try RawSocket(port: server.httpPort)
+        try socket.write(Array("GET /uploads HTTP/1.1\r\nHost: x\r\n".utf8))
+        var answer: String?
+        for n in 0..<200 where answer == nil {
+            try? socket.write(Array("X-Filler-\(n): \(String(repeating: "a", count: 1000))\r\n".utf8))
+            answer = socket.readLine(timeout: 0.01)
+        }
+        #expect(answer?.hasPrefix("HTTP/1.1 431") == true, "\(answer ?? "nothing")")
+        try server.stop()
+    }
+}
+
+extension HTTPTests {
+    /// The body streams to disk: a worker's memory does not depend on the size of the file.
+    @Test func aWorkerReceivingFourGiBStaysSmall() throws {
+        let server = try Server(workers: 1, arguments: ["--min-free", "1M"])
+        let worker = try #require(server.workerPIDs().first)
+        let dir = try TempDirectory()
+        let path = dir.path + "/sparse-4GiB"
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.truncate(atOffset: 4 << 30)  // a sparse file: 4 GiB of zeros, instantly
+        try handle.close()
+        let result = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-T", path, server.httpBase + "/files/"])
+        #expect(result.stdout == "201", "\(result.stderr)")
+        let peak = try #require(MemoryTests.peakRSSKiB(worker))
+        #expect(peak < 64 * 1024, "worker peak RSS \(peak) KiB for a 4 GiB HTTP PUT")
+        try server.stop()
+    }
+}

@@ -113,7 +113,7 @@ import Testing
 
 /// A socket that may wait without a greeting (RawSession expects one at once).
 final class RawSocket {
-    private let fd: Int32
+    private var fd: Int32
     private var buffer: [UInt8] = []
 
     init(port: Int) throws {
@@ -129,7 +129,19 @@ final class RawSocket {
         guard rc == 0 else { throw HarnessError("connect failed") }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
+
+    /// Closes the socket now (the peer sees the connection end).
+    func closeNow() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    /// Whether the peer has closed the connection (a read finds the end of the stream).
+    func isClosed() -> Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK)) == 0
+    }
 
     func readLine(timeout: Double) -> String? {
         let deadline = Date().addingTimeInterval(timeout)

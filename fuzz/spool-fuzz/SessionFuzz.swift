@@ -37,9 +37,25 @@ func fuzzOne(_ input: [UInt8]) {
         }
     }
 
-    // Lines on their own, through the parser directly.
+    // Lines on their own, through the parser directly; and through HTTP's rules
+    // (request targets, digest headers, ranges, names), which see the same kind of text.
     if let text = String(validating: input, as: UTF8.self) {
-        for line in text.split(separator: "\n") { _ = try? CommandParser.parse(String(line)) }
+        for line in text.split(separator: "\n") {
+            _ = try? CommandParser.parse(String(line))
+            let words = line.split(separator: " ", maxSplits: 1)
+            if words.count == 2 {
+                if case .upload(let name) = HTTPRoute.parse(method: String(words[0]), target: String(words[1])) {
+                    check(!name.isEmpty && !name.hasPrefix("/") && !name.split(separator: "/").contains(".."), "an upload route names a relative path")
+                }
+            }
+            if case .sha256(let hex) = DigestHeader.parse([String(line)]) {
+                check(DigestHeader.parse([DigestHeader.header(sha256: hex)]) == .sha256(hex), "a digest header parses back")
+            }
+            if case .part(let range) = ByteRange.parse(String(line), size: 1000) {
+                check(range.lowerBound >= 0 && range.upperBound <= 1000 && !range.isEmpty, "a range lies inside the file")
+            }
+            if let bytes = Base64.decode(line) { check(Base64.decode(Base64.encode(bytes)) == bytes, "base64 round-trips") }
+        }
         _ = PercentCoding.decode(text)
     }
 
