@@ -137,10 +137,10 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 state = .opening(parts: parts, ended: true)
             case .receiving(let upload, let declared):
                 finish(upload, declared: declared, context)
-            case .discarding:
-                state = .responding  // the refusal is already on its way; its write closes the connection
-            case .idle, .responding:
-                if case .idle = state { state = .responding }
+            case .discarding, .idle:
+                state = .responding  // a refusal already on its way closes the connection once written
+            case .responding:
+                break
             }
         }
     }

@@ -294,11 +294,7 @@ extension HTTPTests {
         let server = try Server(workers: 1, arguments: ["--min-free", "1M"])
         let worker = try #require(server.workerPIDs().first)
         let dir = try TempDirectory()
-        let path = dir.path + "/sparse-4GiB"
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        let handle = try #require(FileHandle(forWritingAtPath: path))
-        try handle.truncate(atOffset: 4 << 30)  // a sparse file: 4 GiB of zeros, instantly
-        try handle.close()
+        let path = try sparseFile(dir.path + "/sparse-4GiB", size: 4 << 30)  // zeros, made at once
         let result = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-T", path, server.httpBase + "/files/"])
         #expect(result.stdout == "201", "\(result.stderr)")
         let peak = try #require(MemoryTests.peakRSSKiB(worker))

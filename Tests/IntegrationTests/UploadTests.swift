@@ -162,11 +162,7 @@ import Testing
         let server = try Server(workers: 1)
         let worker = try #require(server.workerPIDs().first)
         let dir = try TempDirectory()
-        let path = dir.path + "/sparse-256MiB"
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
-        let handle = try #require(FileHandle(forWritingAtPath: path))
-        try handle.truncate(atOffset: 256 << 20)  // a sparse file: 256 MiB of zeros, instantly
-        try handle.close()
+        let path = try sparseFile(dir.path + "/sparse-256MiB", size: 256 << 20)  // zeros, made at once
         let result = try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, path])
         #expect(result.status == 0, "\(result.stderr)")
         let peak = try #require(Self.peakRSSKiB(worker))

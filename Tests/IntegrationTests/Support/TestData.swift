@@ -30,3 +30,12 @@ func writeFile(_ path: String, _ bytes: [UInt8]) -> String {
     FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }
+
+/// A sparse file of `size` zero bytes, made at once whatever its size.
+func sparseFile(_ path: String, size: UInt64) throws -> String {
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
+    guard let handle = FileHandle(forWritingAtPath: path) else { throw HarnessError("cannot open \(path)") }
+    try handle.truncate(atOffset: size)
+    try handle.close()
+    return path
+}
