@@ -264,3 +264,49 @@ extension String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
+
+/// How a request's body is delimited (RFC 9112 §6), judged from its headers alone.
+/// Anything that two parsers could read two ways is `ambiguous` and refused: a
+/// request hidden in another's body is how request smuggling works.
+public enum BodyFraming: Equatable, Sendable {
+    case length(Int64)
+    /// `Transfer-Encoding: chunked`: the length is known only at the end.
+    case chunked
+    /// Neither header: a request that should carry a body does not say how long it is.
+    case none
+    /// A transfer coding other than plain `chunked` (gzip, …).
+    case unsupported(String)
+    case ambiguous(String)
+
+    public static func parse(contentLength: [String], transferEncoding: [String]) -> BodyFraming {
+        let codings = transferEncoding.flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: " \t").lowercased() }
+        if !codings.isEmpty {
+            guard contentLength.isEmpty else { return .ambiguous("Content-Length and Transfer-Encoding together") }
+            guard codings == ["chunked"] else { return .unsupported(codings.joined(separator: ", ")) }
+            return .chunked
+        }
+        // One value, or the same value repeated (RFC 9110 §8.6 allows a recipient to accept that).
+        let values = Set(contentLength.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
+            .map { $0.trimmingCharacters(in: " \t") })
+        guard let value = values.first else { return .none }
+        guard values.count == 1 else { return .ambiguous("two different Content-Length values") }
+        guard let length = Int64(value), length >= 0, value.allSatisfy(\.isASCIIDigit) else {
+            return .ambiguous("Content-Length is not a number")
+        }
+        return .length(length)
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: String) -> String {
+        var slice = Substring(self)
+        while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
+        while let last = slice.last, set.contains(last) { slice = slice.dropLast() }
+        return String(slice)
+    }
+}
+
+extension Character {
+    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}

@@ -70,7 +70,8 @@ public struct NewUpload: Sendable {
 /// under an exclusive lock: no other connection, in any worker, can write it.
 public struct OpenUpload: Sendable {
     public let id: String
-    public let size: Int64
+    /// Its declared size; for a body of unknown length, the bytes reserved so far (`Store.grow`).
+    public var size: Int64
     public let sha256: String
     /// The temporary file; for an unnamed one, the directory it will be linked into.
     public let tempPath: String

@@ -131,6 +131,8 @@ extension ConnectionHandler {
                 self.session.uploadFinished(Self.storedReply(id: id, size: size, sha256: sha256))
             case .checksumMismatch(let declared, let actual):
                 self.session.uploadFinished(Self.mismatchReply(id: id, declared: declared, actual: actual))
+            case .refused(let refusal):  // only a body of unknown length, which this protocol never has
+                self.session.uploadFinished(Self.refusedReply(refusal))
             case .failed(let error):
                 self.session.uploadFinished(Self.storageFailure(id, error))
             }

@@ -27,7 +27,15 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         case discarding
         /// A response for a request whose body (if any) is in is being produced.
         case responding
+        /// A refusal has been sent and the sending side shut: what the client still
+        /// sends is read and dropped for a moment, so that closing does not reset
+        /// the connection before the client has read the refusal.
+        case lingering
     }
+
+    /// How long a refused connection drains before it closes: the client has the
+    /// refusal by then, or is not reading at all.
+    static let lingerSeconds: Int64 = 2
 
     private let services: WorkerServices
     private let registry: ConnectionRegistry
@@ -88,14 +96,19 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         case .idle:
             if activity.lastByte > idleSince, now - idleSince > limits.line {
                 keepAlive = false
-                state = .responding
-                respond(.requestTimeout, message: "request head not finished within \(Int(limits.line)) s", context)
+                state = .discarding
+                // No request head came, so NIO's pipeline handler has no request to pair a
+                // response with (it traps on one): the 408 goes straight to the socket.
+                let message = "request head not finished within \(Int(limits.line)) s\n"
+                let response = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    + "Content-Length: \(message.utf8.count)\r\nConnection: close\r\n\r\n" + message
+                activity.writeRaw(response, on: context.eventLoop).assumeIsolated().whenComplete { _ in self.linger(context) }
             } else if now - idleSince > limits.idle {
                 context.close(promise: nil)
             }
         case .opening, .receiving, .discarding:
             if now - activity.lastByte > limits.stall { context.close(promise: nil) }
-        case .responding:
+        case .responding, .lingering:
             break
         }
     }
@@ -120,6 +133,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
+            if case .lingering = state { return }
             begin(head, context)
         case .body(let bytes):
             switch state {
@@ -128,7 +142,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 state = .opening(parts: parts, ended: ended)
             case .receiving(let upload, _):
                 append(bytes, to: upload, context)
-            case .idle, .discarding, .responding:
+            case .idle, .discarding, .responding, .lingering:
                 break
             }
         case .end:
@@ -139,7 +153,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 finish(upload, declared: declared, context)
             case .discarding, .idle:
                 state = .responding  // a refusal already on its way closes the connection once written
-            case .responding:
+            case .responding, .lingering:
                 break
             }
         }
@@ -154,10 +168,12 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         if case .receiving(let upload, _) = state { upload.interrupt(reason: "client disconnected") }
         guard let parserError = error as? HTTPParserError, isActive else { return context.close(promise: nil) }
         switch state {
+        case .lingering:
+            break  // what follows a bad request is not parsed, only dropped until the close
         case .responding:
             context.close(promise: nil)
         case .idle, .opening, .receiving, .discarding:
-            state = .responding
+            state = .discarding
             let tooLarge = parserError == .headerOverflow
             respond(tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
                     message: tooLarge ? "the request head is over 80 KiB" : "malformed request: \(parserError)", context)
@@ -216,14 +232,16 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     // MARK: - Uploads
 
     private func beginUpload(name: String, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
-        let lengths = head.headers["Content-Length"]
-        let chunked = head.headers["Transfer-Encoding"].contains { $0.lowercased().contains("chunked") }
-        guard let first = lengths.first, Set(lengths).count == 1, !chunked, let size = CommandParser.parseSize(Substring(first)) else {
-            // Both framings, or two lengths, could be read two ways: never guess (request smuggling).
-            let status: HTTPResponseStatus = lengths.isEmpty && chunked ? .lengthRequired : .badRequest
-            return refuseBody(status, message: lengths.isEmpty && chunked
-                ? "send Content-Length: bodies of unknown length are not taken yet" : "one Content-Length, and no Transfer-Encoding with it",
-                context)
+        let size: Int64?
+        switch BodyFraming.parse(contentLength: head.headers["Content-Length"], transferEncoding: head.headers["Transfer-Encoding"]) {
+        case .length(let length): size = length
+        case .chunked: size = nil
+        case .none: return refuseBody(.lengthRequired, message: "send Content-Length, or the body chunked", context)
+        case .unsupported(let coding):
+            return refuseBody(.notImplemented, message: "Transfer-Encoding \(coding) is not supported; send the body chunked or with Content-Length", context)
+        case .ambiguous(let reason):
+            // Read two ways, a request could hide another (request smuggling): never guess.
+            return refuseBody(.badRequest, message: reason, context)
         }
         let declared: String?
         switch DigestHeader.parse(head.headers["Repr-Digest"] + head.headers["Content-Digest"]) {
@@ -235,9 +253,10 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         state = .opening(parts: [], ended: false)
         authorized(head, context) { token in
             let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
-            let request = UploadRequest(name: name, size: size, sha256: declared)
+            let request = UploadRequest(name: name, size: size ?? 0, sha256: declared)
             self.pause(context)
-            IncomingUpload.begin(request, from: sender, services: self.services, on: context.eventLoop).assumeIsolated()
+            IncomingUpload.begin(request, lengthDeferred: size == nil, from: sender, services: self.services, on: context.eventLoop)
+                .assumeIsolated()
                 .whenSuccess { opening in
                     self.unpause(context)
                     self.opened(opening, declared: declared, expectsContinue: expectsContinue, context)
@@ -277,7 +296,13 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 updateReading(context)
                 upload.whenCaughtUp { [self] in
                     pausedForDigest = false
-                    if let context = self.context { updateReading(context) }
+                    guard let context = self.context else { return }
+                    if let refusal = upload.refusal, case .receiving(let current, _) = state, current === upload {
+                        // A body of unknown length outgrew a limit: the rest of it is not read.
+                        return refuseBody(refusal.isTransient ? .insufficientStorage : .payloadTooLarge,
+                                          message: "id=\(upload.id) \(refusal); nothing stored", context)
+                    }
+                    updateReading(context)
                 }
             }
         } catch {
@@ -302,6 +327,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 ], body: json, context)
             case .checksumMismatch(let declared, let actual):
                 self.respond(.badRequest, message: "id=\(id) checksum mismatch: declared \(declared), received \(actual); nothing stored", context)
+            case .refused(let refusal):
+                self.respond(refusal.isTransient ? .insufficientStorage : .payloadTooLarge, message: "id=\(id) \(refusal); nothing stored", context)
             case .failed(let error):
                 self.respond(.serviceUnavailable, message: "id=\(id) could not store the upload: \(error)", context)
             }
@@ -517,8 +544,24 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             cleanup()
+            if close && discarding { return self.linger(context) }
             if close { context.close(promise: nil) }
         }
+    }
+
+    /// After a refusal while the client may still be sending: shut the sending side
+    /// (the client reads the response, then end of stream), drop what still comes,
+    /// and close when the client does or after `lingerSeconds`, as nginx's
+    /// lingering_close does. Closing at once with unread bytes would send a reset,
+    /// which can destroy the refusal before the client reads it.
+    private func linger(_ context: ChannelHandlerContext) {
+        guard isActive else { return }
+        state = .lingering
+        pausedForWork = false
+        pausedForDigest = false
+        context.close(mode: .output, promise: nil)
+        updateReading(context)
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Self.lingerSeconds)) { context.close(promise: nil) }
     }
 
     private func pause(_ context: ChannelHandlerContext) {
@@ -548,6 +591,16 @@ final class ByteActivity: ChannelInboundHandler {
     typealias InboundOut = ByteBuffer
 
     private(set) var lastByte = 0.0
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Writes bytes to the socket below the HTTP encoder and the pipeline handler.
+    func writeRaw(_ text: String, on eventLoop: EventLoop) -> EventLoopFuture<Void> {
+        guard let context else { return eventLoop.makeSucceededVoidFuture() }
+        return context.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: text)))
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastByte = UTCTime.monotonic()

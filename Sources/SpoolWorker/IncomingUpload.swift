@@ -36,6 +36,8 @@ final class IncomingUpload {
     enum Outcome {
         case stored(sha256: String)
         case checksumMismatch(declared: String, actual: String)
+        /// A body of unknown length outgrew a limit; the upload has failed.
+        case refused(Refusal)
         case failed(any Error)
     }
 
@@ -48,7 +50,16 @@ final class IncomingUpload {
 
     private let services: WorkerServices
     private let eventLoop: EventLoop
-    private let open: OpenUpload
+    private var open: OpenUpload
+    /// Its length was not known when it began (an HTTP body sent chunked): the
+    /// reservation grows as bytes arrive, and its size is settled at the end.
+    let lengthDeferred: Bool
+    private let quota: TokenQuota?
+    /// A reservation step on its way; reading waits for it.
+    private var growing: EventLoopFuture<Void>?
+    /// Why the upload stopped growing: over a limit, a quota, or the free space.
+    /// It has failed by the time this is set.
+    private(set) var refusal: Refusal?
     /// A large body is hashed on the pool (`pipelined`), a small one inline.
     private var hasher: SHA256
     private var pipelined: PipelinedDigest?
@@ -65,6 +76,7 @@ final class IncomingUpload {
 
     static let pipelineThreshold: Int64 = 1 << 20
     static let writebackChunk: Int64 = 8 << 20
+    static let reservationStep: Int64 = 16 << 20
 
     var id: String { open.id }
     var size: Int64 { open.size }
@@ -73,8 +85,13 @@ final class IncomingUpload {
     /// The checksum declared when it was opened ("" when it is to come after the body).
     var declaredSHA256: String { open.sha256 }
 
-    private init(_ open: OpenUpload, prefix: PrefixHash?, services: WorkerServices, eventLoop: EventLoop) {
+    private init(
+        _ open: OpenUpload, prefix: PrefixHash?, lengthDeferred: Bool = false, quota: TokenQuota? = nil,
+        services: WorkerServices, eventLoop: EventLoop
+    ) {
         self.open = open
+        self.lengthDeferred = lengthDeferred
+        self.quota = quota
         self.services = services
         self.eventLoop = eventLoop
         hasher = prefix?.hasher ?? SHA256()
@@ -90,12 +107,17 @@ final class IncomingUpload {
 
     /// A new upload: admitted against the limits and the sender's quota, its row
     /// recorded `receiving`, its temporary file opened and locked.
+    /// `lengthDeferred`: the size is not known yet (`request.size` is ignored); the
+    /// upload reserves space as its bytes arrive, under the same limits.
     static func begin(
-        _ request: UploadRequest, from sender: Sender, services: WorkerServices, on eventLoop: EventLoop
+        _ request: UploadRequest, lengthDeferred: Bool = false, from sender: Sender, services: WorkerServices,
+        on eventLoop: EventLoop
     ) -> EventLoopFuture<Opening> {
+        var request = request
+        if lengthDeferred { request.size = 0 }
         let (new, id) = newUpload(request, from: sender, services: services)
         let (store, limits, quota) = (services.store, services.limits.admission, sender.token?.quota)
-        return opening(services: services, on: eventLoop) {
+        return opening(services: services, lengthDeferred: lengthDeferred, quota: quota, on: eventLoop) {
             do {
                 return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
             } catch StoreError.refused(let refusal) {
@@ -142,7 +164,8 @@ final class IncomingUpload {
     }
 
     private static func opening(
-        services: WorkerServices, on eventLoop: EventLoop, _ work: @escaping @Sendable () throws -> Opened
+        services: WorkerServices, lengthDeferred: Bool = false, quota: TokenQuota? = nil, on eventLoop: EventLoop,
+        _ work: @escaping @Sendable () throws -> Opened
     ) -> EventLoopFuture<Opening> {
         services.pool.runIfActive(eventLoop: eventLoop, work).assumeIsolated().map { opened -> Opening in
             switch opened {
@@ -150,7 +173,8 @@ final class IncomingUpload {
                 if upload.offset > 0 {
                     services.logger.info("upload resumed", metadata: ["id": "\(upload.id)", "offset": "\(upload.offset)"])
                 }
-                return .opened(IncomingUpload(upload, prefix: prefix, services: services, eventLoop: eventLoop))
+                return .opened(IncomingUpload(
+                    upload, prefix: prefix, lengthDeferred: lengthDeferred, quota: quota, services: services, eventLoop: eventLoop))
             case .refused(let refusal): return .refused(refusal)
             case .alreadyComplete(let row): return .alreadyComplete(row)
             case .busy(let id): return .busy(id: id)
@@ -169,6 +193,14 @@ final class IncomingUpload {
     /// A failed write fails the upload (its row says why) before it is thrown.
     func append(_ bytes: ByteBuffer) throws(SystemError) -> Bool {
         guard !ended else { return false }
+        let limit = services.limits.admission.maxFileSize
+        if lengthDeferred, received + Int64(bytes.readableBytes) > limit {
+            // Known without asking the store, and before the bytes take any room.
+            let size = received + Int64(bytes.readableBytes)
+            growing = refuse(.tooLarge(size: size, limit: limit), reason: "\(size) bytes is over the limit of \(limit) per file")
+                .assumeIsolated().map { self.growing = nil }.nonisolated()
+            return true
+        }
         do {
             try bytes.withUnsafeReadableBytes { raw throws(SystemError) in
                 try Files.writeAll(open.fd, raw, path: open.tempPath)
@@ -181,8 +213,18 @@ final class IncomingUpload {
             services.pool.submit { _ in try? store.fail(upload, received: received, reason: error.description) }
             throw error
         }
-        let behind = pipelined?.add(bytes) ?? false
+        var behind = false
         received += Int64(bytes.readableBytes)
+        if let pipelined {
+            behind = pipelined.add(bytes)
+        } else if lengthDeferred, received >= Self.pipelineThreshold {
+            // Long enough now to hash off the event loop, as a declared large size is.
+            pipelined = PipelinedDigest(continuing: hasher, pool: services.pool)
+        }
+        if lengthDeferred, received > open.size, growing == nil {
+            growReservation()
+            behind = true
+        }
         if received - writebackMark >= Self.writebackChunk {
             // Hand the last chunk to the disk now: the fsync at the end then waits
             // for a few megabytes, not for the whole file.
@@ -196,12 +238,65 @@ final class IncomingUpload {
         return behind
     }
 
-    /// Calls `callback` on the event loop once the pipelined hash has caught up.
+    /// Calls `callback` on the event loop once the pipelined hash has caught up and
+    /// the reservation has grown (or been refused: see `refusal`).
     func whenCaughtUp(_ callback: @escaping () -> Void) {
+        if let growing {
+            growing.assumeIsolated().whenComplete { _ in
+                if self.refusal != nil { return callback() }
+                self.whenCaughtUp(callback)
+            }
+            return
+        }
         guard let pipelined else { return callback() }
-        let loopBound = NIOLoopBound(callback, eventLoop: eventLoop)
+        let loopBound = NIOLoopBound((self, callback), eventLoop: eventLoop)
         let eventLoop = self.eventLoop
-        pipelined.whenDrained { eventLoop.execute { loopBound.value() } }
+        pipelined.whenDrained {
+            eventLoop.execute {
+                let (upload, callback) = loopBound.value
+                // A reservation step that began meanwhile holds reading too.
+                if upload.growing == nil { callback() } else { upload.whenCaughtUp(callback) }
+            }
+        }
+    }
+
+    /// Reserves room for the bytes written past the reservation and, where the
+    /// limits leave it, a step more (a quarter of what came so far, at least
+    /// 16 MiB), so a 4 GiB body asks about 20 times. Over a limit, the upload fails.
+    private func growReservation() {
+        let (store, limits, quota, received) = (services.store, services.limits.admission, quota, received)
+        let wanted = received + max(Self.reservationStep, received / 4)
+        let open = self.open
+        let step = services.pool.runIfActive(eventLoop: eventLoop) { () throws -> OpenUpload in
+            var upload = open
+            try store.grow(&upload, received: received, needed: received, wanted: wanted, limits: limits, quota: quota)
+            return upload
+        }
+        growing = step.assumeIsolated().flatMap { grown -> EventLoopFuture<Void> in
+            self.growing = nil
+            guard !self.ended else { return self.eventLoop.makeSucceededVoidFuture() }
+            self.open.size = grown.size
+            if self.received > self.open.size { self.growReservation() }
+            return self.eventLoop.makeSucceededVoidFuture()
+        }.flatMapError { error -> EventLoopFuture<Void> in
+            guard !self.ended else {
+                self.growing = nil
+                return self.eventLoop.makeSucceededVoidFuture()
+            }
+            if case StoreError.refused(let refusal) = error {
+                return self.refuse(refusal, reason: "\(refusal)").assumeIsolated().map { self.growing = nil }.nonisolated()
+            }
+            let refusal = Refusal.insufficientStorage(free: 0, reserved: 0, size: received, minimum: limits.minFreeBytes)
+            return self.refuse(refusal, reason: "cannot reserve space: \(error)").assumeIsolated().map { self.growing = nil }.nonisolated()
+        }.nonisolated()
+    }
+
+    /// The body outgrew a limit: the upload fails, its row recorded before the
+    /// returned future completes, so the refusal a client sees is already true.
+    private func refuse(_ refusal: Refusal, reason: String) -> EventLoopFuture<Void> {
+        self.refusal = refusal
+        services.logger.info("upload refused while growing", metadata: ["id": "\(open.id)", "reason": "\(reason)"])
+        return abandon(reason: reason)
     }
 
     // MARK: - Ends
@@ -211,6 +306,10 @@ final class IncomingUpload {
     /// `unchecked`: no checksum was declared at all (an HTTP PUT without a digest
     /// header); the server's own is recorded and returned for the client to compare.
     func finish(declared: String?, unchecked: Bool = false) -> EventLoopFuture<Outcome> {
+        if let growing {  // the last step of a reservation first: it may refuse the body
+            return growing.assumeIsolated().flatMap { self.finish(declared: declared, unchecked: unchecked) }.nonisolated()
+        }
+        if let refusal { return eventLoop.makeSucceededFuture(.refused(refusal)) }
         guard !ended else { return eventLoop.makeSucceededFuture(.failed(SystemError("finish", open.id, errno: EINVAL))) }
         // Ended for writing, but the progress slot stays until the end is recorded:
         // a STATUS meanwhile still sees every byte received.
@@ -225,10 +324,13 @@ final class IncomingUpload {
             digest = eventLoop.makeSucceededFuture(Checksum.hex(hasher.finalize()))
         }
         let (upload, received, store, logger, pool, eventLoop) = (open, received, services.store, services.logger, services.pool, eventLoop)
+        let lengthDeferred = self.lengthDeferred
         return digest.flatMap { digest in
             pool.runIfActive(eventLoop: eventLoop) { () -> Outcome in
                 do {
                     let declared = unchecked ? digest : declared
+                    var upload = upload
+                    if lengthDeferred { try store.settle(&upload, received: received) }
                     switch try store.complete(upload, received: received, sha256: digest, declared: declared) {
                     case .stored:
                         logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
@@ -253,8 +355,11 @@ final class IncomingUpload {
     func abandon(reason: String) -> EventLoopFuture<Void> {
         guard !ended else { return eventLoop.makeSucceededVoidFuture() }
         end()
-        let (store, upload, received) = (services.store, open, received)
+        let (store, upload, received, lengthDeferred) = (services.store, open, received, lengthDeferred)
         return services.pool.runIfActive(eventLoop: eventLoop) {
+            var upload = upload
+            // Recorded at the bytes that came, not at the space it had reserved.
+            if lengthDeferred { try? store.settle(&upload, received: received) }
             try store.fail(upload, received: received, reason: reason)
         }.recover { _ in }
     }
@@ -262,6 +367,11 @@ final class IncomingUpload {
     /// The connection went away mid-body: keep (and fsync) what arrived, for a resume.
     func interrupt(reason: String) {
         guard !ended else { return }
+        guard !lengthDeferred else {
+            // Nothing could resume it: its length was never known, and its client has no id.
+            _ = abandon(reason: "\(reason); a body of unknown length cannot be resumed")
+            return
+        }
         end()
         let (store, upload, received, logger) = (services.store, open, received, services.logger)
         services.pool.submit { _ in

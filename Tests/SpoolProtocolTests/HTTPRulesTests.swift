@@ -54,6 +54,26 @@ import Testing
         #expect(ByteRange.parse("bytes=9-3", size: 100) == .whole)
     }
 
+    @Test func aBodyIsFramedOneWayOrRefused() {
+        func framing(_ lengths: [String], _ codings: [String] = []) -> BodyFraming {
+            BodyFraming.parse(contentLength: lengths, transferEncoding: codings)
+        }
+        #expect(framing(["5"]) == .length(5))
+        #expect(framing(["0"]) == .length(0))
+        #expect(framing(["5", "5"]) == .length(5) && framing(["5, 5"]) == .length(5), "one length, repeated")
+        #expect(framing([], ["chunked"]) == .chunked && framing([], [" Chunked "]) == .chunked)
+        #expect(framing([]) == BodyFraming.none)
+        for lengths in [["5", "6"], ["5, 6"], ["+5"], ["5x"], [""], ["-1"], ["0x10"], ["99999999999999999999"]] {
+            guard case .ambiguous = framing(lengths) else {
+                Issue.record("\(lengths) should be ambiguous")
+                continue
+            }
+        }
+        if case .ambiguous = framing(["5"], ["chunked"]) {} else { Issue.record("both framings at once") }
+        #expect(framing([], ["gzip, chunked"]) == .unsupported("gzip, chunked"))
+        #expect(framing([], ["chunked", "chunked"]) == .unsupported("chunked, chunked"))
+    }
+
     @Test func aDownloadIsNamedForOldAndNewClients() {
         #expect(ContentDisposition.attachment(name: "photos/résumé \"1\".pdf")
             == "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf")

@@ -88,6 +88,12 @@ final class Server: @unchecked Sendable {
         guard eventually(timeout: timeout, { !process.isRunning }) else {
             throw HarnessError("spoold did not stop within \(Int(timeout)) s:\n\(log())")
         }
+        // Whatever a test sent, no worker may have died of its own fault: a trap or a
+        // crash kills every connection the worker held. Tests kill workers only with KILL or TERM.
+        let log = self.log()
+        if let crash = ["ILL", "TRAP", "SEGV", "ABRT", "BUS", "FPE"].first(where: { log.contains("killed by \($0)") }) {
+            throw HarnessError("a worker crashed (killed by \(crash)):\n\(log)")
+        }
         return process.terminationStatus
     }
 
