@@ -14,30 +14,42 @@ public enum HTTPRoute: Equatable, Sendable {
     case downloadByName(name: String, headOnly: Bool)
     /// The target exists, but not for this method; `allow` lists the methods that work there.
     case methodNotAllowed(allow: String)
+    /// `OPTIONS` on a target that exists: what it allows (and, from a browser, a CORS preflight).
+    case options(allow: String)
     /// A target that cannot be read (bad escapes, a name against the rules): 400 with this reason.
     case badTarget(String)
+    /// A target longer than `maxTargetBytes`: 414.
+    case targetTooLong
     case notFound
 
+    /// The longest request target taken, as nginx's default header buffer holds (8 KiB).
+    public static let maxTargetBytes = 8192
+
     public static func parse(method: String, target: String) -> HTTPRoute {
+        guard target.utf8.count <= maxTargetBytes else { return .targetTooLong }
         let pieces = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let path = pieces.first.map(String.init) ?? target
         let isRead = method == "GET" || method == "HEAD"
+        /// What a path allows, for OPTIONS and 405 alike.
+        func refused(_ allow: String) -> HTTPRoute {
+            method == "OPTIONS" ? .options(allow: allow + ", OPTIONS") : .methodNotAllowed(allow: allow)
+        }
         if path.hasPrefix("/files/") {
-            guard method == "PUT" else { return .methodNotAllowed(allow: "PUT") }
+            guard method == "PUT" else { return refused("PUT") }
             switch name(path.dropFirst("/files/".count)) {
             case .success(let name): return .upload(name: name)
             case .failure(let reason): return .badTarget(reason.description)
             }
         }
         if path.hasPrefix("/names/") {
-            guard isRead else { return .methodNotAllowed(allow: "GET, HEAD") }
+            guard isRead else { return refused("GET, HEAD") }
             switch name(path.dropFirst("/names/".count)) {
             case .success(let name): return .downloadByName(name: name, headOnly: method == "HEAD")
             case .failure(let reason): return .badTarget(reason.description)
             }
         }
         if path == "/uploads" || path == "/uploads/" {
-            guard method == "GET" else { return .methodNotAllowed(allow: "GET") }
+            guard method == "GET" else { return refused("GET") }
             var query: [String: String] = [:]
             for pair in (pieces.count > 1 ? pieces[1] : "").split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -53,7 +65,7 @@ public enum HTTPRoute: Equatable, Sendable {
             guard let id = parts.first, UploadID.isValid(id), parts.count <= 2, parts.count == 1 || parts[1] == "content" else {
                 return .notFound
             }
-            guard isRead else { return .methodNotAllowed(allow: "GET, HEAD") }
+            guard isRead else { return refused("GET, HEAD") }
             let upper = id.uppercased()
             return parts.count == 2 ? .download(id: upper, headOnly: method == "HEAD") : .record(id: upper, headOnly: method == "HEAD")
         }

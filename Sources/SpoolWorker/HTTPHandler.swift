@@ -40,6 +40,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     private let services: WorkerServices
     private let registry: ConnectionRegistry
     private var state = State.idle
+    /// The current request's `Origin`, for the CORS headers of its answer.
+    private var requestOrigin: String?
     private var context: ChannelHandlerContext?
     private var clientIP = "unknown"
     private var clientPort = 0
@@ -189,6 +191,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             keepAlive = false
             return respond(.serviceUnavailable, ["Retry-After": "5"], message: "too many connections from \(clientIP); try again later", context)
         }
+        requestOrigin = head.headers["Origin"].first
         switch HTTPRoute.parse(method: head.method.rawValue, target: head.uri) {
         case .upload(let name):
             beginUpload(name: name, head, context)
@@ -200,6 +203,14 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             authorized(head, context) { token in self.download(name: name, headOnly: headOnly, token: token, head, context) }
         case .list(let query):
             authorized(head, context) { token in self.list(query, token: token, context) }
+        case .options(let allow):
+            switch services.limits.cors.preflight(origin: requestOrigin, requestMethod: head.headers["Access-Control-Request-Method"].first) {
+            case .notPreflight: respond(.noContent, ["Allow": allow], body: nil, context)
+            case .allowed(let headers): respond(.noContent, headers.merging(["Allow": allow]) { $1 }, body: nil, context)
+            case .refused(let reason): respond(.forbidden, message: reason, context)
+            }
+        case .targetTooLong:
+            refuseBody(.uriTooLong, message: "the request target is over \(HTTPRoute.maxTargetBytes) bytes", context)
         case .methodNotAllowed(let allow):
             respond(.methodNotAllowed, ["Allow": allow], message: "use \(allow) here", context)
         case .badTarget(let reason):
@@ -522,7 +533,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         var head = HTTPResponseHead(version: .http1_1, status: status)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         let buffer = body.map { context.channel.allocator.buffer(string: $0) }
-        if !head.headers.contains(name: "Content-Length") { head.headers.add(name: "Content-Length", value: "\(buffer?.readableBytes ?? 0)") }
+        if !head.headers.contains(name: "Content-Length"), status != .noContent { head.headers.add(name: "Content-Length", value: "\(buffer?.readableBytes ?? 0)") }
         finishHeaders(&head)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let buffer, !headOnly, status != .notModified { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
@@ -531,6 +542,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     private func finishHeaders(_ head: inout HTTPResponseHead) {
         if !keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        for (name, value) in services.limits.cors.responseHeaders(origin: requestOrigin) { head.headers.replaceOrAdd(name: name, value: value) }
     }
 
     /// Ends the response; once it is written, the next request is read, or the connection closes.
@@ -538,6 +550,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         let close = !keepAlive || draining
         let discarding: Bool
         if case .discarding = state { discarding = true } else { discarding = false }
+        requestOrigin = nil
         if !discarding {
             state = .idle
             idleSince = UTCTime.monotonic()

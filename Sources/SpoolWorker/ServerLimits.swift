@@ -16,6 +16,8 @@ public struct ServerLimits: Sendable {
     public var loopback = true
     /// How long a failed AUTH waits before its answer: guessing tokens becomes useless.
     public var failedAuthenticationDelay = 1.0
+    /// Which other origins' pages may call the HTTP door (off by default).
+    public var cors = CORSPolicy()
 
     public init() {}
 }

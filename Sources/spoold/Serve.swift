@@ -23,6 +23,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Address for HTTP (docs/HTTP.md), HOST:PORT, or none. Port 0 picks a free port.")
     var http: String = "127.0.0.1:8889"
 
+    @Option(help: ArgumentHelp(
+        "A web origin whose pages may call the HTTP door (CORS), like https://app.example.com, or * for any; repeat for more.",
+        valueName: "origin"))
+    var corsOrigin: [String] = []
+
     @Option(help: "Number of worker processes (default: the number of CPU cores).")
     var workers: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
@@ -75,6 +80,9 @@ struct Serve: ParsableCommand {
         guard http == "none" || HostPort(http) != nil else {
             throw ValidationError("--http must be HOST:PORT with a numeric host and a port from 0 to 65535, or none, got \"\(http)\"")
         }
+        for origin in corsOrigin where !CORSPolicy.isValidOrigin(origin) {
+            throw ValidationError("--cors-origin takes an origin like https://app.example.com (no path), or *, got \"\(origin)\"")
+        }
         guard (1...512).contains(workers) else { throw ValidationError("--workers must be from 1 to 512") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \"\(logLevel)\"") }
         guard gracefulTimeout >= 0 && gracefulTimeout <= 86_400 else {
@@ -120,6 +128,7 @@ struct Serve: ParsableCommand {
         config.limits.maxConnectionsPerClient = maxClientConnections
         config.limits.allowAnonymous = allowAnonymous
         config.limits.loopback = listeners.allSatisfy(\.isLoopback)
+        config.limits.cors = CORSPolicy(origins: corsOrigin)
         let code: Int32
         do {
             code = try Arbiter(config: config).run()

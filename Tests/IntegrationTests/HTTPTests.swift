@@ -303,3 +303,49 @@ extension HTTPTests {
         try server.stop()
     }
 }
+
+/// Browsers on other origins (CORS) and the request target's cap.
+@Suite struct HTTPBrowserTests {
+    static func headers(_ arguments: [String]) throws -> String {
+        try HTTPTests.curl(["-o", "/dev/null", "-D", "-"] + arguments).stdout
+    }
+
+    @Test func crossOriginCallsAreOffByDefaultAndAllowedPerOrigin() throws {
+        let closed = try Server(workers: 1)
+        let plain = try Self.headers(["-X", "OPTIONS", closed.httpBase + "/files/"])
+        #expect(plain.hasPrefix("HTTP/1.1 204") && plain.contains("Allow: PUT, OPTIONS"), "\(plain)")
+        let preflight = ["-X", "OPTIONS", "-H", "Origin: https://app.example", "-H", "Access-Control-Request-Method: PUT"]
+        let refused = try Self.headers(preflight + [closed.httpBase + "/files/a.txt"])
+        #expect(refused.hasPrefix("HTTP/1.1 403") && !refused.contains("Access-Control-Allow-Origin"), "\(refused)")
+        let answer = try Self.headers(["-H", "Origin: https://app.example", closed.httpBase + "/uploads"])
+        #expect(answer.hasPrefix("HTTP/1.1 200") && !answer.contains("Access-Control"), "\(answer)")
+        try closed.stop()
+
+        let open = try Server(workers: 1, arguments: ["--cors-origin", "https://app.example"])
+        let allowed = try Self.headers(preflight + ["-H", "Access-Control-Request-Headers: authorization, repr-digest", open.httpBase + "/files/a.txt"])
+        #expect(allowed.hasPrefix("HTTP/1.1 204"), "\(allowed)")
+        #expect(allowed.contains("Access-Control-Allow-Origin: https://app.example\r\n"), "\(allowed)")
+        #expect(allowed.contains("Access-Control-Allow-Methods: GET, HEAD, PUT, OPTIONS") && allowed.contains("Authorization, Content-Type, Repr-Digest"))
+        #expect(!allowed.contains("Content-Length"), "a 204 has no length: \(allowed)")
+        // The actual request: its answer names the origin, and lets the page read Location and Repr-Digest.
+        let files = try TempDirectory()
+        let file = writeFile(files.path + "/page.txt", Array("from a page\n".utf8))
+        let put = try Self.headers(["-H", "Origin: https://app.example", "-T", file, open.httpBase + "/files/"])
+        #expect(put.contains("HTTP/1.1 201 Created") && put.contains("Access-Control-Allow-Origin: https://app.example"), "\(put)")
+        #expect(put.contains("Access-Control-Expose-Headers: Location, Repr-Digest") && put.contains("Vary: Origin"), "\(put)")
+        let other = try Self.headers(["-H", "Origin: https://evil.example", open.httpBase + "/uploads"])
+        #expect(!other.contains("Access-Control-Allow-Origin") && other.contains("Vary: Origin"), "\(other)")
+        #expect(try Self.headers(["-X", "OPTIONS", "-H", "Origin: https://evil.example", "-H", "Access-Control-Request-Method: GET",
+                                  open.httpBase + "/uploads"]).hasPrefix("HTTP/1.1 403"))
+        try open.stop()
+        #expect(try run(Binaries.spoold, ["serve", "--cors-origin", "app.example/", "--data-dir", files.path + "/d"]).status != 0)
+    }
+
+    @Test func aTargetOverEightKiBGets414() throws {
+        let server = try Server(workers: 1)
+        let long = server.httpBase + "/names/" + String(repeating: "a", count: 9000)
+        #expect(try HTTPTests.curl(["-o", "/dev/null", "-w", "%{http_code}", long]).stdout == "414")
+        #expect(try HTTPTests.curl(["-o", "/dev/null", "-w", "%{http_code}", server.httpBase + "/uploads"]).stdout == "200")
+        try server.stop()
+    }
+}

@@ -74,6 +74,44 @@ import Testing
         #expect(framing([], ["chunked", "chunked"]) == .unsupported("chunked, chunked"))
     }
 
+    @Test func optionsSaysWhatAPathAllowsAndLongTargetsAreRefused() {
+        #expect(HTTPRoute.parse(method: "OPTIONS", target: "/files/") == .options(allow: "PUT, OPTIONS"))
+        #expect(HTTPRoute.parse(method: "OPTIONS", target: "/uploads") == .options(allow: "GET, OPTIONS"))
+        #expect(HTTPRoute.parse(method: "OPTIONS", target: "/uploads/01M8W5WPHJ6VF86VAWEGX48Z1B/content") == .options(allow: "GET, HEAD, OPTIONS"))
+        #expect(HTTPRoute.parse(method: "OPTIONS", target: "/elsewhere") == .notFound)
+        let long = "/names/" + String(repeating: "a", count: HTTPRoute.maxTargetBytes)
+        #expect(HTTPRoute.parse(method: "GET", target: long) == .targetTooLong)
+        #expect(HTTPRoute.parse(method: "GET", target: String(long.prefix(HTTPRoute.maxTargetBytes))) != .targetTooLong)
+    }
+
+    @Test func crossOriginCallsAreOffUntilOriginsAreGiven() {
+        let off = CORSPolicy()
+        #expect(off.responseHeaders(origin: "https://a.example").isEmpty)
+        #expect(off.preflight(origin: "https://a.example", requestMethod: "PUT") == .refused("cross-origin requests are off (--cors-origin)"))
+        #expect(off.preflight(origin: nil, requestMethod: "PUT") == .notPreflight)
+        #expect(off.preflight(origin: "https://a.example", requestMethod: nil) == .notPreflight)
+
+        let one = CORSPolicy(origins: ["https://a.example"])
+        guard case .allowed(let headers) = one.preflight(origin: "https://a.example", requestMethod: "PUT") else {
+            Issue.record("a listed origin's preflight is allowed")
+            return
+        }
+        #expect(headers["Access-Control-Allow-Origin"] == "https://a.example" && headers["Access-Control-Allow-Headers"]?.contains("Authorization") == true)
+        #expect(one.preflight(origin: "https://b.example", requestMethod: "PUT") == .refused("origin https://b.example is not allowed (--cors-origin)"))
+        #expect(one.preflight(origin: "https://a.example", requestMethod: "TRACE") == .refused("method TRACE is not allowed across origins"))
+        let answer = Dictionary(uniqueKeysWithValues: one.responseHeaders(origin: "https://a.example"))
+        #expect(answer["Access-Control-Allow-Origin"] == "https://a.example" && answer["Vary"] == "Origin")
+        #expect(answer["Access-Control-Expose-Headers"]?.contains("Repr-Digest") == true)
+        #expect(one.responseHeaders(origin: "https://b.example").map(\.0) == ["Vary"])
+        let any = Dictionary(uniqueKeysWithValues: CORSPolicy(origins: ["*"]).responseHeaders(origin: "https://z.example"))
+        #expect(any["Access-Control-Allow-Origin"] == "*")
+
+        for good in ["*", "https://a.example", "http://127.0.0.1:8080"] { #expect(CORSPolicy.isValidOrigin(good), "\(good)") }
+        for bad in ["a.example", "https://a.example/", "ftp://a.example", "https://", "https://u@a.example"] {
+            #expect(!CORSPolicy.isValidOrigin(bad), "\(bad)")
+        }
+    }
+
     @Test func aDownloadIsNamedForOldAndNewClients() {
         #expect(ContentDisposition.attachment(name: "photos/résumé \"1\".pdf")
             == "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf")
