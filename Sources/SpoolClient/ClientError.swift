@@ -9,6 +9,10 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case protocolViolation(String)
     case refused(Reply)
     case file(SystemError)
+    /// An HTTP answer other than the one asked for: its status and its message.
+    case http(Int, String)
+    /// What was written does not hash to what the server said it stores.
+    case verification(String)
 
     public var description: String {
         switch self {
@@ -18,6 +22,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .protocolViolation(let detail): "unexpected reply from server: \(detail)"
         case .refused(let reply): "server said: \(reply.code.rawValue) \(reply.text)"
         case .file(let error): error.description
+        case .http(let status, let message): "server answered \(status)\(message.isEmpty ? "" : ": " + message)"
+        case .verification(let detail): detail
         }
     }
 
@@ -26,6 +32,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .connect, .connectionLost: true
         case .refused(let reply): reply.kind == 4
+        case .http(let status, _): status == 503 || status == 507 || status == 408
+        case .verification: true
         case .badAddress, .protocolViolation, .file: false
         }
     }

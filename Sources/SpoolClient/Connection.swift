@@ -22,37 +22,8 @@ public final class Connection {
     /// `maxVersion` caps the protocol version offered (to talk as an older client would).
     public init(server: String, token: String? = nil, maxVersion: Int = ProtocolInfo.version) throws(ClientError) {
         self.maxVersion = maxVersion
-        guard let target = HostPort(server), target.port > 0 else { throw .badAddress(server) }
-        let (host, port) = (target.host, String(target.port))
         address = server
-        // A server that goes away mid-send must be an error to retry, not a SIGPIPE that kills us.
-        _ = spool_ignore_sigpipe()
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, port, &hints, &result) == 0, let first = result else {
-            throw .connect(server, SystemError("resolve", host, errno: EHOSTUNREACH))
-        }
-        defer { freeaddrinfo(result) }
-        var lastError = SystemError("connect", errno: ECONNREFUSED)
-        var info: UnsafeMutablePointer<addrinfo>? = first
-        var connected: Int32 = -1
-        while let candidate = info, connected < 0 {
-            let s = socket(candidate.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            if s >= 0 {
-                if Glibc.connect(s, candidate.pointee.ai_addr, candidate.pointee.ai_addrlen) == 0 {
-                    connected = s
-                } else {
-                    lastError = .last("connect")
-                    Glibc.close(s)
-                }
-            }
-            info = candidate.pointee.ai_next
-        }
-        guard connected >= 0 else { throw .connect(server, lastError) }
-        fd = connected
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        fd = try TCP.connect(server)
         let hello = try readReply()
         guard hello.code == .ready else { throw .refused(hello) }
         greeting = hello

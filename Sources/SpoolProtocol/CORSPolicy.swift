@@ -68,7 +68,7 @@ public struct CORSPolicy: Equatable, Sendable {
         guard allows(origin) else {
             return .refused(isEnabled ? "origin \(origin) is not allowed (--cors-origin)" : "cross-origin requests are off (--cors-origin)")
         }
-        guard Self.allowedMethods.split(separator: ",").contains(where: { $0.trimmingCharacters(in: " ") == requestMethod }) else {
+        guard Self.allowedMethods.split(separator: ",").contains(where: { $0.trimming(" ") == requestMethod }) else {
             return .refused("method \(requestMethod) is not allowed across origins")
         }
         return .allowed([

@@ -292,7 +292,7 @@ public enum BodyFraming: Equatable, Sendable {
 
     public static func parse(contentLength: [String], transferEncoding: [String]) -> BodyFraming {
         let codings = transferEncoding.flatMap { $0.split(separator: ",") }
-            .map { $0.trimmingCharacters(in: " \t").lowercased() }
+            .map { $0.trimming(" \t").lowercased() }
         if !codings.isEmpty {
             guard contentLength.isEmpty else { return .ambiguous("Content-Length and Transfer-Encoding together") }
             guard codings == ["chunked"] else { return .unsupported(codings.joined(separator: ", ")) }
@@ -300,7 +300,7 @@ public enum BodyFraming: Equatable, Sendable {
         }
         // One value, or the same value repeated (RFC 9110 §8.6 allows a recipient to accept that).
         let values = Set(contentLength.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { $0.trimmingCharacters(in: " \t") })
+            .map { $0.trimming(" \t") })
         guard let value = values.first else { return .none }
         guard values.count == 1 else { return .ambiguous("two different Content-Length values") }
         guard let length = Int64(value), length >= 0, value.allSatisfy(\.isASCIIDigit) else {
@@ -311,7 +311,8 @@ public enum BodyFraming: Equatable, Sendable {
 }
 
 extension StringProtocol {
-    func trimmingCharacters(in set: String) -> String {
+    /// Without the characters of `set` at either end (Foundation's trimming, without Foundation).
+    public func trimming(_ set: String) -> String {
         var slice = Substring(self)
         while let first = slice.first, set.contains(first) { slice = slice.dropFirst() }
         while let last = slice.last, set.contains(last) { slice = slice.dropLast() }

@@ -13,7 +13,7 @@ struct SpoolCommand: ParsableCommand {
         commandName: "spool",
         abstract: "The Spool client: upload files to a spoold server.",
         version: "0.1.0",
-        subcommands: [Upload.self, Status.self, Watch.self, Chat.self]
+        subcommands: [Upload.self, Download.self, Status.self, Watch.self, Chat.self]
     )
 }
 

@@ -112,6 +112,37 @@ import Testing
         }
     }
 
+    @Test func aResponseHeadIsReadUpToItsBlankLine() {
+        let text = "HTTP/1.1 206 Partial Content\r\nContent-Length: 5\r\nETag: \"ab\"\r\nX-Twice: 1\r\nx-twice: 2\r\n\r\nhello"
+        guard case .head(let head, let length) = ResponseHead.parse(Array(text.utf8)) else {
+            Issue.record("a whole head")
+            return
+        }
+        #expect(head.status == 206 && head.reason == "Partial Content" && length == text.utf8.count - 5)
+        #expect(head.headers["content-length"] == "5" && head.headers["etag"] == "\"ab\"" && head.headers["x-twice"] == "1")
+        #expect(ResponseHead.parse(Array("HTTP/1.1 200 OK\r\nA: b\r\n".utf8)) == .incomplete)
+        for bad in ["SPOOL 200 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n"] {
+            guard case .malformed = ResponseHead.parse(Array(bad.utf8)) else {
+                Issue.record("\(bad.debugDescription) is malformed")
+                continue
+            }
+        }
+        guard case .malformed = ResponseHead.parse([UInt8](repeating: 65, count: ResponseHead.maxBytes + 1)) else {
+            Issue.record("an endless head is refused")
+            return
+        }
+    }
+
+    @Test func aDownloadsNameIsReadBackSafely() {
+        let header = ContentDisposition.attachment(name: "photos/résumé \"1\".pdf")
+        #expect(ContentDisposition.fileName(from: header) == "résumé \"1\".pdf")
+        #expect(ContentDisposition.fileName(from: "attachment; filename=\"plain.txt\"") == "plain.txt")
+        #expect(ContentDisposition.fileName(from: "attachment; filename*=UTF-8''..%2F..%2Fetc%2Fpasswd") == "passwd")
+        #expect(ContentDisposition.fileName(from: "attachment; filename=\"..\"") == nil)
+        #expect(ContentDisposition.fileName(from: "attachment; filename*=UTF-8''a%0Ab") == nil)
+        #expect(ContentDisposition.fileName(from: "attachment") == nil)
+    }
+
     @Test func aDownloadIsNamedForOldAndNewClients() {
         #expect(ContentDisposition.attachment(name: "photos/résumé \"1\".pdf")
             == "attachment; filename=\"r_sum_ _1_.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf")
