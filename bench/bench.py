@@ -106,13 +106,13 @@ def stop_all():
 
 
 class Spool:
-    def __init__(self, workdir, workers, extra=(), data=None):
+    def __init__(self, workdir, workers, extra=(), data=None, http=False):
         self.data = data or tempfile.mkdtemp(dir=workdir, prefix="spool-")
         self.log = os.path.join(self.data, "spoold.log")
         self.workers = workers
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--http", "none", "--workers", str(workers), "--data-dir", self.data,
+            [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0" if http else "none", "--workers", str(workers), "--data-dir", self.data,
              "--min-free", "0", "--max-client-connections", "5000", "--max-connections", "5000", *extra],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         STARTED.append(self.proc)
@@ -126,6 +126,7 @@ class Spool:
             time.sleep(0.001)
         ports = dict(line.split() for line in open(os.path.join(self.data, "run", "spoold.ports")))
         self.port = int(ports["line"].rsplit(":", 1)[1])
+        self.http_port = int(ports["http"].rsplit(":", 1)[1]) if http else None
         self.address = f"127.0.0.1:{self.port}"
         self.env = dict(os.environ, SPOOL_STATE_DIR=os.path.join(self.data, "client-state"))
 
@@ -278,7 +279,7 @@ def ceilings(args, workdir):
 def p1_large(args, workdir, ceiling):
     size = args.large_mib << 20
     path = os.path.join(workdir, "large.bin")
-    spool, vs, ng = Spool(workdir, os.cpu_count()), Vsftpd(workdir), Nginx(workdir)
+    spool, vs, ng = Spool(workdir, os.cpu_count(), http=True), Vsftpd(workdir), Nginx(workdir)
     ftp, http = f"ftp://127.0.0.1:{vs.port}/up/", f"http://127.0.0.1:{ng.port}/up/"
 
     def spool_upload(round_):
@@ -287,6 +288,9 @@ def p1_large(args, workdir, ceiling):
             raise RuntimeError(p.stderr.read().decode())
     variants = [
         ("Spool (client hashing + upload, durable)", spool, spool_upload),
+        # P1h: the same curl as for nginx, so the only difference is the server.
+        ("Spool HTTP PUT (curl; server hashing, durable)", spool,
+         lambda r: run(["curl", "-fsS", "-o", "/dev/null", "-T", path, f"http://127.0.0.1:{spool.http_port}/files/h{r}.bin"])),
         ("vsftpd (curl), as it is", vs, lambda r: run(["curl", "-fsS", "-T", path, ftp + f"a{r}.bin"])),
         ("vsftpd (curl) + sync", vs, lambda r: (run(["curl", "-fsS", "-T", path, ftp + f"b{r}.bin"]), sync())),
         ("nginx PUT (curl), as it is", ng, lambda r: run(["curl", "-fsS", "-T", path, http + f"a{r}.bin"])),
@@ -327,11 +331,22 @@ def p1_large(args, workdir, ceiling):
 
     base = ceiling["disk_fsync"]
     lines = [f"### P1: one {args.large_mib} MiB upload, end to end",
-             "", "| system | MB/s | vs disk+fsync ceiling | CPU s per GiB, client + server |", "|---|---|---|---|",
-             f"| ceiling: disk write + fsync (median of the rounds) | {base:.0f} | 1.00 | - |"]
-    lines += [f"| {name} | {rate:.0f} | {ratio(rate, base)} | {statistics.median(cpus[name]):.2f} |"
+             "", "| system | MB/s | spread of the rounds | vs disk+fsync ceiling | CPU s per GiB, client + server |",
+             "|---|---|---|---|---|",
+             f"| ceiling: disk write + fsync (median of the rounds) | {base:.0f} | {spread(disk)} | 1.00 | - |"]
+    lines += [f"| {name} | {rate:.0f} | {spread(rates[name])} | {ratio(rate, base)} | {statistics.median(cpus[name]):.2f} |"
               for name, rate in rows]
+    spool_http, nginx_sync = "Spool HTTP PUT (curl; server hashing, durable)", "nginx PUT (curl) + sync"
+    rate = dict(rows)
+    lines += ["", f"P1h, the same curl to both: Spool HTTP at {ratio(rate[spool_http], rate[nginx_sync])} of nginx + sync's MB/s "
+              f"(target: at least 1.00), {ratio(statistics.median(cpus[spool_http]), statistics.median(cpus[nginx_sync]))} "
+              "of its CPU per GiB, client included (target: at most 1.5)."]
     return lines, rows
+
+
+def spread(values):
+    """The lowest and highest of the rounds: how far one figure drifts."""
+    return f"{min(values):.0f}–{max(values):.0f}" if len(values) > 1 else "-"
 
 
 def small_files(workdir, count):
@@ -358,6 +373,21 @@ def p2_small(args, workdir):
         spool.stop()
         return elapsed
 
+    def spool_http_run(workers):
+        # P2h: 16 curl processes, each its files over one kept-alive connection, as for nginx.
+        spool = Spool(workdir, workers, http=True)
+        base = f"http://127.0.0.1:{spool.http_port}/files"
+
+        def put_all():
+            procs = [subprocess.Popen(["curl", "-fsS", "-o", "/dev/null", "-T", "{" + ",".join(g) + "}", f"{base}/{n}/"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n, g in enumerate(groups)]
+            failed = [p.stderr.read().decode() for p in procs if p.wait() != 0]
+            if failed:
+                raise RuntimeError("curl to Spool failed: " + failed[0])
+        elapsed = timed(put_all)
+        spool.stop()
+        return elapsed
+
     def lftp(target):
         script = f"set net:max-retries 1; open -u anonymous, ftp://127.0.0.1:{vs.port}; cd up/{target}; mput -P 16 {d}/*.bin; quit"
         run(["lftp", "-c", script])
@@ -380,6 +410,8 @@ def p2_small(args, workdir):
              for w in args.worker_counts}
     variants = [(ceiling, lambda r: ceiling_run())]
     variants += [(names[w], lambda r, w=w: spool_run(w)) for w in args.worker_counts]
+    http_name = f"Spool HTTP PUT, {os.cpu_count()} workers (16 curl, keep-alive, durable)"
+    variants += [(http_name, lambda r: spool_http_run(os.cpu_count()))]
     variants += [
         ("vsftpd (lftp mput -P 16), as it is", lambda r: timed(lambda: lftp(f"a{r}"))),
         ("vsftpd (lftp mput -P 16) + sync", lambda r: timed(lambda: (lftp(f"b{r}"), sync()))),
@@ -404,9 +436,12 @@ def p2_small(args, workdir):
     top = rate[ceiling]
     spool_name = default if default in rate else names[args.worker_counts[0]]
     lines = [f"### P2: {len(files)} files of 4 KiB over 16 parallel connections",
-             "", f"| system | files/s | vs ceiling | vs {spool_name} |", "|---|---|---|---|"]
-    lines += [f"| {name} | {value:.0f} | {ratio(value, top)} | {ratio(value, rate[spool_name])} |"
+             "", f"| system | files/s | spread of the rounds | vs ceiling | vs {spool_name} |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {value:.0f} | {spread(rates[name])} | {ratio(value, top)} | {ratio(value, rate[spool_name])} |"
               for name, value in results]
+    nginx_sync = "nginx PUT (16 curl, keep-alive) + sync"
+    lines += ["", f"P2h, the same 16 curls to both: Spool HTTP at {ratio(rate[http_name], rate[nginx_sync])} of nginx + sync's "
+              "files/s (target: at least 1.2)."]
     return lines, results
 
 
@@ -546,7 +581,7 @@ def main():
         args.worker_counts = [1, 2]
     else:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 1024, 5000, 4096, 1000
-        args.status_count, args.stream_mib, args.stream_rate_mib, args.repeat, args.rounds = 2000, 64, 16, 5, 3
+        args.status_count, args.stream_mib, args.stream_rate_mib, args.repeat, args.rounds = 2000, 64, 16, 5, 5
         args.worker_counts = [1, 2, 4]
 
     workdir = tempfile.mkdtemp(prefix="spool-bench-", dir=os.environ.get("SPOOL_BENCH_DIR", "/var/tmp"))
