@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -25,6 +26,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         case receiving(IncomingUpload, declared: String?)
         /// Refused before its body: the body, if it comes, is dropped, and the connection closes after the response.
         case discarding
+        /// A small body (`wholeBodyLimit`) being collected, to be stored in a batch.
+        case collecting(UploadRequest, IncomingUpload.Sender, parts: [ByteBuffer])
         /// A response for a request whose body (if any) is in is being produced.
         case responding
         /// A refusal has been sent and the sending side shut: what the client still
@@ -36,6 +39,11 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// How long a refused connection drains before it closes: the client has the
     /// refusal by then, or is not reading at all.
     static let lingerSeconds: Int64 = 2
+
+    /// Bodies of a known length up to this are collected in memory and stored in a
+    /// batch with the others arriving meanwhile (`WholeUploads`, as the line
+    /// protocol's `--at-once` bodies): one sync and one commit for many files.
+    static let wholeBodyLimit: Int64 = 64 << 10
 
     private let services: WorkerServices
     private let registry: ConnectionRegistry
@@ -108,7 +116,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             } else if now - idleSince > limits.idle {
                 context.close(promise: nil)
             }
-        case .opening, .receiving, .discarding:
+        case .opening, .collecting, .receiving, .discarding:
             if now - activity.lastByte > limits.stall { context.close(promise: nil) }
         case .responding, .lingering:
             break
@@ -142,6 +150,9 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             case .opening(var parts, let ended):
                 parts.append(bytes)
                 state = .opening(parts: parts, ended: ended)
+            case .collecting(let request, let sender, var parts):
+                parts.append(bytes)
+                state = .collecting(request, sender, parts: parts)
             case .receiving(let upload, _):
                 append(bytes, to: upload, context)
             case .idle, .discarding, .responding, .lingering:
@@ -151,6 +162,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             switch state {
             case .opening(let parts, _):
                 state = .opening(parts: parts, ended: true)
+            case .collecting(let request, let sender, let parts):
+                storeWhole(request, from: sender, parts: parts, context)
             case .receiving(let upload, let declared):
                 finish(upload, declared: declared, context)
             case .discarding, .idle:
@@ -174,7 +187,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             break  // what follows a bad request is not parsed, only dropped until the close
         case .responding:
             context.close(promise: nil)
-        case .idle, .opening, .receiving, .discarding:
+        case .idle, .opening, .collecting, .receiving, .discarding:
             state = .discarding
             let tooLarge = parserError == .headerOverflow
             respond(tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
@@ -262,6 +275,20 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
         let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
         state = .opening(parts: [], ended: false)
+        if let size, size <= Self.wholeBodyLimit {
+            // Its admission (quota, free space) is decided in its batch, after the body:
+            // at most 64 KiB is sent for nothing.
+            return authorized(head, context) { token in
+                guard case .opening(let parts, let ended) = self.state else { return }
+                let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
+                let request = UploadRequest(name: name, size: size, sha256: declared)
+                if ended { return self.storeWhole(request, from: sender, parts: parts, context) }
+                self.state = .collecting(request, sender, parts: parts)
+                if expectsContinue {
+                    context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+                }
+            }
+        }
         authorized(head, context) { token in
             let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
             let request = UploadRequest(name: name, size: size ?? 0, sha256: declared)
@@ -323,6 +350,54 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
+    /// A small body that is all in: stored in a batch (`WholeUploads`) with the same
+    /// steps, checks and order as any upload, then answered as `finish` answers.
+    private func storeWhole(_ request: UploadRequest, from sender: IncomingUpload.Sender, parts: [ByteBuffer], _ context: ChannelHandlerContext) {
+        state = .responding
+        pause(context)
+        var body = context.channel.allocator.buffer(capacity: Int(request.size))
+        for var part in parts { body.writeBuffer(&part) }
+        // Hashed here (64 KiB at most): without a digest header, the server's own is the one recorded.
+        var hasher = SHA256()
+        body.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        let sha256 = Checksum.hex(hasher.finalize())
+        var request = request
+        let declared = request.sha256
+        request.sha256 = declared ?? sha256
+        let (new, id) = IncomingUpload.newUpload(request, from: sender, services: services)
+        let whole = WholeUpload(new: new, id: id, limits: services.limits.admission, quota: sender.token?.quota) {
+            [body] fd, path throws(SystemError) in
+            try body.withUnsafeReadableBytes { raw throws(SystemError) in try Files.writeAll(fd, raw, path: path) }
+            return sha256
+        }
+        let (size, logger) = (request.size, services.logger)
+        services.wholeUploads.store(whole, on: context.eventLoop).assumeIsolated().whenComplete { result in
+            self.unpause(context)
+            switch result {
+            case .success(.stored):
+                logger.info("upload stored", metadata: ["id": "\(id)", "size": "\(size)"])
+                self.created(id: id, size: size, sha256: sha256, context)
+            case .success(.checksumMismatch(let actual)):
+                self.respond(.badRequest, message: "id=\(id) checksum mismatch: declared \(declared ?? ""), received \(actual); nothing stored", context)
+            case .success(.refused(let refusal)):
+                self.respond(refusal.isTransient ? .insufficientStorage : .payloadTooLarge, message: "\(refusal); nothing stored", context)
+            case .success(.cannotOpen(let error)), .success(.failed(let error)):
+                logger.error("cannot store upload", metadata: ["id": "\(id)", "error": "\(error)"])
+                self.respond(.serviceUnavailable, message: "could not store the upload: \(error)", context)
+            case .failure(let error):
+                self.respond(.serviceUnavailable, message: "could not store the upload: \(error)", context)
+            }
+        }
+    }
+
+    /// `201` for a stored upload: where it is, what was stored, and the same as JSON.
+    private func created(id: String, size: Int64, sha256: String, _ context: ChannelHandlerContext) {
+        let json = #"{"id":"\#(id)","size":\#(size),"sha256":"\#(sha256)"}"# + "\n"
+        respond(.created, [
+            "Location": "/uploads/\(id)", "Repr-Digest": DigestHeader.header(sha256: sha256), "Content-Type": "application/json",
+        ], body: json, context)
+    }
+
     private func finish(_ upload: IncomingUpload, declared: String?, _ context: ChannelHandlerContext) {
         state = .responding
         pause(context)
@@ -331,11 +406,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             self.unpause(context)
             switch outcome {
             case .stored(let sha256):
-                let json = #"{"id":"\#(id)","size":\#(size),"sha256":"\#(sha256)"}"# + "\n"
-                self.respond(.created, [
-                    "Location": "/uploads/\(id)", "Repr-Digest": DigestHeader.header(sha256: sha256),
-                    "Content-Type": "application/json",
-                ], body: json, context)
+                self.created(id: id, size: size, sha256: sha256, context)
             case .checksumMismatch(let declared, let actual):
                 self.respond(.badRequest, message: "id=\(id) checksum mismatch: declared \(declared), received \(actual); nothing stored", context)
             case .refused(let refusal):

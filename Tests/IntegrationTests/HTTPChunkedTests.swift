@@ -83,3 +83,39 @@ import Testing
         try server.stop()
     }
 }
+
+/// Small bodies (up to 64 KiB) are stored in batches, as the line protocol's `--at-once` ones.
+@Suite struct HTTPSmallBodyTests {
+    @Test func smallBodiesAreStoredInBatchesWithEveryCheck() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        var expected: [String: String] = [:]
+        for n in 0..<40 {
+            let bytes = pseudoRandomBytes(count: 100 + n * 1000, seed: 100 + UInt64(n))
+            writeFile(files.path + "/s\(n).bin", bytes)
+            expected["s\(n).bin"] = sha256Hex(bytes)
+        }
+        // 8 curls at once, 5 files each on a kept-alive connection, so completions arrive
+        // together. xargs waits for them itself: a shell's `wait` under the test runner did not.
+        let groups = (0..<8).map { g in "{" + (0..<5).map { "s\(g * 5 + $0).bin" }.joined(separator: ",") + "}" }
+        let script = "xargs -P 8 -I G curl -sS -o /dev/null -w '%{http_code}\\n' -T G \(server.httpBase)/files/"
+        let result = try run("/bin/sh", ["-c", script], stdin: groups.joined(separator: "\n") + "\n", workingDirectory: files.path)
+        let codes = result.stdout.split(separator: "\n")
+        #expect(codes.count == 40 && codes.allSatisfy { $0 == "201" }, "\(result.stdout) \(result.stderr)")
+        let rows = try server.uploads()
+        #expect(rows.count == 40)
+        #expect(rows.allSatisfy { $0.state == .complete && $0.sha256 == expected[$0.name] })
+
+        let wrong = DigestHeader.header(sha256: sha256Hex([1]))
+        #expect(try HTTPTests.put(files.path + "/s0.bin", to: server.httpBase + "/files/bad.bin", ["-H", "Repr-Digest: \(wrong)"]).status == 400)
+        #expect(try server.uploads().first { $0.name == "bad.bin" }?.state == .failed)
+
+        let secret = try server.createToken(["--name", "tiny", "--quota-bytes", "1K"])
+        #expect(server.waitForAuthRequired())
+        let over = try HTTPTests.put(files.path + "/s3.bin", to: server.httpBase + "/files/", ["-H", "Authorization: Bearer \(secret)"])
+        #expect(over.status == 413, "\(over.headers)")
+        #expect(try server.uploads().count == 41, "a refused upload keeps no row")
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
+        try server.stop()
+    }
+}
