@@ -285,7 +285,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 if ended { return self.storeWhole(request, from: sender, parts: parts, context) }
                 self.state = .collecting(request, sender, parts: parts)
                 if expectsContinue {
-                    context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+                    self.sendContinue(context)
                 }
             }
         }
@@ -312,7 +312,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         case .opened(let opened):
             upload = opened
         case .refused(let refusal):
-            return refuseBody(refusal.isTransient ? .insufficientStorage : .payloadTooLarge, message: refusal.description, context)
+            return refuseBody(Self.status(for: refusal), message: refusal.description, context)
         case .cannotOpen(let error):
             return refuseBody(.serviceUnavailable, message: "cannot accept uploads right now: \(error)", context)
         case .alreadyComplete, .busy, .notResumable:
@@ -321,7 +321,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         guard isActive else { return upload.interrupt(reason: "client disconnected") }
         state = .receiving(upload, declared: declared)
         if expectsContinue && parts.isEmpty && !ended {
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
+            sendContinue(context)
         }
         for part in parts { append(part, to: upload, context) }
         if ended, case .receiving = state { finish(upload, declared: declared, context) }
@@ -337,7 +337,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                     guard let context = self.context else { return }
                     if let refusal = upload.refusal, case .receiving(let current, _) = state, current === upload {
                         // A body of unknown length outgrew a limit: the rest of it is not read.
-                        return refuseBody(refusal.isTransient ? .insufficientStorage : .payloadTooLarge,
+                        return refuseBody(Self.status(for: refusal),
                                           message: "id=\(upload.id) \(refusal); nothing stored", context)
                     }
                     updateReading(context)
@@ -380,7 +380,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             case .success(.checksumMismatch(let actual)):
                 self.respond(.badRequest, message: "id=\(id) checksum mismatch: declared \(declared ?? ""), received \(actual); nothing stored", context)
             case .success(.refused(let refusal)):
-                self.respond(refusal.isTransient ? .insufficientStorage : .payloadTooLarge, message: "\(refusal); nothing stored", context)
+                self.respond(Self.status(for: refusal), message: "\(refusal); nothing stored", context)
             case .success(.cannotOpen(let error)), .success(.failed(let error)):
                 logger.error("cannot store upload", metadata: ["id": "\(id)", "error": "\(error)"])
                 self.respond(.serviceUnavailable, message: "could not store the upload: \(error)", context)
@@ -388,6 +388,16 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 self.respond(.serviceUnavailable, message: "could not store the upload: \(error)", context)
             }
         }
+    }
+
+    /// An admission refusal's status: `507` for a lack of space (try later), `413` for a limit or a quota.
+    private static func status(for refusal: Refusal) -> HTTPResponseStatus {
+        refusal.isTransient ? .insufficientStorage : .payloadTooLarge
+    }
+
+    /// `100 Continue`: NIOHTTP1 does not send it; curl waits a second for it before sending a body.
+    private func sendContinue(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
     }
 
     /// `201` for a stored upload: where it is, what was stored, and the same as JSON.
@@ -410,7 +420,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             case .checksumMismatch(let declared, let actual):
                 self.respond(.badRequest, message: "id=\(id) checksum mismatch: declared \(declared), received \(actual); nothing stored", context)
             case .refused(let refusal):
-                self.respond(refusal.isTransient ? .insufficientStorage : .payloadTooLarge, message: "id=\(id) \(refusal); nothing stored", context)
+                self.respond(Self.status(for: refusal), message: "id=\(id) \(refusal); nothing stored", context)
             case .failed(let error):
                 self.respond(.serviceUnavailable, message: "id=\(id) could not store the upload: \(error)", context)
             }
