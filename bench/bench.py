@@ -106,13 +106,13 @@ def stop_all():
 
 
 class Spool:
-    def __init__(self, workdir, workers, extra=(), data=None, http=False):
+    def __init__(self, workdir, workers, extra=(), data=None, http=False, wrapper=(), binary=SPOOLD):
         self.data = data or tempfile.mkdtemp(dir=workdir, prefix="spool-")
         self.log = os.path.join(self.data, "spoold.log")
         self.workers = workers
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [SPOOLD, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0" if http else "none", "--workers", str(workers), "--data-dir", self.data,
+            [*wrapper, binary, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0" if http else "none", "--workers", str(workers), "--data-dir", self.data,
              "--min-free", "0", "--max-client-connections", "5000", "--max-connections", "5000", *extra],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         STARTED.append(self.proc)
@@ -199,7 +199,7 @@ class Vsftpd:
 class Nginx:
     """WebDAV PUT on 127.0.0.1, configured in a temporary directory."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, wrapper=()):
         self.dir = tempfile.mkdtemp(dir=workdir, prefix="nginx-")
         os.makedirs(os.path.join(self.dir, "www", "up"))
         os.makedirs(os.path.join(self.dir, "tmp"))
@@ -229,7 +229,7 @@ http {{
     }}
 }}
 """)
-        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*wrapper, "nginx", "-c", conf, "-p", self.dir], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         STARTED.append(self.proc)
         wait_port(self.port)
@@ -551,7 +551,7 @@ def p5_startup(args, workdir):
 def require_space(args, workdir):
     """Stops before a run that would fill the disk: nothing is deleted until the end,
     so P1 keeps every system's copy of every round, and P3 keeps its large upload."""
-    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5"}
+    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5", "p6"}
     need = 2 << 30
     if "p1" in chosen:
         need += (args.repeat * 5 + 1) * (args.large_mib << 20)
@@ -573,16 +573,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--output", help="also write the report to this Markdown file")
-    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5")
+    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6")
     args = parser.parse_args()
     if args.quick:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 64, 400, 128, 200
         args.status_count, args.stream_mib, args.stream_rate_mib, args.repeat, args.rounds = 200, 4, 4, 1, 1
         args.worker_counts = [1, 2]
+        args.ic_files, args.ic_mib = 100, 16
     else:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 1024, 5000, 4096, 1000
         args.status_count, args.stream_mib, args.stream_rate_mib, args.repeat, args.rounds = 2000, 64, 16, 5, 5
         args.worker_counts = [1, 2, 4]
+        args.ic_files, args.ic_mib = 500, 64
 
     workdir = tempfile.mkdtemp(prefix="spool-bench-", dir=os.environ.get("SPOOL_BENCH_DIR", "/var/tmp"))
     os.chmod(workdir, 0o755)
@@ -638,7 +640,8 @@ def main():
                    "their square).",
                    ""]
         chosen = set(args.only.split(",")) if args.only else None
-        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup):
+        from instructions import p6_instructions
+        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions):
             if chosen and scenario.__name__.split("_")[0] not in chosen:
                 continue
             lines, _ = scenario(args, workdir, ceiling) if scenario is p1_large else scenario(args, workdir)
