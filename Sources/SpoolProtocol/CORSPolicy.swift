@@ -9,10 +9,13 @@ public struct CORSPolicy: Equatable, Sendable {
     public let origins: [String]
 
     /// Request headers a page may send: ours, and the standard ones a client needs.
-    public static let allowedHeaders = "Authorization, Content-Type, Repr-Digest, Content-Digest, Range, If-None-Match"
-    public static let allowedMethods = "GET, HEAD, PUT, OPTIONS"
+    public static let allowedHeaders = "Authorization, Content-Type, Repr-Digest, Content-Digest, Range, If-None-Match, "
+        + "Tus-Resumable, Upload-Length, Upload-Defer-Length, Upload-Offset, Upload-Metadata, Upload-Checksum, X-HTTP-Method-Override"
+    public static let allowedMethods = "GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS"
     /// Response headers a page may read besides the safelisted ones.
-    public static let exposedHeaders = "Location, Repr-Digest, ETag, Content-Disposition, Content-Range, Link, Retry-After, WWW-Authenticate"
+    public static let exposedHeaders = "Location, Repr-Digest, ETag, Content-Disposition, Content-Range, Link, Retry-After, WWW-Authenticate, "
+        + "Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Offset, Upload-Length, "
+        + "Upload-Defer-Length, Upload-Metadata, Upload-Expires"
     /// How long a browser may cache a preflight's answer, in seconds.
     public static let maxAge = 600
 

@@ -4,6 +4,12 @@
 public enum HTTPRoute: Equatable, Sendable {
     /// `PUT /files/<name>`: a plain upload (`curl -T file URL/files/` appends the name).
     case upload(name: String)
+    /// `POST /files/`: tus creation (and creation-with-upload).
+    case tusCreate
+    /// `HEAD|PATCH|DELETE /files/<id>`: tus on an upload (any upload, whichever protocol began it).
+    case tus(id: String, method: TusMethod)
+    /// `OPTIONS` under `/files/`: what tus supports, and the methods allowed there.
+    case tusOptions(allow: String)
     /// `GET|HEAD /uploads/<id>/content`: a complete upload's bytes.
     case download(id: String, headOnly: Bool)
     /// `GET|HEAD /uploads/<id>`: an upload's record, as JSON.
@@ -34,9 +40,23 @@ public enum HTTPRoute: Equatable, Sendable {
         func refused(_ allow: String) -> HTTPRoute {
             method == "OPTIONS" ? .options(allow: allow + ", OPTIONS") : .methodNotAllowed(allow: allow)
         }
+        if path == "/files" || path == "/files/" {
+            switch method {
+            case "POST": return .tusCreate
+            case "OPTIONS": return .tusOptions(allow: "POST, OPTIONS")
+            case "PUT": return .badTarget("PUT needs a name: /files/<name>")
+            default: return .methodNotAllowed(allow: "POST")
+            }
+        }
         if path.hasPrefix("/files/") {
-            guard method == "PUT" else { return refused("PUT") }
-            switch name(path.dropFirst("/files/".count)) {
+            let rest = path.dropFirst("/files/".count)
+            if let tusMethod = TusMethod(rawValue: method) {
+                // A name never reaches tus: tus addresses uploads by id only.
+                return UploadID.isValid(rest) ? .tus(id: rest.uppercased(), method: tusMethod) : .notFound
+            }
+            if method == "OPTIONS" { return .tusOptions(allow: "PUT, HEAD, PATCH, DELETE, OPTIONS") }
+            guard method == "PUT" else { return .methodNotAllowed(allow: "PUT, HEAD, PATCH, DELETE") }
+            switch name(rest) {
             case .success(let name): return .upload(name: name)
             case .failure(let reason): return .badTarget(reason.description)
             }
@@ -71,6 +91,11 @@ public enum HTTPRoute: Equatable, Sendable {
         }
         return .notFound
     }
+}
+
+/// The tus methods on an upload's URL.
+public enum TusMethod: String, Sendable {
+    case head = "HEAD", patch = "PATCH", delete = "DELETE"
 }
 
 extension HTTPRoute {

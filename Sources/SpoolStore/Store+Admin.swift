@@ -132,7 +132,8 @@ extension Store {
                     [.text(sha256)]
                 ) { $0.int(0) }.first ?? 0
                 var removed = false
-                if others == 0 {
+                // No checksum yet (a tus upload without one, or one declared after its body): no object either.
+                if others == 0, !sha256.isEmpty {
                     let object = directory.objectFile(sha256: sha256)
                     if Files.exists(object) {
                         do throws(SystemError) { try Files.unlink(object) } catch { throw .system(error) }

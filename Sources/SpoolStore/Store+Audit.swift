@@ -203,6 +203,6 @@ extension Store {
         let fd = try Files.open(path, flags: O_RDONLY)
         defer { Files.close(fd) }
         let size = try Files.size(fd: fd, path: path)
-        return Checksum.hex(try hashPrefix(fd: fd, length: size, path: path).finalize())
+        return Checksum.hex(try hashPrefix(fd: fd, from: 0, to: size, continuing: SHA256(), path: path).finalize())
     }
 }

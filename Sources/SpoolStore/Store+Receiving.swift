@@ -38,12 +38,13 @@ extension Store {
         try db.run(
             """
             INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
-                                 worker_pid, created_at, updated_at, token)
-            VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?)
+                                 worker_pid, created_at, updated_at, token, tus_metadata, length_deferred)
+            VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?, ?)
             """,
             [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
              .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
-             new.token.map { .text($0) } ?? .null]
+             new.token.map { .text($0) } ?? .null, new.tusMetadata.map { .text($0) } ?? .null,
+             .integer(new.lengthDeferred ? 1 : 0)]
         )
         try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort), detail: "\(new.size) bytes")
     }

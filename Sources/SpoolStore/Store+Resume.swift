@@ -5,10 +5,21 @@ import Crypto
 import SpoolProtocol
 import SpoolSystem
 
-/// The SHA-256 state of the bytes already received, handed from the thread that
-/// read them to the event loop that goes on hashing (one owner at a time).
+/// The SHA-256 state of the first `offset` bytes of an upload, handed from the
+/// thread that hashed them to the one that goes on hashing (one owner at a time).
+/// A worker keeps the state a tus PATCH ended with, so the next PATCH hashes only
+/// its own bytes instead of reading the whole prefix back (quadratic otherwise).
 public struct PrefixHash: @unchecked Sendable {
     public var hasher: SHA256
+    public var offset: Int64
+    /// How many of those bytes were read back from disk and hashed again to get here.
+    public var reread: Int64
+
+    public init(hasher: SHA256, offset: Int64, reread: Int64 = 0) {
+        self.hasher = hasher
+        self.offset = offset
+        self.reread = reread
+    }
 }
 
 public enum ResumeOutcome: Sendable {
@@ -28,16 +39,21 @@ extension Store {
     /// fsynced before their count is offered as the offset, and hashed again, so
     /// the final check covers the whole file.
     /// Only the token that started an upload (none, for an anonymous one) may resume it.
+    /// `sha256` nil (tus): the id alone is the credential, and the row's checksum stays.
+    /// `cached`: the hash of a prefix of this upload's bytes kept from an earlier
+    /// resume; only the bytes after it are read back.
     public func resume(
-        id: String, sha256: String, token: String? = nil, clientIP: String, clientPort: Int, workerPID: Int
+        id: String, sha256: String?, token: String? = nil, clientIP: String, clientPort: Int, workerPID: Int,
+        cached: PrefixHash? = nil
     ) throws(StoreError) -> ResumeOutcome {
         // The same answer for a wrong id, checksum or token: a guess learns nothing.
         let unknown = ResumeOutcome.notResumable(reason: "no upload \(id) with that checksum; start a new upload")
         // An upload announced without its checksum (`UPLOAD <size> - …`) has none to
         // match yet: the id is its credential, and the checksum given now is recorded.
-        guard let row = try upload(id: id), row.sha256 == sha256 || row.sha256.isEmpty, row.token == token else {
+        guard let row = try upload(id: id), sha256 == nil || row.sha256 == sha256 || row.sha256.isEmpty, row.token == token else {
             return unknown
         }
+        let sha256 = sha256 ?? row.sha256
         switch row.state {
         case .complete:
             return .alreadyComplete(row)
@@ -55,18 +71,22 @@ extension Store {
                 Files.close(fd)
                 return .busy
             }
-            var offset = try system { () throws(SystemError) -> Int64 in
+            let offset = try system { () throws(SystemError) -> Int64 in
                 try Files.fsync(fd, path: path)
                 return try Files.size(fd: fd, path: path)
             }
             if offset > row.size {
-                // Cannot happen through the protocol (bodies are framed by the declared
-                // size); if the file says otherwise, trust nothing in it.
-                guard ftruncate(fd, 0) == 0 else { throw .system(.last("truncate", path)) }
-                offset = 0
+                // Cannot happen through the protocols (bodies are framed by the declared
+                // size). Truncating would let a hash state cached for the old bytes
+                // (in any worker) describe new ones: the upload fails instead.
+                Files.close(fd)
+                try mark(id, .failed, received: offset, error: "its temporary file holds \(offset) bytes, more than its size", finished: true)
+                return .notResumable(reason: "upload \(id) failed: its temporary file is longer than its size; start a new upload")
             }
-            let start = offset
-            let prefix = try system { () throws(SystemError) in try Self.hashPrefix(fd: fd, length: start, path: path) }
+            let usable = cached.flatMap { $0.offset <= offset ? $0 : nil }
+            let prefix = try system { () throws(SystemError) in
+                try Self.hashPrefix(fd: fd, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? SHA256(), path: path)
+            }
             let now = UTCTime.now()
             let changed = try locked { db throws(StoreError) in
                 try db.transaction { () throws(StoreError) -> Int in
@@ -90,7 +110,7 @@ extension Store {
                 return .notResumable(reason: "upload \(id) changed state meanwhile; try again")
             }
             let open = OpenUpload(id: id, size: row.size, sha256: sha256, tempPath: path, fd: fd, offset: offset)
-            return .opened(open, prefix: PrefixHash(hasher: prefix))
+            return .opened(open, prefix: PrefixHash(hasher: prefix, offset: offset, reread: offset - (usable?.offset ?? 0)))
         } catch {
             Files.close(fd)
             throw error
@@ -101,11 +121,11 @@ extension Store {
         do { return try body() } catch { throw .system(error) }
     }
 
-    static func hashPrefix(fd: Int32, length: Int64, path: String) throws(SystemError) -> SHA256 {
-        var hasher = SHA256()
+    static func hashPrefix(fd: Int32, from start: Int64, to length: Int64, continuing: SHA256, path: String) throws(SystemError) -> SHA256 {
+        var hasher = continuing
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        var position: Int64 = 0
+        var position = start
         while position < length {
             let want = Int(min(Int64(buffer.count), length - position))
             let n = pread(fd, buffer.baseAddress, want, off_t(position))

@@ -139,6 +139,8 @@ public final class Store: @unchecked Sendable {
         id, name, size, received, sha256, client_ip, client_port, state, error, worker_pid,
         created_at, updated_at, finished_at, token
         """
+    /// How many columns `columns` names: what a query selects after them starts here.
+    static let columnCount: Int32 = 14
 
     /// Newest first.
     public func uploads(limit: Int? = nil) throws(StoreError) -> [UploadRecord] {

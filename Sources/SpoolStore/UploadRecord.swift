@@ -52,6 +52,10 @@ public struct NewUpload: Sendable {
     public var workerPID: Int
     /// The authenticated token's name, with its quota checked at declaration.
     public var token: String?
+    /// tus: the `Upload-Metadata` header of the creation, as it came.
+    public var tusMetadata: String?
+    /// tus creation-defer-length: the size is not known yet (`size` is what is reserved).
+    public var lengthDeferred = false
 
     public init(
         name: String, size: Int64, sha256: String, clientIP: String, clientPort: Int, workerPID: Int, token: String? = nil

@@ -86,3 +86,22 @@ extension UTCTime {
         return format(seconds: Int(timegm(&parts)), milliseconds: millis)
     }
 }
+
+extension UTCTime {
+    /// Seconds since the epoch of a time as `format` writes it, or nil.
+    public static func epochSeconds(_ iso: String) -> Int64? {
+        let d = Array(iso.utf8)
+        func number(_ range: Range<Int>) -> Int32? {
+            guard range.upperBound <= d.count else { return nil }
+            return Int32(String(decoding: d[range], as: UTF8.self))
+        }
+        guard d.count >= 19, d[4] == UInt8(ascii: "-"), d[10] == UInt8(ascii: "T"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
+        else { return nil }
+        var parts = tm()
+        (parts.tm_year, parts.tm_mon, parts.tm_mday) = (year - 1900, month - 1, day)
+        (parts.tm_hour, parts.tm_min, parts.tm_sec) = (hour, minute, second)
+        return Int64(timegm(&parts))
+    }
+}

@@ -28,6 +28,8 @@ struct WorkerServices: Sendable {
     let policy: AccessPolicy
     /// Small uploads that arrived whole, stored in batches.
     let wholeUploads: WholeUploads
+    /// The hash states tus PATCHes ended with.
+    let prefixes = PrefixCache()
 }
 
 /// The free progress slots of this worker's board. Used only on its one event loop.

@@ -19,13 +19,15 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum State {
+    enum State {
         case idle
         /// Waiting for the token check or the upload's opening; body parts that came meanwhile wait here.
         case opening(parts: [ByteBuffer], ended: Bool)
         case receiving(IncomingUpload, declared: String?)
         /// Refused before its body: the body, if it comes, is dropped, and the connection closes after the response.
         case discarding
+        /// A tus PATCH's (or POST's) body going to its upload.
+        case tusReceiving(IncomingUpload, TusBody)
         /// A small body (`wholeBodyLimit`) being collected, to be stored in a batch.
         case collecting(UploadRequest, IncomingUpload.Sender, parts: [ByteBuffer])
         /// A response for a request whose body (if any) is in is being produced.
@@ -45,27 +47,29 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// protocol's `--at-once` bodies): one sync and one commit for many files.
     static let wholeBodyLimit: Int64 = 64 << 10
 
-    private let services: WorkerServices
-    private let registry: ConnectionRegistry
-    private var state = State.idle
+    let services: WorkerServices
+    let registry: ConnectionRegistry
+    var state = State.idle
     /// The current request's `Origin`, for the CORS headers of its answer.
-    private var requestOrigin: String?
-    private var context: ChannelHandlerContext?
-    private var clientIP = "unknown"
-    private var clientPort = 0
-    private var keepAlive = true
-    private var draining = false
-    private var isActive = false
+    var requestOrigin: String?
+    var context: ChannelHandlerContext?
+    var clientIP = "unknown"
+    var clientPort = 0
+    var keepAlive = true
+    var draining = false
+    var isActive = false
     /// Reading paused for the pool, or for a hash that is behind.
-    private var pausedForWork = false
-    private var pausedForDigest = false
+    var pausedForWork = false
+    var pausedForDigest = false
     /// When the last byte came, seen below the HTTP decoder (so a request head sent
     /// slowly counts as activity), and when the connection last became idle.
-    private let activity: ByteActivity
-    private var idleSince = UTCTime.monotonic()
-    private var limitTimer: RepeatedTask?
+    let activity: ByteActivity
+    var idleSince = UTCTime.monotonic()
+    var limitTimer: RepeatedTask?
     /// Counted against its address's cap; over the cap, its first request gets `503`.
-    private var counted = false
+    var counted = false
+    /// The request is a tus one: every answer but OPTIONS's carries `Tus-Resumable`.
+    var tusResponse = false
 
     init(services: WorkerServices, registry: ConnectionRegistry, activity: ByteActivity) {
         self.services = services
@@ -116,7 +120,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             } else if now - idleSince > limits.idle {
                 context.close(promise: nil)
             }
-        case .opening, .collecting, .receiving, .discarding:
+        case .opening, .collecting, .receiving, .tusReceiving, .discarding:
             if now - activity.lastByte > limits.stall { context.close(promise: nil) }
         case .responding, .lingering:
             break
@@ -129,9 +133,23 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         limitTimer?.cancel()
         services.board.connectionEnded()
         if counted { services.board.clientDisconnected(from: clientIP) }
-        if case .receiving(let upload, _) = state { upload.interrupt(reason: "client disconnected") }
+        cut()
         state = .idle
         context.fireChannelInactive()
+    }
+
+    /// The body being received stops here (the client left, or sent garbage): keep
+    /// what came, for a resume. A tus body keeps its hash state too, unless it
+    /// carried a checksum of its own, which can no longer be checked: then it is dropped.
+    func cut() {
+        switch state {
+        case .receiving(let upload, _):
+            upload.interrupt(reason: "client disconnected")
+        case .tusReceiving(let upload, let body):
+            _ = upload.pause(discarding: body.expected != nil)
+        default:
+            break
+        }
     }
 
     /// The worker is stopping: an idle connection closes now, a busy one after its response.
@@ -155,6 +173,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 state = .collecting(request, sender, parts: parts)
             case .receiving(let upload, _):
                 append(bytes, to: upload, context)
+            case .tusReceiving(let upload, var body):
+                tusAppend(bytes, to: upload, &body, context)
             case .idle, .discarding, .responding, .lingering:
                 break
             }
@@ -166,6 +186,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 storeWhole(request, from: sender, parts: parts, context)
             case .receiving(let upload, let declared):
                 finish(upload, declared: declared, context)
+            case .tusReceiving(let upload, let body):
+                tusEnd(upload, body, context)
             case .discarding, .idle:
                 state = .responding  // a refusal already on its way closes the connection once written
             case .responding, .lingering:
@@ -180,14 +202,14 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         keepAlive = false
         // A body cut short (the client left mid-upload) ends up here too: keep what came, for a resume.
-        if case .receiving(let upload, _) = state { upload.interrupt(reason: "client disconnected") }
+        cut()
         guard let parserError = error as? HTTPParserError, isActive else { return context.close(promise: nil) }
         switch state {
         case .lingering:
             break  // what follows a bad request is not parsed, only dropped until the close
         case .responding:
             context.close(promise: nil)
-        case .idle, .opening, .collecting, .receiving, .discarding:
+        case .idle, .opening, .collecting, .receiving, .tusReceiving, .discarding:
             state = .discarding
             let tooLarge = parserError == .headerOverflow
             respond(tooLarge ? .requestHeaderFieldsTooLarge : .badRequest,
@@ -197,7 +219,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     // MARK: - Requests
 
-    private func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+    func begin(_ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
         keepAlive = head.isKeepAlive && !draining
         state = .responding
         guard counted else {
@@ -205,7 +227,18 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             return respond(.serviceUnavailable, ["Retry-After": "5"], message: "too many connections from \(clientIP); try again later", context)
         }
         requestOrigin = head.headers["Origin"].first
-        switch HTTPRoute.parse(method: head.method.rawValue, target: head.uri) {
+        var method = head.method.rawValue
+        if method == "POST", let override = head.headers["X-HTTP-Method-Override"].first {
+            method = override.uppercased()  // tus: for clients that can send only GET and POST
+        }
+        tusResponse = false
+        switch HTTPRoute.parse(method: method, target: head.uri) {
+        case .tusCreate:
+            tusCreate(head, context)
+        case .tus(let id, let tusMethod):
+            tus(id: id, tusMethod, head, context)
+        case .tusOptions(let allow):
+            tusOptions(allow: allow, head, context)
         case .upload(let name):
             beginUpload(name: name, head, context)
         case .download(let id, let headOnly):
@@ -235,7 +268,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     /// Resolves the request's bearer token (if any) on the pool, then calls `next` with it,
     /// or answers `401` when it is wrong, or missing where one is needed.
-    private func authorized(_ head: HTTPRequestHead, _ context: ChannelHandlerContext, _ next: @escaping (TokenRecord?) -> Void) {
+    func authorized(_ head: HTTPRequestHead, _ context: ChannelHandlerContext, _ next: @escaping (TokenRecord?) -> Void) {
         let header = head.headers["Authorization"].first ?? ""
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
@@ -255,7 +288,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     // MARK: - Uploads
 
-    private func beginUpload(name: String, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+    func beginUpload(name: String, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
         let size: Int64?
         switch BodyFraming.parse(contentLength: head.headers["Content-Length"], transferEncoding: head.headers["Transfer-Encoding"]) {
         case .length(let length): size = length
@@ -302,7 +335,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
-    private func opened(_ opening: IncomingUpload.Opening, declared: String?, expectsContinue: Bool, _ context: ChannelHandlerContext) {
+    func opened(_ opening: IncomingUpload.Opening, declared: String?, expectsContinue: Bool, _ context: ChannelHandlerContext) {
         guard case .opening(let parts, let ended) = state else {
             if case .opened(let upload) = opening { upload.interrupt(reason: "client disconnected") }
             return
@@ -327,7 +360,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         if ended, case .receiving = state { finish(upload, declared: declared, context) }
     }
 
-    private func append(_ bytes: ByteBuffer, to upload: IncomingUpload, _ context: ChannelHandlerContext) {
+    func append(_ bytes: ByteBuffer, to upload: IncomingUpload, _ context: ChannelHandlerContext) {
         do {
             if try upload.append(bytes), !pausedForDigest {
                 pausedForDigest = true
@@ -352,7 +385,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     /// A small body that is all in: stored in a batch (`WholeUploads`) with the same
     /// steps, checks and order as any upload, then answered as `finish` answers.
-    private func storeWhole(_ request: UploadRequest, from sender: IncomingUpload.Sender, parts: [ByteBuffer], _ context: ChannelHandlerContext) {
+    func storeWhole(_ request: UploadRequest, from sender: IncomingUpload.Sender, parts: [ByteBuffer], _ context: ChannelHandlerContext) {
         state = .responding
         pause(context)
         var body = context.channel.allocator.buffer(capacity: Int(request.size))
@@ -391,24 +424,24 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     }
 
     /// An admission refusal's status: `507` for a lack of space (try later), `413` for a limit or a quota.
-    private static func status(for refusal: Refusal) -> HTTPResponseStatus {
+    static func status(for refusal: Refusal) -> HTTPResponseStatus {
         refusal.isTransient ? .insufficientStorage : .payloadTooLarge
     }
 
     /// `100 Continue`: NIOHTTP1 does not send it; curl waits a second for it before sending a body.
-    private func sendContinue(_ context: ChannelHandlerContext) {
+    func sendContinue(_ context: ChannelHandlerContext) {
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))), promise: nil)
     }
 
     /// `201` for a stored upload: where it is, what was stored, and the same as JSON.
-    private func created(id: String, size: Int64, sha256: String, _ context: ChannelHandlerContext) {
+    func created(id: String, size: Int64, sha256: String, _ context: ChannelHandlerContext) {
         let json = #"{"id":"\#(id)","size":\#(size),"sha256":"\#(sha256)"}"# + "\n"
         respond(.created, [
             "Location": "/uploads/\(id)", "Repr-Digest": DigestHeader.header(sha256: sha256), "Content-Type": "application/json",
         ], body: json, context)
     }
 
-    private func finish(_ upload: IncomingUpload, declared: String?, _ context: ChannelHandlerContext) {
+    func finish(_ upload: IncomingUpload, declared: String?, _ context: ChannelHandlerContext) {
         state = .responding
         pause(context)
         let (id, size) = (upload.id, upload.received)
@@ -429,7 +462,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     /// A refusal before the body: the client may be sending it (no Expect), so the
     /// connection closes after the response instead of reading a body nobody wants.
-    private func refuseBody(_ status: HTTPResponseStatus, message: String, _ context: ChannelHandlerContext) {
+    func refuseBody(_ status: HTTPResponseStatus, message: String, _ context: ChannelHandlerContext) {
         state = .discarding
         keepAlive = false
         respond(status, message: message, context)
@@ -438,7 +471,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     // MARK: - Reading records and files
 
     /// The upload, if this token may see it: its own, or any for an admin or when there are no tokens.
-    private func lookUp(_ id: String, token: TokenRecord?, _ context: ChannelHandlerContext, _ next: @escaping (UploadRecord) -> Void) {
+    func lookUp(_ id: String, token: TokenRecord?, _ context: ChannelHandlerContext, _ next: @escaping (UploadRecord) -> Void) {
         let store = services.store
         pause(context)
         services.pool.runIfActive(eventLoop: context.eventLoop) { try store.upload(id: id) }.assumeIsolated().whenComplete { result in
@@ -454,18 +487,18 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
-    private func record(id: String, headOnly: Bool, token: TokenRecord?, _ context: ChannelHandlerContext) {
+    func record(id: String, headOnly: Bool, token: TokenRecord?, _ context: ChannelHandlerContext) {
         lookUp(id, token: token, context) { row in
             self.respond(.ok, ["Content-Type": "application/json"], body: ChatReplies.jsonLine(row) + "\n", headOnly: headOnly, context)
         }
     }
 
-    private func download(id: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+    func download(id: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
         lookUp(id, token: token, context) { row in self.serve(row, headOnly: headOnly, head, context) }
     }
 
     /// The newest complete upload with exactly this name that the token may see.
-    private func download(name: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+    func download(name: String, headOnly: Bool, token: TokenRecord?, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
         var filter = UploadFilter()
         filter.states = [.complete]
         filter.nameGlob = Self.globLiteral(name)
@@ -500,7 +533,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// `GET /uploads`: newest first, `limit` (1 to 1,000, default 100) at a time; `state`
     /// (comma-separated), `name` (a GLOB pattern) and `since`/`until` (ISO times of
     /// creation) as in `spoold admin list`. A full page links to the next with `until`.
-    private func list(_ query: [String: String], token: TokenRecord?, _ context: ChannelHandlerContext) {
+    func list(_ query: [String: String], token: TokenRecord?, _ context: ChannelHandlerContext) {
         var filter = UploadFilter()
         filter.limit = 100
         if let text = query["limit"] {
@@ -541,7 +574,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
-    private func serve(_ row: UploadRecord, headOnly: Bool, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+    func serve(_ row: UploadRecord, headOnly: Bool, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
         let id = row.id
         guard row.state == .complete else {
             return self.respond(.conflict, message: "upload \(id) is \(row.state.rawValue); only complete uploads can be downloaded", context)
@@ -576,7 +609,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     }
 
     /// Streams part of an object file with sendfile (a `FileRegion`): memory does not grow with the file.
-    private func stream(_ path: String, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String], _ context: ChannelHandlerContext) {
+    func stream(_ path: String, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String], _ context: ChannelHandlerContext) {
         pause(context)
         services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Int32 in try Files.open(path, flags: O_RDONLY) }
             .assumeIsolated().whenComplete { result in
@@ -598,7 +631,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     // MARK: - Responses
 
-    private func respond(
+    func respond(
         _ status: HTTPResponseStatus, _ headers: [String: String] = [:], message: String, _ context: ChannelHandlerContext
     ) {
         var headers = headers
@@ -606,7 +639,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         respond(status, headers, body: message + "\n", context)
     }
 
-    private func respond(
+    func respond(
         _ status: HTTPResponseStatus, _ headers: [String: String], body: String?, headOnly: Bool = false,
         _ context: ChannelHandlerContext
     ) {
@@ -621,13 +654,14 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         end(context) {}
     }
 
-    private func finishHeaders(_ head: inout HTTPResponseHead) {
+    func finishHeaders(_ head: inout HTTPResponseHead) {
         if !keepAlive { head.headers.replaceOrAdd(name: "Connection", value: "close") }
+        if tusResponse { head.headers.replaceOrAdd(name: "Tus-Resumable", value: Tus.version) }
         for (name, value) in services.limits.cors.responseHeaders(origin: requestOrigin) { head.headers.replaceOrAdd(name: name, value: value) }
     }
 
     /// Ends the response; once it is written, the next request is read, or the connection closes.
-    private func end(_ context: ChannelHandlerContext, then cleanup: @escaping () -> Void) {
+    func end(_ context: ChannelHandlerContext, then cleanup: @escaping () -> Void) {
         let close = !keepAlive || draining
         let discarding: Bool
         if case .discarding = state { discarding = true } else { discarding = false }
@@ -648,7 +682,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// and close when the client does or after `lingerSeconds`, as nginx's
     /// lingering_close does. Closing at once with unread bytes would send a reset,
     /// which can destroy the refusal before the client reads it.
-    private func linger(_ context: ChannelHandlerContext) {
+    func linger(_ context: ChannelHandlerContext) {
         guard isActive else { return }
         state = .lingering
         pausedForWork = false
@@ -658,17 +692,17 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(Self.lingerSeconds)) { context.close(promise: nil) }
     }
 
-    private func pause(_ context: ChannelHandlerContext) {
+    func pause(_ context: ChannelHandlerContext) {
         pausedForWork = true
         updateReading(context)
     }
 
-    private func unpause(_ context: ChannelHandlerContext) {
+    func unpause(_ context: ChannelHandlerContext) {
         pausedForWork = false
         updateReading(context)
     }
 
-    private func updateReading(_ context: ChannelHandlerContext) {
+    func updateReading(_ context: ChannelHandlerContext) {
         guard isActive, let options = context.channel.syncOptions else { return }
         let reading = !pausedForWork && !pausedForDigest
         if (try? options.getOption(ChannelOptions.autoRead)) != reading {

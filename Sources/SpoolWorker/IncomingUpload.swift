@@ -51,9 +51,14 @@ final class IncomingUpload {
     private let services: WorkerServices
     private let eventLoop: EventLoop
     private var open: OpenUpload
-    /// Its length was not known when it began (an HTTP body sent chunked): the
-    /// reservation grows as bytes arrive, and its size is settled at the end.
-    let lengthDeferred: Bool
+    /// Its length was not known when it began (an HTTP body sent chunked, a tus
+    /// upload created without one): the reservation grows as bytes arrive, and its
+    /// size is settled at the end of the body.
+    private(set) var lengthDeferred: Bool
+    /// A tus upload: resumable even while its length is deferred (its client has its URL).
+    private let tus: Bool
+    /// The hash of the bytes before this body: what a discarded body goes back to.
+    private let start: PrefixHash
     private let quota: TokenQuota?
     /// A reservation step on its way; reading waits for it.
     private var growing: EventLoopFuture<Void>?
@@ -86,11 +91,13 @@ final class IncomingUpload {
     var declaredSHA256: String { open.sha256 }
 
     private init(
-        _ open: OpenUpload, prefix: PrefixHash?, lengthDeferred: Bool = false, quota: TokenQuota? = nil,
+        _ open: OpenUpload, prefix: PrefixHash?, lengthDeferred: Bool = false, tus: Bool = false, quota: TokenQuota? = nil,
         services: WorkerServices, eventLoop: EventLoop
     ) {
         self.open = open
         self.lengthDeferred = lengthDeferred
+        self.tus = tus
+        start = prefix ?? PrefixHash(hasher: SHA256(), offset: open.offset)
         self.quota = quota
         self.services = services
         self.eventLoop = eventLoop
@@ -109,15 +116,19 @@ final class IncomingUpload {
     /// recorded `receiving`, its temporary file opened and locked.
     /// `lengthDeferred`: the size is not known yet (`request.size` is ignored); the
     /// upload reserves space as its bytes arrive, under the same limits.
+    /// `tusMetadata`: a tus creation, whose `Upload-Metadata` is kept for its HEADs.
     static func begin(
-        _ request: UploadRequest, lengthDeferred: Bool = false, from sender: Sender, services: WorkerServices,
-        on eventLoop: EventLoop
+        _ request: UploadRequest, lengthDeferred: Bool = false, tusMetadata: String? = nil, from sender: Sender,
+        services: WorkerServices, on eventLoop: EventLoop
     ) -> EventLoopFuture<Opening> {
         var request = request
         if lengthDeferred { request.size = 0 }
-        let (new, id) = newUpload(request, from: sender, services: services)
-        let (store, limits, quota) = (services.store, services.limits.admission, sender.token?.quota)
-        return opening(services: services, lengthDeferred: lengthDeferred, quota: quota, on: eventLoop) {
+        let (made, id) = newUpload(request, from: sender, services: services)
+        var row = made
+        row.tusMetadata = tusMetadata
+        row.lengthDeferred = lengthDeferred && tusMetadata != nil
+        let (store, limits, quota, new) = (services.store, services.limits.admission, sender.token?.quota, row)
+        return opening(services: services, lengthDeferred: lengthDeferred, tus: tusMetadata != nil, quota: quota, on: eventLoop) {
             do {
                 return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
             } catch StoreError.refused(let refusal) {
@@ -127,14 +138,20 @@ final class IncomingUpload {
     }
 
     /// An interrupted upload, reopened where its bytes on disk end, for the sender
-    /// who started it (same checksum, same token).
+    /// who started it (same checksum, same token). `sha256` nil: a tus PATCH, for
+    /// which the upload's URL is the credential; `lengthDeferred`: a tus upload whose
+    /// length is still to come. The hash of the bytes already there comes from this
+    /// worker's cache where it can, else from reading them back.
     static func resume(
-        id: String, sha256: String, from sender: Sender, services: WorkerServices, on eventLoop: EventLoop
+        id: String, sha256: String?, lengthDeferred: Bool = false, from sender: Sender, services: WorkerServices,
+        on eventLoop: EventLoop
     ) -> EventLoopFuture<Opening> {
-        let (store, pid) = (services.store, services.pid)
-        return opening(services: services, on: eventLoop) {
+        let (store, pid, cached) = (services.store, services.pid, services.prefixes.get(id))
+        let tus = sha256 == nil
+        return opening(services: services, lengthDeferred: lengthDeferred, tus: tus, quota: sender.token?.quota, on: eventLoop) {
             switch try store.resume(
-                id: id, sha256: sha256, token: sender.token?.name, clientIP: sender.ip, clientPort: sender.port, workerPID: pid)
+                id: id, sha256: sha256, token: sender.token?.name, clientIP: sender.ip, clientPort: sender.port, workerPID: pid,
+                cached: cached)
             {
             case .opened(let upload, let prefix): .opened(upload, prefix)
             case .alreadyComplete(let row): .alreadyComplete(row)
@@ -164,17 +181,21 @@ final class IncomingUpload {
     }
 
     private static func opening(
-        services: WorkerServices, lengthDeferred: Bool = false, quota: TokenQuota? = nil, on eventLoop: EventLoop,
-        _ work: @escaping @Sendable () throws -> Opened
+        services: WorkerServices, lengthDeferred: Bool = false, tus: Bool = false, quota: TokenQuota? = nil,
+        on eventLoop: EventLoop, _ work: @escaping @Sendable () throws -> Opened
     ) -> EventLoopFuture<Opening> {
         services.pool.runIfActive(eventLoop: eventLoop, work).assumeIsolated().map { opened -> Opening in
             switch opened {
             case .opened(let upload, let prefix):
-                if upload.offset > 0 {
-                    services.logger.info("upload resumed", metadata: ["id": "\(upload.id)", "offset": "\(upload.offset)"])
+                if let prefix {
+                    // `reread`: bytes read back and hashed again (0 when this worker's cache had them).
+                    services.logger.info("upload resumed", metadata: [
+                        "id": "\(upload.id)", "offset": "\(upload.offset)", "reread": "\(prefix.reread)",
+                    ])
                 }
                 return .opened(IncomingUpload(
-                    upload, prefix: prefix, lengthDeferred: lengthDeferred, quota: quota, services: services, eventLoop: eventLoop))
+                    upload, prefix: prefix, lengthDeferred: lengthDeferred, tus: tus, quota: quota, services: services,
+                    eventLoop: eventLoop))
             case .refused(let refusal): return .refused(refusal)
             case .alreadyComplete(let row): return .alreadyComplete(row)
             case .busy(let id): return .busy(id: id)
@@ -367,21 +388,89 @@ final class IncomingUpload {
     /// The connection went away mid-body: keep (and fsync) what arrived, for a resume.
     func interrupt(reason: String) {
         guard !ended else { return }
-        guard !lengthDeferred else {
+        guard !lengthDeferred || tus else {
             // Nothing could resume it: its length was never known, and its client has no id.
             _ = abandon(reason: "\(reason); a body of unknown length cannot be resumed")
             return
         }
         end()
-        let (store, upload, received, logger) = (services.store, open, received, services.logger)
+        let (store, upload, received, logger, lengthDeferred) = (services.store, open, received, services.logger, lengthDeferred)
         services.pool.submit { _ in
             do {
+                var upload = upload
+                if lengthDeferred { try store.settle(&upload, received: received) }
                 try store.interrupt(upload, received: received, reason: reason)
                 logger.info("upload interrupted", metadata: ["id": "\(upload.id)", "received": "\(received)"])
             } catch {
                 logger.error("cannot record interruption", metadata: ["id": "\(upload.id)", "error": "\(error)"])
             }
         }
+    }
+
+    /// One request's body has ended before the upload has (a tus PATCH): its bytes
+    /// are kept and fsynced and the row says how many, as for an interruption, and
+    /// the hash state goes to this worker's cache for the next request. The future
+    /// succeeds once that is recorded, so the offset a client is then told is durable.
+    /// `discarding`: the body failed its own checksum; the file is cut back to where
+    /// the body began, as if it had never come.
+    func pause(discarding: Bool = false) -> EventLoopFuture<Void> {
+        if let growing {  // a reservation step first: it may have refused the body
+            return growing.assumeIsolated().flatMap { self.pause(discarding: discarding) }.nonisolated()
+        }
+        guard !ended else { return eventLoop.makeFailedFuture(SystemError("pause", open.id, errno: EINVAL)) }
+        ended = true
+        let state: EventLoopFuture<PrefixHash>
+        if discarding {
+            pipelined?.cancel()
+            state = eventLoop.makeSucceededFuture(start)
+        } else if let pipelined {
+            let promise = eventLoop.makePromise(of: PrefixHash.self)
+            pipelined.state(offset: received, promise)
+            state = promise.futureResult
+        } else {
+            state = eventLoop.makeSucceededFuture(PrefixHash(hasher: hasher, offset: received))
+        }
+        pipelined = nil
+        releaseProgressSlot()
+        let (store, upload, pool, prefixes, lengthDeferred) = (services.store, open, services.pool, services.prefixes, lengthDeferred)
+        let kept = discarding ? start.offset : received
+        let eventLoop = self.eventLoop
+        return state.flatMap { prefix in
+            pool.runIfActive(eventLoop: eventLoop) {
+                var upload = upload
+                if discarding {
+                    guard ftruncate(upload.fd, off_t(kept)) == 0 else {
+                        let error = SystemError.last("truncate", upload.tempPath)
+                        try? store.fail(upload, received: kept, reason: error.description)
+                        throw error
+                    }
+                }
+                if lengthDeferred { try store.settle(&upload, received: kept) }
+                try store.interrupt(upload, received: kept, reason: "waiting for the rest (tus)")
+                prefixes.put(upload.id, prefix)
+            }
+        }
+    }
+
+    /// tus creation-defer-length: the upload's length, declared by a PATCH. Admitted
+    /// as a new upload's size would be; nil when it is, else why not.
+    func declareLength(_ length: Int64) -> EventLoopFuture<Refusal?> {
+        let (store, limits, quota, received, open) = (services.store, services.limits.admission, quota, received, open)
+        return services.pool.runIfActive(eventLoop: eventLoop) { () throws -> OpenUpload in
+            var upload = open
+            try store.declareLength(&upload, length: length, received: received, limits: limits, quota: quota)
+            return upload
+        }.assumeIsolated().map { upload -> Refusal? in
+            self.open.size = upload.size
+            self.lengthDeferred = false
+            if self.pipelined == nil, upload.size - self.received >= Self.pipelineThreshold {
+                self.pipelined = PipelinedDigest(continuing: self.hasher, pool: self.services.pool)
+            }
+            return nil
+        }.flatMapErrorThrowing { error -> Refusal? in
+            if case StoreError.refused(let refusal) = error { return refusal }
+            throw error
+        }.nonisolated()
     }
 
     /// Nothing more is written: the progress slot goes back, a hash still queued is dropped.

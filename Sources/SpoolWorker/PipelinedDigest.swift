@@ -2,6 +2,7 @@ import Crypto
 import NIOCore
 import NIOPosix
 import SpoolProtocol
+import SpoolStore
 import SpoolSystem
 
 /// The SHA-256 of a large upload's body, computed on the thread pool while the
@@ -25,7 +26,8 @@ final class PipelinedDigest: @unchecked Sendable {
     private var pendingBytes = 0
     private var draining = false
     private var cancelled = false
-    private var result: EventLoopPromise<String>?
+    /// Waits for the queue to empty, then gets the hasher (`finish`, `state`).
+    private var result: (hashed: @Sendable (SHA256) -> Void, cancelled: @Sendable () -> Void)?
     private var onDrained: (@Sendable () -> Void)?
 
     init(continuing hasher: SHA256, pool: NIOThreadPool) {
@@ -60,27 +62,37 @@ final class PipelinedDigest: @unchecked Sendable {
 
     /// Completes `promise` with the digest (lowercase hex) once every queued chunk is hashed.
     func finish(_ promise: EventLoopPromise<String>) {
-        let digest = lock.withLock { () -> String? in
+        whenHashed({ hasher in promise.succeed(Checksum.hex(hasher.finalize())) }, cancelled: { promise.fail(Cancelled()) })
+    }
+
+    /// Completes `promise` with the hash state of every byte queued, not finalized:
+    /// a tus PATCH that ends before the upload does hands it to the next one.
+    func state(offset: Int64, _ promise: EventLoopPromise<PrefixHash>) {
+        whenHashed({ hasher in promise.succeed(PrefixHash(hasher: hasher, offset: offset)) }, cancelled: { promise.fail(Cancelled()) })
+    }
+
+    private func whenHashed(_ body: @escaping @Sendable (SHA256) -> Void, cancelled: @escaping @Sendable () -> Void) {
+        let now = lock.withLock { () -> SHA256? in
             if draining {
-                result = promise
+                result = (body, cancelled)
                 return nil
             }
-            return Checksum.hex(hasher.finalize())
+            return hasher
         }
-        if let digest { promise.succeed(digest) }
+        if let now { body(now) }
     }
 
     /// The body will not be finished (a failed write, a lost connection): drop what is queued.
     func cancel() {
-        let waiting = lock.withLock { () -> EventLoopPromise<String>? in
+        let waiting = lock.withLock { () -> (@Sendable () -> Void)? in
             cancelled = true
             pending.removeAll()
             pendingBytes = 0
             onDrained = nil
             defer { result = nil }
-            return result
+            return result?.cancelled
         }
-        waiting?.fail(Cancelled())
+        waiting?()
     }
 
     struct Cancelled: Error, CustomStringConvertible {
@@ -107,11 +119,11 @@ final class PipelinedDigest: @unchecked Sendable {
             callback?()
         }
         // The queue is empty: a finish that was waiting for it gets its digest now.
-        let done = lock.withLock { () -> (EventLoopPromise<String>, String)? in
-            guard let promise = result, !draining, !cancelled else { return nil }
+        let done = lock.withLock { () -> ((@Sendable (SHA256) -> Void), SHA256)? in
+            guard let waiting = result, !draining, !cancelled else { return nil }
             result = nil
-            return (promise, Checksum.hex(hasher.finalize()))
+            return (waiting.hashed, hasher)
         }
-        if let (promise, digest) = done { promise.succeed(digest) }
+        if let (body, hasher) = done { body(hasher) }
     }
 }

@@ -18,6 +18,8 @@ public struct ServerLimits: Sendable {
     public var failedAuthenticationDelay = 1.0
     /// Which other origins' pages may call the HTTP door (off by default).
     public var cors = CORSPolicy()
+    /// How long an interrupted upload is kept for a resume (--partial-ttl): tus's `Upload-Expires`.
+    public var partialTTL: Double = 86_400
 
     public init() {}
 }

@@ -129,6 +129,7 @@ struct Serve: ParsableCommand {
         config.limits.allowAnonymous = allowAnonymous
         config.limits.loopback = listeners.allSatisfy(\.isLoopback)
         config.limits.cors = CORSPolicy(origins: corsOrigin)
+        config.limits.partialTTL = config.partialTTL
         let code: Int32
         do {
             code = try Arbiter(config: config).run()
