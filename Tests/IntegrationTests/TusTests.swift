@@ -265,4 +265,47 @@ import Testing
         #expect(try server.upload(id: upload.id)?.state == .complete)
         try server.stop()
     }
+
+    /// A PATCH in progress holds the upload: another gets 423 Locked; WATCH follows
+    /// it like any upload; cut off, it keeps what came, and a HEAD says where to go on.
+    @Test func aPatchInProgressLocksTheUploadAndIsWatched() throws {
+        let server = try Server(workers: 2)
+        let files = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 1_000_000, seed: 95)
+        let url = try Self.create(server, length: bytes.count, ["Upload-Metadata": Self.metadata([("filename", "slow.bin")])])
+        let id = String(url.split(separator: "/").last ?? "")
+        let body = writeFile(files.path + "/body", bytes)
+        let slow = Process()
+        slow.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        slow.arguments = ["-sS", "-o", "/dev/null", "--limit-rate", "100K", "-X", "PATCH", "-H", "Tus-Resumable: 1.0.0",
+                          "-H", "Upload-Offset: 0", "-H", "Content-Type: application/offset+octet-stream", "-T", body, url]
+        slow.standardError = FileHandle.nullDevice
+        try slow.run()
+        #expect(eventually { server.directory.tempBytes(id: id) > 100_000 })
+
+        let watcher = try RawSession(port: server.port)
+        try watcher.send("WATCH \(id)\n")
+        let line = try watcher.readLine()
+        #expect(line.hasPrefix("211-id=\(id) state=receiving"), "\(line)")
+        let locked = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "0"]) { $1 }, body: [1])
+        #expect(locked.status == 423, "\(locked)")
+
+        kill(slow.processIdentifier, SIGKILL)
+        slow.waitUntilExit()
+        #expect(eventually { (try? server.upload(id: id))?.state == .interrupted }, "\(server.log())")
+        let head = try Self.request("HEAD", url, Self.tus)
+        let offset = try #require(Int(head["Upload-Offset"] ?? ""))
+        #expect(offset > 100_000 && offset < bytes.count && offset == server.directory.tempBytes(id: id), "\(head)")
+        let rest = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "\(offset)"]) { $1 },
+                                    body: Array(bytes[offset...]))
+        #expect(rest.status == 204 && rest["Upload-Offset"] == "\(bytes.count)", "\(rest)")
+        var final = ""
+        while final.isEmpty {
+            let next = try watcher.readLine()
+            if next.hasPrefix("211 ") { final = next }
+        }
+        #expect(final.hasPrefix("211 id=\(id) state=complete"), "\(final)")
+        #expect(try server.upload(id: id)?.sha256 == sha256Hex(bytes))
+        try server.stop()
+    }
 }
