@@ -551,12 +551,14 @@ def p5_startup(args, workdir):
 def require_space(args, workdir):
     """Stops before a run that would fill the disk: nothing is deleted until the end,
     so P1 keeps every system's copy of every round, and P3 keeps its large upload."""
-    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5", "p6"}
+    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5", "p6", "p7"}
     need = 2 << 30
     if "p1" in chosen:
         need += (args.repeat * 5 + 1) * (args.large_mib << 20)
     if "p3" in chosen:
         need += args.memory_mib << 20
+    if "p7" in chosen:
+        need += 3 * args.repeat * (args.large_mib << 20)
     stat = os.statvfs(workdir)
     free = stat.f_bavail * stat.f_frsize
     if free < need:
@@ -573,7 +575,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--output", help="also write the report to this Markdown file")
-    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6")
+    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7")
     args = parser.parse_args()
     if args.quick:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 64, 400, 128, 200
@@ -641,7 +643,8 @@ def main():
                    ""]
         chosen = set(args.only.split(",")) if args.only else None
         from instructions import p6_instructions
-        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions):
+        from tus import p7_tus
+        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus):
             if chosen and scenario.__name__.split("_")[0] not in chosen:
                 continue
             lines, _ = scenario(args, workdir, ceiling) if scenario is p1_large else scenario(args, workdir)
