@@ -88,8 +88,11 @@ extension Store {
                 try Self.hashPrefix(fd: fd, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? SHA256(), path: path)
             }
             let now = UTCTime.now()
+            // Not durable: nothing is promised on this change. Lost in a crash, the row
+            // is `interrupted` at an older count, and the next resume measures the file
+            // again (the file, fsynced above, is what an offset is taken from).
             let changed = try locked { db throws(StoreError) in
-                try db.transaction { () throws(StoreError) -> Int in
+                try db.transaction(durable: false) { () throws(StoreError) -> Int in
                     let changed = try db.run(
                         """
                         UPDATE uploads SET state = 'receiving', received = ?, worker_pid = ?, client_ip = ?,

@@ -308,4 +308,22 @@ import Testing
         #expect(try server.upload(id: id)?.sha256 == sha256Hex(bytes))
         try server.stop()
     }
+
+    /// The other way round: a tus upload cut in the middle is finished with the
+    /// line protocol's RESUME, against the SHA-256 its tus client declared.
+    @Test func aTusUploadIsFinishedWithTheLineProtocol() throws {
+        let server = try Server(workers: 2)
+        let bytes = pseudoRandomBytes(count: 300_000, seed: 96)
+        let sha = sha256Hex(bytes)
+        let url = try Self.create(server, length: bytes.count, ["Upload-Metadata": Self.metadata([("filename", "both.bin"), ("sha256", sha)])])
+        let id = String(url.split(separator: "/").last ?? "")
+        #expect(try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "0"]) { $1 },
+                                 body: Array(bytes[..<120_000])).status == 204)
+        let (connection, offset) = try ResumeTests.resume(server, id: id, sha256: sha)
+        #expect(offset == 120_000)
+        try connection.send(bytes: bytes[offset...])
+        #expect(try connection.readReply().code == .stored)
+        #expect(try server.upload(id: id)?.state == .complete)
+        try server.stop()
+    }
 }

@@ -55,6 +55,18 @@ func fuzzOne(_ input: [UInt8]) {
                 check(range.lowerBound >= 0 && range.upperBound <= 1000 && !range.isEmpty, "a range lies inside the file")
             }
             if let bytes = Base64.decode(line) { check(Base64.decode(Base64.encode(bytes)) == bytes, "base64 round-trips") }
+            // tus's headers: whatever comes, a value or a refusal with a 4xx status.
+            if case .failure(let refusal) = Tus.metadata([String(line)]) { check((400..<500).contains(refusal.status), "a metadata refusal is a 4xx") }
+            if case .success(let metadata) = Tus.metadata([String(line)]), case .success(let hex?) = Tus.wholeFileSHA256(metadata) {
+                check(hex.utf8.count == 64, "a whole-file checksum is 64 hex digits")
+            }
+            if case .success(let checksum?) = Tus.chunkChecksum([String(line)]) {
+                check(checksum.digest.count == checksum.algorithm.digestBytes, "a chunk checksum has its algorithm's length")
+            }
+            if case .success(let number) = Tus.number([String(line)], "Upload-Offset") { check(number >= 0, "an offset is not negative") }
+            if case .success(.known(let length)) = Tus.creationLength(uploadLength: [String(line)], deferLength: []) {
+                check(length >= 0, "a length is not negative")
+            }
         }
         _ = PercentCoding.decode(text)
     }
