@@ -113,37 +113,46 @@ extension Store {
     }
 
     /// Deletes an upload's row, its temporary file, and its object when no other
-    /// upload (complete, or on its way there) has the same content. The check and
-    /// the unlink happen while holding the database's write lock: an upload of the
-    /// same content inserts its row before it renames its object, so it is either
-    /// seen here (and the object kept) or renames its object after this unlink.
+    /// upload (complete, or on its way there) has the same content. In two steps,
+    /// so that a crash between any two never leaves a complete row without its
+    /// object: first the row goes (durably), then its files. The object is checked
+    /// and unlinked inside a write transaction: an upload of the same content
+    /// records its row before it names its object, so it is either seen here (and
+    /// the object kept) or names its object after this unlink. A crash between the
+    /// steps leaves an object nothing names, which `admin audit --repair` removes.
     public func delete(id: String) throws(StoreError) -> DeleteOutcome {
-        try locked { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) -> DeleteOutcome in
+        let first = try locked { db throws(StoreError) in
+            try db.transaction { () throws(StoreError) -> (state: String, sha256: String)? in
                 let rows = try db.query("SELECT state, sha256 FROM uploads WHERE id = ?", [.text(id)]) {
                     ($0.text(0), $0.text(1))
                 }
-                guard let (state, sha256) = rows.first else { return .notFound }
-                if state == UploadState.receiving.rawValue { return .receiving }
+                guard let (state, sha256) = rows.first else { return nil }
+                if state == UploadState.receiving.rawValue { return (state, sha256) }
                 try db.run("DELETE FROM uploads WHERE id = ?", [.text(id)])
-                try? Files.unlink(directory.tempFile(id: id))
+                try appendEvent(db, id, "deleted", detail: "row deleted")
+                return (state, sha256)
+            }
+        }
+        guard let (state, sha256) = first else { return .notFound }
+        if state == UploadState.receiving.rawValue { return .receiving }
+        CrashPoint.reach("delete-after-commit")
+        try? Files.unlink(directory.tempFile(id: id))
+        // No checksum yet (a tus upload without one, or one declared after its body): no object either.
+        guard !sha256.isEmpty else { return .deleted(removedObject: false) }
+        let removed = try locked { db throws(StoreError) in
+            try db.transaction(durable: false) { () throws(StoreError) -> Bool in
                 let others = try db.query(
                     "SELECT count(*) FROM uploads WHERE sha256 = ? AND state IN ('complete', 'receiving', 'interrupted')",
                     [.text(sha256)]
                 ) { $0.int(0) }.first ?? 0
-                var removed = false
-                // No checksum yet (a tus upload without one, or one declared after its body): no object either.
-                if others == 0, !sha256.isEmpty {
-                    let object = directory.objectFile(sha256: sha256)
-                    if Files.exists(object) {
-                        do throws(SystemError) { try Files.unlink(object) } catch { throw .system(error) }
-                        removed = true
-                    }
-                }
-                try appendEvent(db, id, "deleted", detail: removed ? "object removed" : "object kept (shared or absent)")
-                return .deleted(removedObject: removed)
+                let object = directory.objectFile(sha256: sha256)
+                guard others == 0, Files.exists(object) else { return false }
+                do throws(SystemError) { try Files.unlink(object) } catch { throw .system(error) }
+                try appendEvent(db, id, "object-removed", detail: "object \(sha256) removed")
+                return true
             }
         }
+        return .deleted(removedObject: removed)
     }
 
     public func adminStats(today: String, days: [String]) throws(StoreError) -> AdminStats {

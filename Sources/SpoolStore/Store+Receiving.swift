@@ -128,17 +128,39 @@ extension Store {
                 try Self.link(upload, to: objectPath)
                 return
             }
-            // Same content, same name: renaming over an existing object replaces it
-            // with identical bytes, so the content is stored once.
             do throws(SystemError) {
-                try Files.rename(upload.tempPath, objectPath)
+                try Self.publishNamed(upload, to: objectPath)
             } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
                 // The 256 directories exist from the first start; one removed by hand
                 // is made again here rather than looked for on every upload.
                 try Files.makeDirectories(objectDirectory)
-                try Files.rename(upload.tempPath, objectPath)
+                try Self.publishNamed(upload, to: objectPath)
             }
         }
+    }
+
+    /// Gives a named temporary file its object name, never over an existing object:
+    /// one already there was acknowledged to someone, and in a batch the new name is
+    /// given before the bytes are synced, so a rename over it could leave the
+    /// acknowledged name on bytes a crash loses (file systems without ext4's
+    /// `auto_da_alloc` show it). A link fails instead when the name is taken; the
+    /// object is kept if it holds the same bytes, and only a damaged one is replaced,
+    /// by bytes synced first.
+    static func publishNamed(_ upload: OpenUpload, to objectPath: String) throws(SystemError) {
+        do {
+            try Files.link(upload.tempPath, objectPath)
+        } catch where error.errno == EEXIST {
+            // The upload's own descriptor is write-only: read its bytes through another.
+            let reader = try Files.open(upload.tempPath, flags: O_RDONLY)
+            defer { Files.close(reader) }
+            if try !Files.sameContents(reader, objectPath) {
+                try Files.fsync(upload.fd, path: upload.tempPath)
+                try Files.rename(upload.tempPath, objectPath)
+                return
+            }
+        }
+        // A temporary name left by a crash here is removed at the next start (no live upload owns it).
+        try Files.unlink(upload.tempPath)
     }
 
     /// Why an upload whose bytes hash to something else than declared failed.

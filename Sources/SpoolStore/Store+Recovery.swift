@@ -21,6 +21,12 @@ extension Store {
         }
         var changed: [(id: String, received: Int64)] = []
         for id in ids {
+            guard Files.exists(directory.tempFile(id: id)) else {
+                // Never named (a small upload written whole to an unnamed file) or gone:
+                // nothing could resume it, so it holds no space waiting for one.
+                try failResumable(id, reason: "\(reason); no bytes were kept")
+                continue
+            }
             let received = Self.syncedSize(directory.tempFile(id: id))
             let now = UTCTime.now()
             let rows = try locked { db throws(StoreError) in

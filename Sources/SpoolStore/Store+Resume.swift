@@ -65,7 +65,17 @@ extension Store {
 
         let path = directory.tempFile(id: id)
         let fd: Int32
-        do { fd = try Files.open(path, flags: O_RDWR | O_APPEND | O_CREAT) } catch { throw .system(error) }
+        do {
+            // Never created here: an upload whose file is gone (expired meanwhile, or
+            // never named) has nothing to resume, and an empty file would outlive it.
+            fd = try Files.open(path, flags: O_RDWR | O_APPEND)
+        } catch where error.errno == ENOENT {
+            try failResumable(id, reason: "its temporary file is gone; nothing to resume")
+            let now = try upload(id: id)
+            return .notResumable(reason: "upload \(id) is \(now?.state.rawValue ?? "gone"); start a new upload")
+        } catch {
+            throw .system(error)
+        }
         do throws(StoreError) {
             guard try system({ () throws(SystemError) in try Files.tryLock(fd, path: path) }) else {
                 Files.close(fd)
@@ -117,6 +127,22 @@ extension Store {
         } catch {
             Files.close(fd)
             throw error
+        }
+    }
+
+    /// Marks an upload that was waiting for a resume `failed`, unless something
+    /// else (expiry, another resume) has changed it meanwhile.
+    func failResumable(_ id: String, reason: String) throws(StoreError) {
+        let now = UTCTime.now()
+        try durably { db throws(StoreError) in
+            let changed = try db.run(
+                """
+                UPDATE uploads SET state = 'failed', error = ?, updated_at = ?, finished_at = ?
+                WHERE id = ? AND state IN ('receiving', 'interrupted')
+                """,
+                [.text(reason), .text(now), .text(now), .text(id)]
+            )
+            if changed > 0 { try self.appendEvent(db, id, "failed", detail: reason) }
         }
     }
 

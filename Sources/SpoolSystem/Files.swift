@@ -119,6 +119,11 @@ public enum Files {
         }
     }
 
+    /// A second name for a file; throws EEXIST, never replacing, when `to` is taken.
+    public static func link(_ from: String, _ to: String) throws(SystemError) {
+        if Glibc.link(from, to) != 0 { throw .last("link", to) }
+    }
+
     public static func rename(_ from: String, _ to: String) throws(SystemError) {
         if Glibc.rename(from, to) != 0 { throw .last("rename", "\(from) to \(to)") }
     }

@@ -226,7 +226,7 @@ import Testing
 
         // The events outlive the rows, and cannot be rewritten.
         let events = try admin(server, ["events", "--id", ids[1], "--jsonl"]).stdout.split(separator: "\n")
-        #expect(events.map { (try? JSONDecoder().decode(UploadEvent.self, from: Data($0.utf8)))?.kind } == ["created", "completed", "deleted"])
+        #expect(events.map { (try? JSONDecoder().decode(UploadEvent.self, from: Data($0.utf8)))?.kind } == ["created", "completed", "deleted", "object-removed"])
         #expect(throws: HarnessError.self) { try sql(server, "DELETE FROM events") }
         #expect(throws: HarnessError.self) { try sql(server, "UPDATE events SET kind = 'x'") }
         try server.stop()

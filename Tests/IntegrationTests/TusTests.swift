@@ -326,4 +326,40 @@ import Testing
         #expect(try server.upload(id: id)?.state == .complete)
         try server.stop()
     }
+
+    /// Limits hold whichever way a length arrives: at creation, or declared late by a
+    /// PATCH of a deferred upload; and a token's quota counts tus uploads too.
+    @Test func limitsAndQuotasHoldForTus() throws {
+        let server = try Server(workers: 1, arguments: ["--max-file-size", "1M"])
+        let deferred = try Self.request("POST", server.httpBase + "/files/", Self.tus.merging(["Upload-Defer-Length": "1"]) { $1 })
+        let url = server.httpBase + (try #require(deferred["Location"]))
+        let late = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "0", "Upload-Length": "\(2 << 20)"]) { $1 },
+                                    body: Array("abc".utf8))
+        #expect(late.status == 413, "\(late)")
+        let head = try Self.request("HEAD", url, Self.tus)
+        #expect(head["Upload-Offset"] == "0" && head["Upload-Defer-Length"] == "1", "the refused PATCH changed nothing: \(head)")
+
+        let secret = try server.createToken(["--name", "carol", "--quota-bytes", "1000"])
+        #expect(server.waitForAuthRequired())
+        let auth = ["Authorization": "Bearer \(secret)"]
+        _ = try Self.create(server, length: 600, auth)
+        let over = try Self.request("POST", server.httpBase + "/files/", Self.tus.merging(["Upload-Length": "600"]) { $1 }.merging(auth) { $1 })
+        #expect(over.status == 413 && over.body.contains("quota"), "\(over)")
+        try server.stop()
+    }
+
+    /// An unfinished tus upload expires as any interrupted upload does, when its
+    /// `Upload-Expires` says; then it is gone (`410`).
+    @Test func anUnfinishedUploadExpires() throws {
+        let server = try Server(workers: 1, arguments: ["--partial-ttl", "2s"])
+        let url = try Self.create(server, length: 10)
+        let patched = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "0"]) { $1 },
+                                       body: Array("12345".utf8))
+        let expires = try #require(patched["Upload-Expires"])
+        #expect(expires.hasSuffix(" GMT") && expires.count == 29, "\(expires)")
+        #expect(eventually(timeout: 15) { (try? Self.request("HEAD", url, Self.tus))?.status == 410 })
+        let id = String(url.split(separator: "/").last ?? "")
+        #expect(try server.upload(id: id)?.state == .expired)
+        try server.stop()
+    }
 }

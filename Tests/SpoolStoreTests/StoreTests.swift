@@ -148,6 +148,20 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.interruptReceiving(workerPID: nil, reason: "server restarted").isEmpty)
     }
 
+    /// One that never had a named file (a small upload written whole to an unnamed
+    /// one) has nothing a resume could use: it fails, and holds no space for a TTL.
+    @Test func anUploadOfADeadWorkerWithoutAFileFails() throws {
+        let dir = try TempDirectory()
+        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let whole = try store.begin(newUpload(Array(repeating: 5, count: 500)), id: "ID-WHOLE", unnamed: true)
+        Files.close(whole.fd)
+        #expect(try store.interruptReceiving(workerPID: 77, reason: "worker 77 killed by KILL").isEmpty)
+        let row = try #require(try store.upload(id: "ID-WHOLE"))
+        #expect(row.state == .failed && row.error?.contains("no bytes were kept") == true, "\(row)")
+        let reserved = try store.locked { db throws(StoreError) in try db.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) } }
+        #expect(reserved == [0], "its reservation is given back")
+    }
+
     @Test func strayTempFilesAreRemovedAndResumableOnesKept() throws {
         let dir = try TempDirectory()
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
