@@ -88,6 +88,8 @@ struct ChatQueries: Sendable {
             filter.token = restriction
             return ChatReplies.list(try store.uploads(matching: filter), json: json, scoreboard: scoreboard)
         case .stats:
+            // Its figures count every token's uploads: not for a token that may see only its own.
+            if restriction != nil { return [Reply(.authenticationRequired, "STATS counts every token's uploads: AUTH with an admin token")] }
             let midnight = UTCTime.format(seconds: Int(UTCTime.epochMilliseconds() / 1000) / 86_400 * 86_400)
             return [ChatReplies.stats(try store.stats(completedSince: midnight), live: scoreboard.totals())]
         default:

@@ -58,6 +58,8 @@ extension ConnectionHandler {
     /// Pushes a status line now and every 500 ms, until the upload ends or the client speaks.
     func startWatch(_ id: String, _ context: ChannelHandlerContext) {
         watched = id
+        watchLastText = ""
+        watchLastChange = UTCTime.monotonic()
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         watchTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(500)) { _ in
             handler.value.pushWatchLine(final: false)
@@ -73,6 +75,9 @@ extension ConnectionHandler {
             if forced { watchStopRequested = true }
             return
         }
+        // A watcher that does not read its lines gets none until it does: they are
+        // snapshots, and skipping some keeps the outbound buffer from growing.
+        guard forced || context.channel.isWritable else { return }
         watchInFlight = true
         let queries = self.queries
         services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Reply in
@@ -89,7 +94,13 @@ extension ConnectionHandler {
             case .success(let r): reply = r
             case .failure(let error): reply = Reply(.storageError, "\(error)")
             }
-            if reply.isLast || self.watchStopRequested {
+            let now = UTCTime.monotonic()
+            if reply.text != self.watchLastText {
+                self.watchLastText = reply.text
+                self.watchLastChange = now
+            }
+            let still = now - self.watchLastChange > self.services.limits.timeouts.idle
+            if reply.isLast || self.watchStopRequested || still {
                 self.watchTimer?.cancel()
                 self.watchTimer = nil
                 self.watched = nil

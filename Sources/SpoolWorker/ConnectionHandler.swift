@@ -63,6 +63,10 @@ final class ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     var watchTimer: RepeatedTask?
     /// A status query for WATCH is running; a stop asked meanwhile ends the watch when it returns.
     var watchInFlight = false
+    /// The last status line pushed, and when it last changed: a watch of nothing
+    /// moving ends after the idle time, as an idle connection does.
+    var watchLastText = ""
+    var watchLastChange = 0.0
     var watchStopRequested = false
     var drainCheck: RepeatedTask?
     static let drainQuietTime = 1.0

@@ -44,6 +44,12 @@ import Testing
         let ok = try RawSession(port: server.port)
         #expect(try ok.ask("AUTH \(secret)") == ["235 authenticated as alice"])
         #expect(code(try ok.ask("LIST").last) == 212)
+        // STATS counts everyone's uploads: an admin's question only.
+        #expect(try ok.ask("STATS") == ["530 STATS counts every token's uploads: AUTH with an admin token"])
+        let root = try server.createToken(["--name", "root", "--admin"])
+        let admin = try RawSession(port: server.port)
+        #expect(try admin.ask("AUTH \(root)") == ["235 authenticated as root (admin)"])
+        #expect(code(try admin.ask("STATS").first) == 213)
 
         // The client: --token, or SPOOL_TOKEN.
         let dir = try TempDirectory()

@@ -95,6 +95,24 @@ import Testing
         try server.stop()
     }
 
+    /// A watch of an upload that does not move ends after the idle time, as an idle
+    /// connection would (the uploader's own stall limit is much longer).
+    @Test func aWatchOfNothingMovingEnds() throws {
+        let server = try Server(workers: 1, arguments: ["--idle-timeout", "2s"])
+        let upload = try PartialUpload(server: server, size: 1_000_000)
+        try upload.send(100_000, directory: server.directory)
+        let watcher = try RawSession(port: server.port)
+        try watcher.send("WATCH \(upload.id)\n")
+        let started = Date()
+        var final = ""
+        while final.isEmpty, Date().timeIntervalSince(started) < 15 {
+            let line = try watcher.readLine()
+            if line.hasPrefix("211 ") { final = line }
+        }
+        #expect(final.hasPrefix("211 id=\(upload.id) state=receiving") && final.contains("received=100000"), "\(final)")
+        try server.stop()
+    }
+
     @Test func anyLineStopsAWatch() throws {
         let server = try Server(workers: 1)
         let upload = try PartialUpload(server: server, size: 1_000_000)
