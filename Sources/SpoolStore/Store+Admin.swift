@@ -139,7 +139,18 @@ extension Store {
         try? Files.unlink(directory.tempFile(id: id))
         // No checksum yet (a tus upload without one, or one declared after its body): no object either.
         guard !sha256.isEmpty else { return .deleted(removedObject: false) }
-        let removed = try locked { db throws(StoreError) in
+        return .deleted(removedObject: try removeObjectIfUnreferenced(sha256: sha256, event: id))
+    }
+
+    /// Removes the object of `sha256` when no upload (complete, or on its way
+    /// there) names it: the second step of a delete, and the cleanup after an upload
+    /// failed past naming its object. Checked and unlinked inside a write
+    /// transaction, so an upload of that content either is counted (and the object
+    /// kept) or names its object afresh after the unlink. `event`: the upload whose
+    /// event log records the removal.
+    @discardableResult
+    func removeObjectIfUnreferenced(sha256: String, event id: String) throws(StoreError) -> Bool {
+        try locked { db throws(StoreError) in
             try db.transaction(durable: false) { () throws(StoreError) -> Bool in
                 let others = try db.query(
                     "SELECT count(*) FROM uploads WHERE sha256 = ? AND state IN ('complete', 'receiving', 'interrupted')",
@@ -152,7 +163,6 @@ extension Store {
                 return true
             }
         }
-        return .deleted(removedObject: removed)
     }
 
     public func adminStats(today: String, days: [String]) throws(StoreError) -> AdminStats {

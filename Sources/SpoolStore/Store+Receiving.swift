@@ -108,6 +108,8 @@ extension Store {
         } catch {
             Self.removeTempFile(upload)
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
+            // It may have been named before the failure: an object nothing names goes.
+            _ = try? removeObjectIfUnreferenced(sha256: sha256, event: upload.id)
             throw error
         }
         try mark(upload.id, .complete, received: received, error: nil, finished: true)

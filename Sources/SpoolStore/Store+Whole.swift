@@ -130,6 +130,10 @@ extension Store {
                 batches[item.batch].outcomes[item.index] = .failed(error)
             }
         }
+        // Objects named for uploads that then failed (a failed sync): those nothing names go.
+        for (item, error) in zip(ready, published) where error != nil {
+            _ = try? removeObjectIfUnreferenced(sha256: item.upload.sha256, event: item.upload.id)
+        }
         return batches.map { $0.outcomes.map { $0 ?? .stored } }
     }
 

@@ -9,6 +9,7 @@ import Darwin
 /// Every function retries EINTR and throws a `SystemError` naming the path.
 public enum Files {
     public static func open(_ path: String, flags: Int32, mode: mode_t = 0o640) throws(SystemError) -> Int32 {
+        try Fault.check("open", path)
         while true {
             let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
             if fd >= 0 { return fd }
@@ -19,6 +20,7 @@ public enum Files {
     /// Writes every byte or throws; a short write is continued, never ignored.
     public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String = "") throws(SystemError) {
         guard var base = bytes.baseAddress else { return }
+        try Fault.check("write", path)
         var left = bytes.count
         while left > 0 {
             let n = Glibc.write(fd, base, left)
@@ -32,6 +34,7 @@ public enum Files {
     }
 
     public static func fsync(_ fd: Int32, path: String = "") throws(SystemError) {
+        try Fault.check("fsync", path)
         while Glibc.fsync(fd) != 0 {
             if currentErrno() != EINTR { throw .last("fsync", path) }
         }
@@ -39,6 +42,7 @@ public enum Files {
 
     /// Like fsync, but skips timestamps: enough for a file's bytes and size.
     public static func fdatasync(_ fd: Int32, path: String = "") throws(SystemError) {
+        try Fault.check("fdatasync", path)
         while Glibc.fdatasync(fd) != 0 {
             if currentErrno() != EINTR { throw .last("fdatasync", path) }
         }
@@ -56,6 +60,7 @@ public enum Files {
     /// where an fsync per file and per directory costs several device writes each.
     /// Reports a write-back error of any file on it since `fd` last asked.
     public static func syncFileSystem(_ fd: Int32, path: String = "") throws(SystemError) {
+        try Fault.check("syncfs", path)
         while spool_syncfs(fd) != 0 {
             if currentErrno() != EINTR { throw .last("syncfs", path) }
         }
@@ -87,6 +92,7 @@ public enum Files {
     /// /proc, which needs no privilege, unlike `AT_EMPTY_PATH`). Throws EEXIST
     /// when the name is taken.
     public static func linkUnnamed(_ fd: Int32, to path: String) throws(SystemError) {
+        try Fault.check("link", path)
         if linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0 {
             throw .last("link", path)
         }
@@ -121,15 +127,18 @@ public enum Files {
 
     /// A second name for a file; throws EEXIST, never replacing, when `to` is taken.
     public static func link(_ from: String, _ to: String) throws(SystemError) {
+        try Fault.check("link", to)
         if Glibc.link(from, to) != 0 { throw .last("link", to) }
     }
 
     public static func rename(_ from: String, _ to: String) throws(SystemError) {
+        try Fault.check("rename", to)
         if Glibc.rename(from, to) != 0 { throw .last("rename", "\(from) to \(to)") }
     }
 
     /// Removes a file; a file that is already gone is not an error.
     public static func unlink(_ path: String) throws(SystemError) {
+        try Fault.check("unlink", path)
         if Glibc.unlink(path) != 0 && currentErrno() != ENOENT { throw .last("unlink", path) }
     }
 

@@ -78,6 +78,7 @@ public enum WorkerProcess {
         if getppid() != config.masterPID { exit(WorkerExit.normal) }
         _ = spool_ignore_sigpipe()
         _ = spool_ignore_sigxfsz()  // a write past the file-size limit must fail, not kill the worker
+        Fault.arm()  // test builds: an injected failure (SPOOL_FAULT) fires here, not in the master
         _ = spool_worker_signals_install()
 
         let store: Store

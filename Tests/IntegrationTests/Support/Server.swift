@@ -19,7 +19,11 @@ final class Server: @unchecked Sendable {
 
     /// Starts the server and waits until every worker is ready.
     /// `wrapper` runs spoold through another program (prlimit, to lower a resource limit).
-    init(workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = [], wrapper: [String] = []) throws {
+    /// `environment`: added to the test's own (SPOOL_FAULT, SPOOL_CRASH_AT).
+    init(
+        workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = [], wrapper: [String] = [],
+        environment: [String: String] = [:]
+    ) throws {
         self.data = try data ?? TempDirectory()
         self.workers = workers
         // With --log-file the server writes there; otherwise the harness captures standard error.
@@ -36,6 +40,7 @@ final class Server: @unchecked Sendable {
         process.arguments = Array(wrapper.dropFirst()) + (wrapper.isEmpty ? [] : [Binaries.spoold])
             + ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)", "--data-dir", self.data.path + "/data"]
             + reserve + http + arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = arguments.contains("--log-file")
