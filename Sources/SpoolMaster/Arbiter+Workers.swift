@@ -146,12 +146,35 @@ extension Arbiter {
             let last = board.board(worker.boardIndex).heartbeat
             let silentFor = last > 0 ? Double(nowMs &- last) / 1000 : now - worker.startedAt
             guard silentFor > config.timeout else { continue }
+            // A thread in uninterruptible sleep is the kernel making it wait for the disk
+            // (writeback throttling of a full page cache, a slow device): that worker is
+            // not hung, and aborting it would cut every upload it serves. Up to five
+            // times the timeout it is waited for.
+            if silentFor < config.timeout * 5, Self.waitingOnDisk(pid) {
+                if now - (worker.diskWaitLoggedAt ?? 0) >= 10 {
+                    logger.warning("worker silent but waiting on the disk; not aborting it", metadata: [
+                        "pid": "\(pid)", "silent": "\(Int(silentFor))s", "timeout": "\(Int(config.timeout))s",
+                    ])
+                    workers[pid]?.diskWaitLoggedAt = now
+                }
+                continue
+            }
             logger.error("worker timed out; aborting it", metadata: [
                 "pid": "\(pid)", "silent": "\(Int(silentFor))s", "timeout": "\(Int(config.timeout))s",
                 "phase": "\(last > 0 ? "serving" : "booting")",
             ])
             workers[pid]?.abortedAt = now
             kill(pid, SIGABRT)
+        }
+    }
+
+    /// Whether any thread of `pid` is in uninterruptible sleep (`D` in /proc), as a
+    /// thread waiting for the disk is.
+    static func waitingOnDisk(_ pid: Int32) -> Bool {
+        guard let threads = try? Files.list("/proc/\(pid)/task") else { return false }
+        return threads.contains { tid in
+            guard let stat = try? Files.readSmall("/proc/\(pid)/task/\(tid)/stat") else { return false }
+            return ProcessStat.state(of: stat) == "D"
         }
     }
 

@@ -34,6 +34,8 @@ public final class Arbiter {
         var retiring = false
         /// When the watchdog sent ABRT.
         var abortedAt: Double?
+        /// When the watchdog last found it silent but waiting on the disk (logged at most every 10 s).
+        var diskWaitLoggedAt: Double?
     }
 
     enum Phase: Equatable {

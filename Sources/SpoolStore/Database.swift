@@ -1,4 +1,5 @@
 import CSQLite
+import SpoolSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -143,6 +144,11 @@ public final class Database {
         return result
     }
 
+    /// Test builds only: a commit that fails on purpose (`SPOOL_FAULT=commit:<n>`, Sources/SpoolSystem/Fault.swift).
+    private func injectedCommitFailure() throws(StoreError) {
+        do { try Fault.check("commit", path) } catch { throw .system(error) }
+    }
+
     private func locked<T>(_ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         // The store serialises its threads, so one open file description per
         // connection is enough; flock only orders the processes.
@@ -151,6 +157,7 @@ public final class Database {
         try run("BEGIN IMMEDIATE")
         do {
             let result = try body()
+            try injectedCommitFailure()
             try run("COMMIT")
             return result
         } catch {

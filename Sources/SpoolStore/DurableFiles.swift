@@ -64,8 +64,11 @@ final class DurableFiles: @unchecked Sendable {
         do throws(SystemError) {
             if files.count == 1, let only = files.first {
                 try Files.fsync(only.fd, path: only.path)
+                CrashPoint.reach("upload-after-fsync")
                 try only.publish()
+                CrashPoint.reach("upload-after-link")
                 try Files.fsyncDirectory(only.directory)
+                CrashPoint.reach("upload-after-dirsync")
                 return [nil]
             }
             var errors: [StoreError?] = []
@@ -77,7 +80,9 @@ final class DurableFiles: @unchecked Sendable {
                     errors.append(.system(error))
                 }
             }
+            CrashPoint.reach("batch-after-link")
             if errors.contains(where: { $0 == nil }) { try Files.syncFileSystem(try descriptor(), path: anchor) }
+            CrashPoint.reach("batch-after-sync")
             return errors
         } catch {
             throw .system(error)

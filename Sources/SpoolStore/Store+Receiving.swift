@@ -74,6 +74,7 @@ extension Store {
     public func complete(_ upload: OpenUpload, received: Int64, sha256: String, declared: String? = nil)
         throws(StoreError) -> CompletionOutcome
     {
+        CrashPoint.reach("upload-after-write")
         let expected = declared ?? upload.sha256
         guard received == upload.size, sha256 == expected else {
             Files.close(upload.fd)
@@ -99,6 +100,8 @@ extension Store {
                 try together { db throws(StoreError) in try self.recordChecksum(db, id: upload.id, sha256: sha256) }
             } catch {
                 Files.close(upload.fd)
+                Self.removeTempFile(upload)
+                try? mark(upload.id, .failed, received: received, error: "could not record its checksum: \(error)", finished: true)
                 throw error
             }
         }
@@ -112,7 +115,17 @@ extension Store {
             _ = try? removeObjectIfUnreferenced(sha256: sha256, event: upload.id)
             throw error
         }
-        try mark(upload.id, .complete, received: received, error: nil, finished: true)
+        do throws(StoreError) {
+            try mark(upload.id, .complete, received: received, error: nil, finished: true)
+        } catch {
+            // The object is named and durable, but its row could not say so: nothing was
+            // acknowledged, so the upload fails (if the database lets it) rather than stay
+            // `receiving`, and its object goes when nothing else names it.
+            try? mark(upload.id, .failed, received: received, error: "could not record it complete: \(error)", finished: true)
+            _ = try? removeObjectIfUnreferenced(sha256: sha256, event: upload.id)
+            throw error
+        }
+        CrashPoint.reach("upload-after-commit")
         return .stored(objectPath: objectPath)
     }
 

@@ -85,6 +85,7 @@ extension Store {
                 try Files.fsync(fd, path: path)
                 return try Files.size(fd: fd, path: path)
             }
+            CrashPoint.reach("resume-after-fsync")
             if offset > row.size {
                 // Cannot happen through the protocols (bodies are framed by the declared
                 // size). Truncating would let a hash state cached for the old bytes

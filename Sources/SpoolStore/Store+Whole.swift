@@ -126,12 +126,23 @@ extension Store {
                 }
             }
         } catch {
+            // Their objects are named, but their rows could not say so: nothing was
+            // acknowledged, so they fail (if the database lets them) rather than stay `receiving`.
+            var failed: [(id: String, received: Int64)] = []
             for item in ready where batches[item.batch].outcomes[item.index] == nil {
                 batches[item.batch].outcomes[item.index] = .failed(error)
+                failed.append((item.upload.id, item.upload.size))
+            }
+            let reason = "could not record it complete: \(error)"
+            try? durably { db throws(StoreError) in
+                for row in failed {
+                    try self.markRow(db, row.id, .failed, received: row.received, error: reason, finished: true, at: now)
+                }
             }
         }
-        // Objects named for uploads that then failed (a failed sync): those nothing names go.
-        for (item, error) in zip(ready, published) where error != nil {
+        CrashPoint.reach("batch-after-commit")
+        // Objects named for uploads that then failed: those nothing names go.
+        for item in ready where batches[item.batch].outcomes[item.index] != nil {
             _ = try? removeObjectIfUnreferenced(sha256: item.upload.sha256, event: item.upload.id)
         }
         return batches.map { $0.outcomes.map { $0 ?? .stored } }

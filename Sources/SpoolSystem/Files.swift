@@ -131,6 +131,15 @@ public enum Files {
         if Glibc.link(from, to) != 0 { throw .last("link", to) }
     }
 
+    /// The first `limit` bytes of a file, as UTF-8 text (a /proc entry, a pid file).
+    public static func readSmall(_ path: String, limit: Int = 4096) throws(SystemError) -> String {
+        let fd = try open(path, flags: O_RDONLY)
+        defer { Glibc.close(fd) }
+        var buffer = [UInt8](repeating: 0, count: limit)
+        let n = try readSome(fd, into: &buffer, at: 0, path: path)
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+
     public static func rename(_ from: String, _ to: String) throws(SystemError) {
         try Fault.check("rename", to)
         if Glibc.rename(from, to) != 0 { throw .last("rename", "\(from) to \(to)") }

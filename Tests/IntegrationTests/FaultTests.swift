@@ -28,6 +28,11 @@ import Testing
         Case(fault: "fsync@spool/objects/:2", batch: false, expected: .failed),
         Case(fault: "syncfs:1", batch: true, expected: .failed),
         Case(fault: "link@spool/objects/:1", batch: true, expected: .failed),
+        // Commits: the first records the upload `receiving`; a large file's checksum,
+        // sent after its body, is recorded by the second; the third records it `complete`.
+        Case(fault: "commit:2", batch: false, expected: .failed),
+        Case(fault: "commit:3", batch: false, expected: .failed),
+        Case(fault: "commit:2", batch: true, expected: .failed),
         // The commit's log sync: the row is committed but the client hears an error;
         // the bytes are durable, so `complete` is true, and a retry answers 250.
         Case(fault: "fdatasync@spool.db-wal:1", batch: false, expected: .complete),

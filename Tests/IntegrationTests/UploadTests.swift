@@ -165,7 +165,7 @@ import Testing
         let path = try sparseFile(dir.path + "/sparse-256MiB", size: 256 << 20)  // zeros, made at once
         let result = try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, path])
         #expect(result.status == 0, "\(result.stderr)")
-        let peak = try #require(Self.peakRSSKiB(worker))
+        let peak = try #require(Self.peakRSSKiB(worker), "the worker is gone:\n\(server.log())")
         #expect(peak < 64 * 1024, "worker peak RSS \(peak) KiB for a 256 MiB upload")
         try server.stop()
     }
