@@ -82,6 +82,10 @@ int spool_set_parent_death_signal(int sig) {
     return prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0);
 }
 
+int spool_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
 int spool_accept_cloexec(int listen_fd) {
     return accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 }

@@ -15,6 +15,10 @@ extension Arbiter {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return }
+            if pid == chore?.pid {
+                choreEnded(status: status)
+                continue
+            }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
             scoreboard?.board(worker.boardIndex).reset()
             let how = Self.describe(status: status)
@@ -35,17 +39,11 @@ extension Arbiter {
         }
     }
 
-    /// The master, not the dead worker, records what its uploads had on disk.
+    /// The master, not the dead worker, has what its uploads had on disk recorded:
+    /// by a chore (Arbiter+Chores.swift), so a slow or locked database never holds
+    /// up the loop that reaps, respawns and answers signals.
     func recoverUploads(of pid: Int32, how: String) {
-        do {
-            let store = try Store(directory: config.directory, actor: "master:\(masterPID)")
-            for (id, received) in try store.interruptReceiving(workerPID: Int(pid), reason: "worker \(pid) \(how)") {
-                logger.warning("upload interrupted by its worker's exit",
-                               metadata: ["id": "\(id)", "received": "\(received)", "worker": "\(pid)"])
-            }
-        } catch {
-            logger.error("cannot record the uploads of a dead worker", metadata: ["pid": "\(pid)", "error": "\(error)"])
-        }
+        pendingRecoveries.append((pid, how))
     }
 
     func registerBootFailure(slot: Int) {
@@ -106,20 +104,13 @@ extension Arbiter {
         }
     }
 
-    /// Deletes partial uploads nobody resumed within --partial-ttl; looks a few times per TTL, at most once a minute.
+    /// Has partial uploads nobody resumed within --partial-ttl deleted (by a chore);
+    /// looks a few times per TTL, at most once a minute.
     func expirePartials() {
         let now = UTCTime.monotonic()
         guard now >= nextExpiry else { return }
         nextExpiry = now + min(60, max(0.5, config.partialTTL / 4))
-        let cutoff = UTCTime.epochMilliseconds() - Int64(config.partialTTL * 1000)
-        let cutoffText = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
-        do {
-            for id in try Store(directory: config.directory, actor: "master:\(masterPID)").expireInterrupted(before: cutoffText) {
-                logger.info("partial upload expired", metadata: ["id": "\(id)", "ttl": "\(config.partialTTL)s"])
-            }
-        } catch {
-            logger.error("cannot expire partial uploads", metadata: ["error": "\(error)"])
-        }
+        expiryDue = true
     }
 
     /// QUITs the workers whose slots are `first` and above (TTOU, WINCH).

@@ -72,6 +72,11 @@ public final class Arbiter {
     var replacement: (new: Int32, old: Int32)?
     /// When abandoned partial uploads are next looked for.
     var nextExpiry = 0.0
+    /// Database work handed to a short-lived child (Arbiter+Chores.swift), and what waits for the next one.
+    var chore: Chore?
+    var pendingRecoveries: [(pid: Int32, how: String)] = []
+    var expiryDue = false
+    var nextChoreAt = 0.0
 
     public init(config: MasterConfiguration) {
         self.config = config
@@ -178,6 +183,7 @@ public final class Arbiter {
             switch phase {
             case .running:
                 expirePartials()
+                startChore()
                 forgiveBootFailures()
                 advanceReplacement()
                 maintainWorkerCount()
@@ -185,6 +191,7 @@ public final class Arbiter {
                 break
             case .stopping(let termAt, let killAt):
                 if workers.isEmpty {
+                    finishChoresBeforeExit()
                     logger.info("stopped", metadata: ["exit": "\(exitCode)"])
                     return exitCode
                 }

@@ -65,6 +65,35 @@ import Testing
         try server.stop()
     }
 
+    /// The master hands its database work to a child: with the database locked by
+    /// another process, a dead worker's uploads wait, but the master still respawns,
+    /// answers TTIN, and records them once the lock is gone.
+    @Test func theMasterAnswersWhileTheDatabaseIsLocked() throws {
+        let server = try Server(workers: 1)
+        let upload = try PartialUpload(server: server, size: 1_000_000)
+        try upload.send(250_000, directory: server.directory)
+
+        var db: OpaquePointer?
+        #expect(sqlite3_open(server.directory.databasePath, &db) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)  // the write lock, held
+        let asked = Date()
+        kill(upload.worker, SIGKILL)
+        usleep(100_000)  // two signals sent back to back may arrive as one
+        server.signal(SIGTTIN)
+        // The dead worker replaced, and one more: two workers, neither the dead one.
+        #expect(eventually { let pids = server.workerPIDs(); return pids.count == 2 && !pids.contains(upload.worker) })
+        let answered = Date().timeIntervalSince(asked)
+        // Doing the recovery itself, the master waited out SQLite's 5 s busy timeout first.
+        #expect(answered < 3, "replaced and TTIN answered after \(answered) s, with the database locked")
+        #expect(try server.upload(id: upload.id)?.state == .receiving, "not recorded while the lock is held")
+
+        #expect(sqlite3_exec(db, "ROLLBACK", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        #expect(eventually(timeout: 15) { (try? server.upload(id: upload.id))?.state == .interrupted }, "\(server.log())")
+        #expect(try server.upload(id: upload.id)?.received == 250_000)
+        try server.stop()
+    }
+
     @Test func workersLeaveWithinTwoSecondsWhenTheMasterIsKilled() throws {
         let server = try Server(workers: 3)
         let workers = server.workerPIDs()

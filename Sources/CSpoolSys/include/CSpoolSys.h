@@ -21,6 +21,9 @@ int spool_ignore_sigxfsz(void);
 
 /// Asks the kernel to send `sig` to this process when its parent exits.
 int spool_set_parent_death_signal(int sig);
+/// Names the calling thread (and, for a single-threaded process, the process in
+/// /proc/<pid>/comm and ps): at most 15 bytes.
+int spool_set_thread_name(const char *name);
 
 /// accept4(fd, NULL, NULL, SOCK_CLOEXEC): Glibc hides accept4 from Swift without _GNU_SOURCE.
 int spool_accept_cloexec(int listen_fd);

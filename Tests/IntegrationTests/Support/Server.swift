@@ -78,8 +78,11 @@ final class Server: @unchecked Sendable {
     }
 
     /// Worker pids: the master's live children.
+    /// The master's children but its short-lived database helper (`spoold-chore`).
     func workerPIDs() -> [Int32] {
-        Processes.children(of: pid)
+        Processes.children(of: pid).filter { child in
+            (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8))?.hasPrefix("spoold-chore") != true
+        }
     }
 
     func signal(_ sig: Int32) {
