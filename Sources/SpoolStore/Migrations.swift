@@ -114,6 +114,12 @@ public enum Migrator {
         if let newest = recorded.keys.max(), newest > known {
             throw .schemaTooNew(path: path, version: newest, known: known)
         }
+        // The ledger's version is its highest entry; that is only true when no entry
+        // below it is missing (each migration is applied in order, one transaction each).
+        if let newest = recorded.keys.max() {
+            let missing = (1...newest).filter { recorded[$0] == nil }
+            if !missing.isEmpty { throw .migrationGap(path: path, missing: missing) }
+        }
         for migration in migrations {
             if let checksum = recorded[migration.version], checksum != migration.checksum {
                 throw .migrationEdited(version: migration.version, name: migration.name)

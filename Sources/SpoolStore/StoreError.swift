@@ -7,6 +7,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case noDatabase(path: String)
     case schemaTooNew(path: String, version: Int, known: Int)
     case migrationEdited(version: Int, name: String)
+    /// The ledger skips a version: "current is the highest applied" would be a lie.
+    case migrationGap(path: String, missing: [Int])
     case schemaBehind(path: String, version: Int, latest: Int)
     case badMigration(file: String, reason: String)
     /// The spool directory still has the objects layout of Spool 0.1.
@@ -29,6 +31,9 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
         case .migrationEdited(let version, let name):
             "migration \(version) (\(name)) differs from the one applied to this database; "
                 + "shipped migrations must never be edited: add a new one instead"
+        case .migrationGap(let path, let missing):
+            "database \(path) has no record of migration \(missing.map(String.init).joined(separator: ", ")) although later ones "
+                + "were applied; its schema cannot be trusted: restore it from a backup"
         case .schemaBehind(let path, let version, let latest):
             "database \(path) is at schema version \(version) but this spoold needs \(latest); run `spoold admin migrate`"
         case .badMigration(let file, let reason):

@@ -21,8 +21,8 @@ extension Admin {
             @Flag(help: "An admin token sees every upload, not only its own.")
             var admin = false
 
-            @Option(help: "Bytes this token may have stored or in flight (suffixes K, M, G, T).")
-            var quotaBytes: String?
+            @Option(help: ArgumentHelp("Bytes this token may have stored or in flight: 500M, 10G.", valueName: "size"))
+            var quotaBytes: SizeValue?
 
             @Option(help: "Files this token may have stored or in flight.")
             var quotaFiles: Int?
@@ -31,7 +31,6 @@ extension Admin {
                 guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.@".contains($0) }) else {
                     throw ValidationError("--name: 1 to 64 letters, digits, - _ . @")
                 }
-                if let quotaBytes, ByteSize.parse(quotaBytes) == nil { throw ValidationError("--quota-bytes takes a size like 10G") }
                 if let quotaFiles, quotaFiles < 1 { throw ValidationError("--quota-files must be at least 1") }
             }
 
@@ -41,7 +40,7 @@ extension Admin {
                     if try store.tokens().contains(where: { $0.name == name }) {
                         throw AdminFailure("a token named \(name) exists already (revoked tokens keep their names)")
                     }
-                    let quota = TokenQuota(bytes: quotaBytes.flatMap { ByteSize.parse($0) }, files: quotaFiles)
+                    let quota = TokenQuota(bytes: quotaBytes?.bytes, files: quotaFiles)
                     print(try store.createToken(name: name, admin: admin, quota: quota))
                     printStandardError("token \(name) created; its secret is above and will not be shown again")
                 }

@@ -43,23 +43,24 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds without a heartbeat after which a worker is aborted and replaced.")
     var timeout: Double = 60
 
-    @Option(help: "Interrupted uploads not resumed within this time expire: 90s, 30m, 24h, 7d.")
-    var partialTTL: String = "24h"
+    @Option(help: ArgumentHelp("Interrupted uploads not resumed within this time expire: 90s, 30m, 24h, 7d.", valueName: "duration"))
+    var partialTTL = DurationValue("24h")
 
-    @Option(help: "Largest upload accepted, checked against the declared size (suffixes K, M, G, T).")
-    var maxFileSize: String = "1T"
+    @Option(help: ArgumentHelp("Largest upload accepted, checked against the declared size: 500M, 2G, 1T.", valueName: "size"))
+    var maxFileSize = SizeValue("1T")
 
-    @Option(help: "Free space that must remain after every upload in flight has arrived (suffixes K, M, G, T).")
-    var minFree: String = "1G"
+    @Option(help: ArgumentHelp("Free space that must remain after every upload in flight has arrived: 500M, 2G.", valueName: "size"))
+    var minFree = SizeValue("1G")
 
-    @Option(help: "Close a connection that sends no command for this long.")
-    var idleTimeout: String = "5m"
+    @Option(help: ArgumentHelp("Close a connection that sends no command for this long: 30s, 5m.", valueName: "duration"))
+    var idleTimeout = DurationValue("5m")
 
-    @Option(help: "Close a connection whose command line is not finished within this long.")
-    var lineTimeout: String = "30s"
+    @Option(help: ArgumentHelp("Close a connection whose command line is not finished within this long.", valueName: "duration"))
+    var lineTimeout = DurationValue("30s")
 
-    @Option(help: "Close a connection whose upload body stops moving for this long (the upload stays resumable).")
-    var stallTimeout: String = "2m"
+    @Option(help: ArgumentHelp(
+        "Close a connection whose upload body stops moving for this long (the upload stays resumable).", valueName: "duration"))
+    var stallTimeout = DurationValue("2m")
 
     @Option(help: "Connections one worker serves at once; at the cap it stops accepting.")
     var maxConnections: Int = 1000
@@ -91,16 +92,9 @@ struct Serve: ParsableCommand {
         // Workers beat once a second: a shorter timeout would kill healthy ones.
         guard timeout >= 2 && timeout <= 86_400 else { throw ValidationError("--timeout must be from 2 to 86400 seconds") }
         guard (1...1000).contains(maxBootFailures) else { throw ValidationError("--max-boot-failures must be from 1 to 1000") }
-        guard DurationText.seconds(partialTTL) != nil else {
-            throw ValidationError("--partial-ttl must be a duration like 90s, 30m, 24h or 7d, got \"\(partialTTL)\"")
-        }
-        for (option, value) in [("--max-file-size", maxFileSize), ("--min-free", minFree)] where ByteSize.parse(value) == nil {
-            throw ValidationError("\(option) takes a size like 500M or 2G, got \"\(value)\"")
-        }
-        for (option, value) in [("--idle-timeout", idleTimeout), ("--line-timeout", lineTimeout), ("--stall-timeout", stallTimeout)] {
-            guard let seconds = DurationText.seconds(value), seconds >= 1 else {
-                throw ValidationError("\(option) takes a duration of at least 1s, like 30s or 5m, got \"\(value)\"")
-            }
+        for (option, value) in [("--idle-timeout", idleTimeout), ("--line-timeout", lineTimeout), ("--stall-timeout", stallTimeout)]
+        where value.seconds < 1 {
+            throw ValidationError("\(option) takes a duration of at least 1s, like 30s or 5m, got \"\(value.text)\"")
         }
         guard maxConnections >= 1 && maxClientConnections >= 1 else {
             throw ValidationError("--max-connections and --max-client-connections must be at least 1")
@@ -118,12 +112,10 @@ struct Serve: ParsableCommand {
         config.timeout = timeout
         config.maxBootFailures = maxBootFailures
         config.logFile = logFile
-        config.partialTTL = DurationText.seconds(partialTTL) ?? 86_400
-        config.limits.admission.maxFileSize = ByteSize.parse(maxFileSize) ?? config.limits.admission.maxFileSize
-        config.limits.admission.minFreeBytes = ByteSize.parse(minFree) ?? config.limits.admission.minFreeBytes
-        config.limits.timeouts = Session.Timeouts(
-            idle: DurationText.seconds(idleTimeout) ?? 300, line: DurationText.seconds(lineTimeout) ?? 30,
-            stall: DurationText.seconds(stallTimeout) ?? 120)
+        config.partialTTL = partialTTL.seconds
+        config.limits.admission.maxFileSize = maxFileSize.bytes
+        config.limits.admission.minFreeBytes = minFree.bytes
+        config.limits.timeouts = Session.Timeouts(idle: idleTimeout.seconds, line: lineTimeout.seconds, stall: stallTimeout.seconds)
         config.limits.maxConnectionsPerWorker = maxConnections
         config.limits.maxConnectionsPerClient = maxClientConnections
         config.limits.allowAnonymous = allowAnonymous

@@ -64,6 +64,10 @@ import Testing
         (["serve", "--listen", "localhost"], "--listen must be HOST:PORT"),
         (["serve", "--listen", "127.0.0.1:70000"], "--listen must be HOST:PORT"),
         (["serve", "--log-level", "loud"], "unknown --log-level"),
+        (["serve", "--min-free", "lots"], "The value 'lots' is invalid for '--min-free <size>'"),
+        (["serve", "--partial-ttl", "1y"], "The value '1y' is invalid for '--partial-ttl <duration>'"),
+        (["serve", "--idle-timeout", "0s"], "--idle-timeout takes a duration of at least 1s"),
+        (["admin", "token", "create", "--name", "x", "--quota-bytes", "10Q"], "The value '10Q' is invalid for '--quota-bytes <size>'"),
         (["admin", "list", "--limit", "0"], "--limit must be at least 1"),
     ])
     func badArgumentsGetAClearMessage(arguments: [String], message: String) throws {

@@ -56,6 +56,22 @@ import Testing
         }
     }
 
+    /// "Current is the highest applied" holds only without gaps: a ledger missing an
+    /// entry below its highest (edited by hand, or a bug) is refused, never trusted.
+    @Test func refusesALedgerWithAGap() throws {
+        let dir = try TempDirectory()
+        let db = try Database(path: dir.path + "/t.db")
+        let migrations = [
+            Migration(version: 1, name: "one", sql: "CREATE TABLE a (x)"),
+            Migration(version: 2, name: "two", sql: "CREATE TABLE b (x)"),
+            Migration(version: 3, name: "three", sql: "CREATE TABLE c (x)"),
+        ]
+        try Migrator.migrate(db, migrations: migrations)
+        try db.run("DELETE FROM spool_migrations WHERE version = 2")
+        #expect(throws: StoreError.migrationGap(path: db.path, missing: [2])) { try Migrator.status(db, migrations: migrations) }
+        #expect(throws: StoreError.migrationGap(path: db.path, missing: [2])) { try Migrator.migrate(db, migrations: migrations) }
+    }
+
     @Test(arguments: ["create.sql", "1_create.sql", "0001create.sql", "0000_zero.sql", "0001_x.txt", "abcd_x.sql"])
     func rejectsBadFileNames(file: String) {
         #expect(throws: StoreError.self) { try Migration(file: file, sql: "") }
