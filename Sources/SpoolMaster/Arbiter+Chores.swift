@@ -25,14 +25,8 @@ extension Arbiter {
         let (recoveries, expiry) = (pendingRecoveries, expiryDue)
         pendingRecoveries = []
         expiryDue = false
-        fflush(nil)  // or the child would print the parent's buffered output again
-        let pid = fork()
+        let pid = forkChild()
         if pid == 0 {
-            // In the child: the master's signals and files are not its own.
-            _ = spool_signals_reset()
-            close(selfPipe.read)
-            close(selfPipe.write)
-            if let pidFile { close(pidFile.fd) }
             _ = spool_set_thread_name("spoold-chore")  // told apart from workers in ps and /proc
             let ok = runChore(recoveries: recoveries, expiry: expiry)
             fflush(nil)

@@ -169,20 +169,28 @@ extension Arbiter {
         }
     }
 
+    /// Forks; in the child (0 returned) everything that belongs to the master is
+    /// dropped: its signal handling, its self-pipe and its pid file's lock.
+    func forkChild() -> Int32 {
+        fflush(nil)  // or the child would print the parent's buffered output again
+        let pid = fork()
+        if pid == 0 {
+            _ = spool_signals_reset()
+            close(selfPipe.read)
+            close(selfPipe.write)
+            if let pidFile { close(pidFile.fd) }
+        }
+        return pid
+    }
+
     @discardableResult
     func spawn(slot: Int, alongside: Bool = false) -> Int32? {
         guard let line = sockets.first(where: { $0.kind == .line })?.socket, let board = scoreboard else { return nil }
         let used = Set(workers.values.map(\.boardIndex))
         guard let index = (0..<Scoreboard.capacity).first(where: { !used.contains($0) }) else { return nil }
         board.board(index).reset()
-        fflush(nil)  // or the child would print the parent's buffered output again
-        let pid = fork()
+        let pid = forkChild()
         if pid == 0 {
-            // In the child: drop everything that belongs to the master.
-            _ = spool_signals_reset()
-            close(selfPipe.read)
-            close(selfPipe.write)
-            if let pidFile { close(pidFile.fd) }
             WorkerProcess.run(WorkerConfiguration(
                 listenFD: line.fd, httpFD: sockets.first(where: { $0.kind == .http })?.socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
                 scoreboard: board, board: board.board(index), logFile: config.logFile,
