@@ -88,28 +88,36 @@ extension Store {
         }
         var expired: [String] = []
         for id in ids {
-            let path = directory.tempFile(id: id)
-            if let fd = try? Files.open(path, flags: O_RDONLY) {
-                defer { Files.close(fd) }
-                guard (try? Files.tryLock(fd, path: path)) == true else { continue }
-                try? Files.unlink(path)
-            }
-            let now = UTCTime.now()
-            let changed = try locked { db throws(StoreError) in
-                try db.transaction { () throws(StoreError) -> Int in
-                    let changed = try db.run(
-                        """
-                        UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
-                        WHERE id = ? AND state = 'interrupted'
-                        """,
-                        [.text(now), .text(now), .text(id)]
-                    )
-                    if changed > 0 { try appendEvent(db, id, "expired", detail: "not resumed in time; bytes deleted") }
-                    return changed
-                }
-            }
-            if changed > 0 { expired.append(id) }
+            if try expireOne(id) { expired.append(id) }
         }
         return expired
+    }
+
+    /// Expires one upload, holding its file's lock so no resume can be writing it.
+    /// The row is recorded first and the file removed after: a crash between leaves
+    /// an `expired` row and a file no upload owns (removed at the next start), never
+    /// an upload that looks resumable without its bytes.
+    private func expireOne(_ id: String) throws(StoreError) -> Bool {
+        let path = directory.tempFile(id: id)
+        let fd = try? Files.open(path, flags: O_RDONLY)
+        defer { if let fd { Files.close(fd) } }
+        if let fd, (try? Files.tryLock(fd, path: path)) != true { return false }  // being resumed right now
+        let now = UTCTime.now()
+        let changed = try locked { db throws(StoreError) in
+            try db.transaction { () throws(StoreError) -> Int in
+                let changed = try db.run(
+                    """
+                    UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
+                    WHERE id = ? AND state = 'interrupted'
+                    """,
+                    [.text(now), .text(now), .text(id)]
+                )
+                if changed > 0 { try appendEvent(db, id, "expired", detail: "not resumed in time; bytes deleted") }
+                return changed
+            }
+        }
+        CrashPoint.reach("expire-after-commit")
+        if changed > 0 { try? Files.unlink(path) }
+        return changed > 0
     }
 }

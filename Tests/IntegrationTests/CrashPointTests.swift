@@ -123,4 +123,27 @@ import Testing
                                  Point(name: "resume-after-fsync", batch: false))
         try server.stop()
     }
+
+    /// Expiry records the row first and removes the file after: killed between the
+    /// two (in the master's helper), it leaves an expired row and a file no upload
+    /// owns, which the next start removes; never a resumable upload without its bytes.
+    @Test func killedWhileExpiring() throws {
+        let data = try TempDirectory()
+        let server = try Server(workers: 1, data: data, arguments: ["--partial-ttl", "1s"],
+                                environment: ["SPOOL_CRASH_AT": "expire-after-commit"])
+        let upload = try PartialUpload(server: server, size: 100_000)
+        try upload.send(40_000, directory: server.directory)
+        upload.connection.close()
+        #expect(eventually(timeout: 20) { (try? server.upload(id: upload.id))?.state == .expired }, "\(server.log())")
+        #expect(eventually { server.log().contains("database work failed") }, "the helper was killed at its crash point")
+        let path = server.directory.tempFile(id: upload.id)
+        #expect(FileManager.default.fileExists(atPath: path), "the file outlived the crash")
+        try server.stop()
+
+        let again = try Server(workers: 1, data: data)
+        #expect(!FileManager.default.fileExists(atPath: path), "removed at the start: no upload owns it")
+        #expect(Self.integrity(again.directory.databasePath) == "ok")
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", again.directory.root]).status == 0)
+        try again.stop()
+    }
 }
