@@ -60,16 +60,10 @@ extension HTTPHandler {
     static let checksumMismatch = HTTPResponseStatus(statusCode: 460, reasonPhrase: "Checksum Mismatch")
 
     func tusOptions(allow: String, _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
-        var headers = [
+        options([
             "Allow": allow, "Tus-Version": Tus.version, "Tus-Extension": Tus.extensions,
             "Tus-Max-Size": "\(services.limits.admission.maxFileSize)", "Tus-Checksum-Algorithm": Tus.checksumAlgorithms,
-        ]
-        switch services.limits.cors.preflight(origin: requestOrigin, requestMethod: head.headers["Access-Control-Request-Method"].first) {
-        case .notPreflight: break
-        case .allowed(let cors): headers.merge(cors) { $1 }
-        case .refused(let reason): return respond(.forbidden, message: reason, context)
-        }
-        respond(.noContent, headers, body: nil, context)
+        ], head, context)
     }
 
     /// Checks what every tus request but OPTIONS must carry; false when it was refused.
@@ -82,12 +76,9 @@ extension HTTPHandler {
         return true
     }
 
+    /// Before or instead of its body (the client may be sending one nobody will read): closes after the answer.
     private func refuseTus(_ refusal: Tus.Refusal, headers: [String: String] = [:], _ context: ChannelHandlerContext) {
-        let status = HTTPResponseStatus(statusCode: refusal.status)
-        // The client may be sending a body nobody will read: close after the answer.
-        state = .discarding
-        keepAlive = false
-        respond(status, headers, message: refusal.message, context)
+        refuseBody(HTTPResponseStatus(statusCode: refusal.status), headers, message: refusal.message, context)
     }
 
     /// The length of a request's body: 0 when it has none.
@@ -105,12 +96,9 @@ extension HTTPHandler {
         }
     }
 
-    private func expires(_ updatedAt: String) -> String? {
-        UTCTime.epochSeconds(updatedAt).map { Tus.httpDate(epochSeconds: $0 + Int64(services.limits.partialTTL)) }
-    }
-
-    private func expiresFromNow() -> String {
-        Tus.httpDate(epochSeconds: UTCTime.epochMilliseconds() / 1000 + Int64(services.limits.partialTTL))
+    /// `Upload-Expires` of an unfinished upload last touched at `touched` (epoch seconds; now when nil).
+    private func expires(touched: Int64? = nil) -> String {
+        Tus.httpDate(epochSeconds: (touched ?? UTCTime.epochMilliseconds() / 1000) + Int64(services.limits.partialTTL))
     }
 
     // MARK: - Creation
@@ -205,7 +193,7 @@ extension HTTPHandler {
             case .receiving, .interrupted:
                 headers["Upload-Offset"] = "\(row.received)"
                 if fields.lengthDeferred { headers["Upload-Defer-Length"] = "1" } else { headers["Upload-Length"] = "\(row.size)" }
-                if let expires = self.expires(row.updatedAt) { headers["Upload-Expires"] = expires }
+                if let touched = UTCTime.epochSeconds(row.updatedAt) { headers["Upload-Expires"] = self.expires(touched: touched) }
             case .failed, .expired, .lost:
                 return self.respond(.gone, headers, message: "upload \(id) is \(row.state.rawValue)", context)
             }
@@ -386,10 +374,14 @@ extension HTTPHandler {
         guard !upload.lengthDeferred, received == upload.size else {
             return upload.pause().assumeIsolated().whenComplete { result in
                 self.unpause(context)
+                if let refusal = upload.refusal {
+                    // A body of unknown length outgrew a limit before its end was read.
+                    return self.respond(Self.status(for: refusal), message: "id=\(id) \(refusal); nothing stored", context)
+                }
                 if case .failure(let error) = result {
                     return self.respond(.serviceUnavailable, message: "id=\(id) could not store the bytes: \(error)", context)
                 }
-                var headers = ["Upload-Offset": "\(received)", "Upload-Expires": self.expiresFromNow()]
+                var headers = ["Upload-Offset": "\(received)", "Upload-Expires": self.expires()]
                 if body.created { headers["Location"] = location }
                 self.respond(body.created ? .created : .noContent, headers, body: nil, context)
             }

@@ -250,11 +250,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         case .list(let query):
             authorized(head, context) { token in self.list(query, token: token, context) }
         case .options(let allow):
-            switch services.limits.cors.preflight(origin: requestOrigin, requestMethod: head.headers["Access-Control-Request-Method"].first) {
-            case .notPreflight: respond(.noContent, ["Allow": allow], body: nil, context)
-            case .allowed(let headers): respond(.noContent, headers.merging(["Allow": allow]) { $1 }, body: nil, context)
-            case .refused(let reason): respond(.forbidden, message: reason, context)
-            }
+            options(["Allow": allow], head, context)
         case .targetTooLong:
             refuseBody(.uriTooLong, message: "the request target is over \(HTTPRoute.maxTargetBytes) bytes", context)
         case .methodNotAllowed(let allow):
@@ -368,7 +364,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 upload.whenCaughtUp { [self] in
                     pausedForDigest = false
                     guard let context = self.context else { return }
-                    if let refusal = upload.refusal, case .receiving(let current, _) = state, current === upload {
+                    if let refusal = upload.refusal, receiving === upload {
                         // A body of unknown length outgrew a limit: the rest of it is not read.
                         return refuseBody(Self.status(for: refusal),
                                           message: "id=\(upload.id) \(refusal); nothing stored", context)
@@ -462,10 +458,28 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     /// A refusal before the body: the client may be sending it (no Expect), so the
     /// connection closes after the response instead of reading a body nobody wants.
-    func refuseBody(_ status: HTTPResponseStatus, message: String, _ context: ChannelHandlerContext) {
+    func refuseBody(_ status: HTTPResponseStatus, _ headers: [String: String] = [:], message: String, _ context: ChannelHandlerContext) {
         state = .discarding
         keepAlive = false
-        respond(status, message: message, context)
+        respond(status, headers, message: message, context)
+    }
+
+    /// `OPTIONS`: `204` with what the path allows (`headers`), and, from a browser on
+    /// another origin, the answer to its CORS preflight.
+    func options(_ headers: [String: String], _ head: HTTPRequestHead, _ context: ChannelHandlerContext) {
+        switch services.limits.cors.preflight(origin: requestOrigin, requestMethod: head.headers["Access-Control-Request-Method"].first) {
+        case .notPreflight: respond(.noContent, headers, body: nil, context)
+        case .allowed(let cors): respond(.noContent, cors.merging(headers) { $1 }, body: nil, context)
+        case .refused(let reason): respond(.forbidden, message: reason, context)
+        }
+    }
+
+    /// The upload whose body this connection is receiving, whichever protocol sends it.
+    var receiving: IncomingUpload? {
+        switch state {
+        case .receiving(let upload, _), .tusReceiving(let upload, _): upload
+        default: nil
+        }
     }
 
     // MARK: - Reading records and files

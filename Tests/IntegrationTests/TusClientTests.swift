@@ -58,12 +58,13 @@ import Testing
     @Test func resumesAfterItsWorkerIsKilled() throws {
         let server = try Server(workers: 1)
         let files = try TempDirectory()
-        let bytes = pseudoRandomBytes(count: 64 << 20, seed: 94)
+        let bytes = pseudoRandomBytes(count: 256 << 20, seed: 94)
         let file = writeFile(files.path + "/video.mp4", bytes)
         let sha = sha256Hex(bytes)
         let store = files.path + "/urls.json"
-        // Large PATCHes (tuspy opens a connection for each): the kill lands inside one.
-        let extra = ["--chunk", "\(16 << 20)", "--store", store, "--sha256", sha]
+        // tuspy's default: the whole file in one PATCH, so the kill lands inside it
+        // (with several, it could land between two, and the next would simply go on).
+        let extra = ["--chunk", "\(1 << 30)", "--store", store, "--sha256", sha]
 
         let first = Process()
         first.executableURL = URL(fileURLWithPath: Self.python)

@@ -338,6 +338,10 @@ import Testing
         #expect(late.status == 413, "\(late)")
         let head = try Self.request("HEAD", url, Self.tus)
         #expect(head["Upload-Offset"] == "0" && head["Upload-Defer-Length"] == "1", "the refused PATCH changed nothing: \(head)")
+        // Without a length, the bytes themselves outgrow the limit: 413 as they do.
+        let grown = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "0"]) { $1 },
+                                     body: pseudoRandomBytes(count: 2 << 20, seed: 99))
+        #expect(grown.status == 413, "\(grown)")
 
         let secret = try server.createToken(["--name", "carol", "--quota-bytes", "1000"])
         #expect(server.waitForAuthRequired())
