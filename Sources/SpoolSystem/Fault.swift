@@ -9,7 +9,9 @@ import Synchronization
 /// n-th call of `<call>` (`write`, `fsync`, `fdatasync`, `link`, `rename`,
 /// `syncfs`, `unlink`, `open`) on a path containing that part,
 /// with `EIO` unless another errno is named (`ENOSPC`, `EIO`, `EROFS`), in
-/// worker processes only. The
+/// worker processes only. `SPOOL_FAULT=sync:skip` instead makes every `fsync`,
+/// `fdatasync` and `syncfs` report success without syncing: a disk that lies,
+/// which the power-loss test (Tests/PowerLoss) must catch. The
 /// `Files` wrappers are the one place those calls are made, so they are the one
 /// place that asks. Chosen over `strace --inject` because it follows the forked
 /// workers without a tracer slowing every call, and names paths, not descriptors.
@@ -21,6 +23,7 @@ public enum Fault {
         let pathPart: String?
         let nth: Int
         let errno: Int32
+        var skipsSyncs: Bool { call == "sync" && nth == 0 }
     }
 
     static let rule: Rule? = getenv("SPOOL_FAULT").flatMap { parse(String(cString: $0)) }
@@ -29,6 +32,7 @@ public enum Fault {
 
     static func parse(_ text: String) -> Rule? {
         let fields = text.split(separator: ":").map(String.init)
+        if fields == ["sync", "skip"] { return Rule(call: "sync", pathPart: nil, nth: 0, errno: 0) }
         guard fields.count >= 2, let nth = Int(fields[1]), nth > 0 else { return nil }
         let target = fields[0].split(separator: "@", maxSplits: 1).map(String.init)
         let codes: [String: Int32] = ["EIO": EIO, "ENOSPC": ENOSPC, "EROFS": EROFS, "EDQUOT": EDQUOT]
@@ -43,6 +47,16 @@ public enum Fault {
     public static func arm() {
         #if DEBUG
         armed.store(true, ordering: .relaxed)
+        #endif
+    }
+
+    /// True when syncs are to be skipped (`sync:skip`).
+    @inline(__always)
+    public static func skipsSync() -> Bool {
+        #if DEBUG
+        return rule?.skipsSyncs == true && armed.load(ordering: .relaxed)
+        #else
+        return false
         #endif
     }
 

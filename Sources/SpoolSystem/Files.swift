@@ -35,6 +35,7 @@ public enum Files {
 
     public static func fsync(_ fd: Int32, path: String = "") throws(SystemError) {
         try Fault.check("fsync", path)
+        if Fault.skipsSync() { return }
         while Glibc.fsync(fd) != 0 {
             if currentErrno() != EINTR { throw .last("fsync", path) }
         }
@@ -43,6 +44,7 @@ public enum Files {
     /// Like fsync, but skips timestamps: enough for a file's bytes and size.
     public static func fdatasync(_ fd: Int32, path: String = "") throws(SystemError) {
         try Fault.check("fdatasync", path)
+        if Fault.skipsSync() { return }
         while Glibc.fdatasync(fd) != 0 {
             if currentErrno() != EINTR { throw .last("fdatasync", path) }
         }
@@ -61,6 +63,7 @@ public enum Files {
     /// Reports a write-back error of any file on it since `fd` last asked.
     public static func syncFileSystem(_ fd: Int32, path: String = "") throws(SystemError) {
         try Fault.check("syncfs", path)
+        if Fault.skipsSync() { return }
         while spool_syncfs(fd) != 0 {
             if currentErrno() != EINTR { throw .last("syncfs", path) }
         }

@@ -619,16 +619,36 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             headers["Content-Length"] = "\(range.count)"
             return self.respond(status, headers, body: nil, headOnly: true, context)
         }
-        self.stream(self.services.store.directory.objectFile(sha256: row.sha256), range: range, status: status, headers, context)
+        self.stream(self.services.store.directory.objectFile(sha256: row.sha256), size: row.size, range: range, status: status, headers, context)
     }
 
     /// Streams part of an object file with sendfile (a `FileRegion`): memory does not grow with the file.
-    func stream(_ path: String, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String], _ context: ChannelHandlerContext) {
+    /// An object shorter than its record (damage `admin audit` reports) gets `500`
+    /// before the head: a `FileRegion` past the end of a file would wait forever.
+    func stream(
+        _ path: String, size: Int64, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String],
+        _ context: ChannelHandlerContext
+    ) {
         pause(context)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> Int32 in try Files.open(path, flags: O_RDONLY) }
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () throws(SystemError) -> Int32 in
+            let fd = try Files.open(path, flags: O_RDONLY)
+            do throws(SystemError) {
+                let actual = try Files.size(fd: fd, path: path)
+                guard actual == size else {
+                    throw SystemError("read", "\(path) (\(actual) bytes, its record says \(size))", errno: EIO)
+                }
+            } catch {
+                Files.close(fd)
+                throw error
+            }
+            return fd
+        }
             .assumeIsolated().whenComplete { result in
                 self.unpause(context)
                 guard case .success(let fd) = result else {
+                    if case .failure(let error) = result {
+                        self.services.logger.error("download: \(error); spoold admin audit reports it")
+                    }
                     return self.respond(.internalServerError, message: "the upload's object cannot be read", context)
                 }
                 var head = HTTPResponseHead(version: .http1_1, status: status)

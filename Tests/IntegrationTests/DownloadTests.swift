@@ -57,6 +57,24 @@ import Testing
         try server.stop()
     }
 
+    /// Damage found after a power cut on a disk that lied about syncs
+    /// (Tests/PowerLoss): an object shorter than its record. The download is
+    /// refused with `500` before the head; a `FileRegion` past the end of the file
+    /// used to leave the client waiting forever.
+    @Test func anObjectShorterThanItsRecordGets500NotAHang() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 300_000, seed: 93)
+        let upload = try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, writeFile(files.path + "/cut.bin", bytes)])
+        let id = String(upload.stdout.prefix(26))
+        #expect(truncate(server.directory.objectFile(sha256: sha256Hex(bytes)), 1000) == 0)
+        let fetched = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20",
+                                                "\(server.httpBase)/uploads/\(id)/content"])
+        #expect(fetched.stdout == "500", "curl exit \(fetched.status), \(fetched.stdout)")
+        #expect(server.count("bytes, its record says 300000") == 1, "\(server.log())")
+        try server.stop()
+    }
+
     @Test func aTokenSeesOnlyItsOwnDownloads() throws {
         let server = try Server(workers: 1)
         let alice = try server.createToken(["--name", "alice"])

@@ -6,14 +6,7 @@ import Testing
 /// tuspy 1.1.0, tus's Python client, as a real client of the tus door
 /// (Tests/Clients/tuspy_upload.py; scripts/setup installs it in .build/tus-venv).
 @Suite struct TusClientTests {
-    static let root: String = {
-        var url = URL(fileURLWithPath: Binaries.directory)
-        while url.path != "/" {
-            if FileManager.default.fileExists(atPath: url.path + "/Package.swift") { return url.path }
-            url.deleteLastPathComponent()
-        }
-        return FileManager.default.currentDirectoryPath
-    }()
+    static var root: String { Binaries.repository }
 
     static var python: String { root + "/.build/tus-venv/bin/python" }
     static var script: String { root + "/Tests/Clients/tuspy_upload.py" }

@@ -9,6 +9,16 @@ enum Binaries {
         return URL(fileURLWithPath: executable).deletingLastPathComponent().path
     }()
 
+    /// The repository's root, for scripts the tests drive (Tests/Clients, Tests/PowerLoss).
+    static let repository: String = {
+        var url = URL(fileURLWithPath: directory)
+        while url.path != "/" {
+            if FileManager.default.fileExists(atPath: url.path + "/Package.swift") { return url.path }
+            url.deleteLastPathComponent()
+        }
+        return FileManager.default.currentDirectoryPath
+    }()
+
     static var spoold: String { directory + "/spoold" }
     static var spool: String { directory + "/spool" }
 }
