@@ -135,9 +135,10 @@ let package = Package(
         .testTarget(
             name: "SpoolWorkerTests",
             dependencies: [
-                "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolProtocol",
+                "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -79,6 +79,7 @@ final class ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     var counted = false
     /// Reading paused by the work in progress (pool work, a hash behind).
     var workPaused = false
+    var readGate = ReadGate()
 
     /// The upload being received, if any.
     var incoming: IncomingUpload?
@@ -298,10 +299,7 @@ final class ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     /// reply) and never reads would make the worker hold every reply: 788 MiB
     /// after 6 s of it, measured.
     func updateReading(_ context: ChannelHandlerContext) {
-        guard isActive, let options = context.channel.syncOptions else { return }
-        let reading = !workPaused && context.channel.isWritable && !session.hasEnoughUnread
-        if (try? options.getOption(ChannelOptions.autoRead)) != reading {
-            try? options.setOption(ChannelOptions.autoRead, value: reading)
-        }
+        guard isActive else { return }
+        readGate.set(!workPaused && context.channel.isWritable && !session.hasEnoughUnread, context)
     }
 }

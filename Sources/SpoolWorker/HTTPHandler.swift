@@ -61,6 +61,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// Reading paused for the pool, or for a hash that is behind.
     var pausedForWork = false
     var pausedForDigest = false
+    var readGate = ReadGate()
     /// When the last byte came, seen below the HTTP decoder (so a request head sent
     /// slowly counts as activity), and when the connection last became idle.
     let activity: ByteActivity
@@ -737,12 +738,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     }
 
     func updateReading(_ context: ChannelHandlerContext) {
-        guard isActive, let options = context.channel.syncOptions else { return }
-        let reading = !pausedForWork && !pausedForDigest
-        if (try? options.getOption(ChannelOptions.autoRead)) != reading {
-            try? options.setOption(ChannelOptions.autoRead, value: reading)
-            if reading { context.read() }
-        }
+        guard isActive else { return }
+        if readGate.set(!pausedForWork && !pausedForDigest, context) { context.read() }
     }
 }
 
