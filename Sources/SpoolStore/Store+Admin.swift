@@ -64,8 +64,10 @@ public struct AdminStats: Codable, Equatable, Sendable {
 }
 
 public enum DeleteOutcome: Equatable, Sendable {
-    /// The row is gone; `removedObject` says whether its object went too (no other upload shared it).
-    case deleted(removedObject: Bool)
+    /// The row is gone; `removedObject` says whether its object went too (no other
+    /// upload shared it). `objectError`: why an unshared object could not be removed
+    /// (it is left to `admin audit --repair`).
+    case deleted(removedObject: Bool, objectError: String? = nil)
     case notFound
     /// A live upload cannot be deleted: stop it first.
     case receiving
@@ -139,7 +141,15 @@ extension Store {
         try? Files.unlink(directory.tempFile(id: id))
         // No checksum yet (a tus upload without one, or one declared after its body): no object either.
         guard !sha256.isEmpty else { return .deleted(removedObject: false) }
-        return .deleted(removedObject: try removeObjectIfUnreferenced(sha256: sha256, event: id))
+        // The row's removal is committed: the upload is deleted whatever happens next.
+        // An object this step fails to remove is named by nothing, which the audit
+        // reports and `--repair` moves to quarantine; the caller is not told "failed"
+        // about a delete that took place.
+        do {
+            return .deleted(removedObject: try removeObjectIfUnreferenced(sha256: sha256, event: id))
+        } catch {
+            return .deleted(removedObject: false, objectError: error.description)
+        }
     }
 
     /// Removes the object of `sha256` when no upload (complete, or on its way

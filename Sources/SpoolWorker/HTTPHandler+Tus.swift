@@ -209,8 +209,13 @@ extension HTTPHandler {
                 .whenComplete { result in
                     self.unpause(context)
                     switch result {
-                    case .success(.deleted):
+                    case .success(.deleted(_, let objectError)):
                         self.services.logger.info("upload terminated", metadata: ["id": "\(id)"])
+                        if let objectError {
+                            self.services.logger.warning("terminated upload's object stays; admin audit --repair removes it", metadata: [
+                                "id": "\(id)", "error": "\(objectError)",
+                            ])
+                        }
                         self.respond(.noContent, [:], body: nil, context)
                     case .success(.notFound): self.respond(.notFound, message: "no upload \(id)", context)
                     case .success(.receiving): self.respond(.locked, message: "upload \(id) is being written; try again", context)

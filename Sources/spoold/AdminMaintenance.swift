@@ -68,8 +68,9 @@ extension Admin {
                         continue
                     }
                     switch try store.delete(id: id) {
-                    case .deleted(let removed):
+                    case .deleted(let removed, let objectError):
                         print("deleted \(id)" + (removed ? " and its object" : "; object kept (shared or absent)"))
+                        if let objectError { printStandardError("spoold: \(id): its object stays (\(objectError)); admin audit --repair removes it") }
                     case .notFound:
                         printStandardError("spoold: no upload \(raw)")
                         missing += 1
@@ -116,8 +117,9 @@ extension Admin {
                 for row in rows {
                     if dryRun {
                         print("would delete \(row.id) (\(row.state.rawValue), updated \(row.updatedAt), \(row.name))")
-                    } else if case .deleted(let removed) = try store.delete(id: row.id) {
+                    } else if case .deleted(let removed, let objectError) = try store.delete(id: row.id) {
                         if removed { objects += 1 }
+                        if let objectError { printStandardError("spoold: \(row.id): its object stays (\(objectError)); admin audit --repair removes it") }
                         print("deleted \(row.id)" + (removed ? " and its object" : ""))
                     }
                 }

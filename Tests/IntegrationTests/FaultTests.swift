@@ -1,4 +1,5 @@
 import Foundation
+import SpoolClient
 import SpoolProtocol
 import SpoolStore
 import SpoolTestSupport
@@ -16,27 +17,63 @@ import Testing
         let batch: Bool
         /// The upload whose write failed is `failed`; a failure after the commit leaves it `complete`.
         let expected: UploadState
+        /// docs/DESIGN.md's words for the call, the upload and the outcome (`tableRows`).
+        let call: String
+        let upload: String
+        let outcome: String
         var description: String { "\(fault) (\(batch ? "batch" : "streamed"))" }
     }
 
     static let cases: [Case] = [
-        Case(fault: "write@spool/tmp/:1:ENOSPC", batch: false, expected: .failed),
-        Case(fault: "fsync@spool/tmp/:1", batch: false, expected: .failed),
-        Case(fault: "link@spool/objects/:1", batch: false, expected: .failed),
-        Case(fault: "fsync@spool/objects/:1", batch: false, expected: .failed),
+        Case(fault: "write@spool/tmp/:1:ENOSPC", batch: false, expected: .failed,
+             call: "`write` of the body (`ENOSPC`)", upload: "streamed", outcome: "`451`; `failed`, its temporary file removed"),
+        Case(fault: "fsync@spool/tmp/:1", batch: false, expected: .failed,
+             call: "`fsync` of the temporary file", upload: "streamed", outcome: "`451`; `failed`, nothing named"),
+        Case(fault: "link@spool/objects/:1", batch: false, expected: .failed,
+             call: "`link` to the object's name", upload: "streamed", outcome: "`451`; `failed`"),
+        Case(fault: "fsync@spool/objects/:1", batch: false, expected: .failed,
+             call: "`fsync` of the object's directory", upload: "streamed, content stored before",
+             outcome: "`451`; `failed`; the object stays (another upload names it)"),
         // The second directory sync: that of new content, named just before (the first is the prior content's).
-        Case(fault: "fsync@spool/objects/:2", batch: false, expected: .failed),
-        Case(fault: "syncfs:1", batch: true, expected: .failed),
-        Case(fault: "link@spool/objects/:1", batch: true, expected: .failed),
+        Case(fault: "fsync@spool/objects/:2", batch: false, expected: .failed,
+             call: "`fsync` of the object's directory", upload: "streamed, new content",
+             outcome: "`451`; `failed`; the object, named by nothing, is removed"),
+        Case(fault: "syncfs:1", batch: true, expected: .failed,
+             call: "`syncfs` of a batch", upload: "small uploads at once",
+             outcome: "`451` for each; `failed`; objects named by nothing removed; `spool upload` sends them again at once"),
+        Case(fault: "link@spool/objects/:1", batch: true, expected: .failed,
+             call: "`link` to the object's name", upload: "small uploads at once",
+             outcome: "`451` for that upload; `failed`; the batch's others are stored, or fail with it when they share its sync"),
         // Commits: the first records the upload `receiving`; a large file's checksum,
         // sent after its body, is recorded by the second; the third records it `complete`.
-        Case(fault: "commit:2", batch: false, expected: .failed),
-        Case(fault: "commit:3", batch: false, expected: .failed),
-        Case(fault: "commit:2", batch: true, expected: .failed),
+        Case(fault: "commit:2", batch: false, expected: .failed,
+             call: "the commit that records the checksum sent after the body", upload: "streamed",
+             outcome: "`451`; `failed`, its temporary file removed"),
+        Case(fault: "commit:3", batch: false, expected: .failed,
+             call: "the commit that records it `complete`", upload: "streamed",
+             outcome: "`451`; `failed` by a second commit (if the database allows one) rather than left `receiving`; the object, named by nothing, is removed"),
+        Case(fault: "commit:2", batch: true, expected: .failed,
+             call: "the commit that records them `complete`", upload: "small uploads at once",
+             outcome: "`451` for each; `failed` by a second commit rather than left `receiving`; objects named by nothing removed"),
         // The commit's log sync: the row is committed but the client hears an error;
         // the bytes are durable, so `complete` is true, and a retry answers 250.
-        Case(fault: "fdatasync@spool.db-wal:1", batch: false, expected: .complete),
+        Case(fault: "fdatasync@spool.db-wal:1", batch: false, expected: .complete,
+             call: "`fdatasync` of SQLite's log after the commit", upload: "streamed",
+             outcome: "the client hears an error, but the row is committed and its bytes are durable: `complete`, and a retry answers `250`"),
     ]
+
+    /// The rows of docs/DESIGN.md's table: the cases above, then the paths tested one by one below.
+    static var tableRows: [(fault: String, call: String, upload: String, outcome: String)] {
+        cases.map { ($0.fault, $0.call, $0.upload, $0.outcome) } + [
+            (resumeFault, "`fsync` of the bytes kept, at `RESUME`", "resume",
+             "`451`; still `interrupted`, its bytes kept; the next `RESUME` finishes it"),
+            (deleteFault, "`unlink` of the object, after the row's removal is committed", "tus `DELETE` (`admin delete`, `purge` alike)",
+             "`204`: the upload is deleted; its object, named by nothing, stays until `admin audit --repair` moves it to quarantine"),
+        ]
+    }
+
+    static let resumeFault = "fsync@spool/tmp/:1"
+    static let deleteFault = "unlink@spool/objects/:1"
 
     @Test(arguments: cases)
     func oneFailure(_ fault: Case) throws {
@@ -81,5 +118,78 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: object)) == Data(prior), "\(fault): what was stored before is intact")
         #expect(try server.uploads().last?.state == .complete)
         try server.stop()
+    }
+
+    /// RESUME fsyncs the bytes kept before it offers their count: when that fails,
+    /// the client is told, and the upload stays resumable with its bytes.
+    @Test func aResumeWhoseFsyncFails() throws {
+        let data = try TempDirectory()
+        let clean = try Server(workers: 1, data: data)
+        let partial = try PartialUpload(server: clean, size: 3 << 20)
+        try partial.send(1 << 20, directory: clean.directory)
+        partial.connection.close()
+        #expect(eventually { (try? clean.upload(id: partial.id))??.state == .interrupted })
+        try clean.stop()
+
+        let server = try Server(workers: 1, data: data, environment: ["SPOOL_FAULT": Self.resumeFault])
+        let sha = sha256Hex(partial.bytes)
+        let first = try Connection(server: server.address)
+        try first.send(line: "RESUME \(partial.id) \(sha)")
+        let refused = try first.readReply()
+        #expect(refused.code == .storageError, "\(refused)")
+        #expect(server.log().contains("(injected)"))
+        #expect(try server.upload(id: partial.id)?.state == .interrupted)
+        #expect(server.directory.tempBytes(id: partial.id) == 1 << 20)
+
+        let (connection, offset) = try ResumeTests.resume(server, id: partial.id, sha256: sha)
+        #expect(offset == 1 << 20)
+        try connection.send(bytes: partial.bytes[offset...])
+        #expect(try connection.readReply().code == .stored)
+        let object = server.directory.objectFile(sha256: sha)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: object)) == Data(partial.bytes))
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
+        try server.stop()
+    }
+
+    /// A delete commits the row's removal first: an object that cannot be removed
+    /// after that does not make the delete "fail"; it is left to the audit.
+    @Test func aDeleteWhoseObjectUnlinkFails() throws {
+        let server = try Server(workers: 1, environment: ["SPOOL_FAULT": Self.deleteFault])
+        let files = try TempDirectory()
+        let file = writeFile(files.path + "/gone.bin", pseudoRandomBytes(count: 200_000, seed: 210))
+        let put = try run("/usr/bin/curl", ["-s", "-T", file, server.httpBase + "/files/gone.bin"])
+        let id = try #require(put.stdout.split(separator: "\"").dropFirst(3).first.map(String.init), "\(put.stdout)")
+        let deleted = try run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE",
+                                                "-H", "Tus-Resumable: 1.0.0", server.httpBase + "/files/\(id)"])
+        #expect(deleted.stdout == "204")
+        #expect(server.log().contains("(injected)"))
+        #expect(try server.upload(id: id) == nil)
+        let audit = try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root])
+        #expect(audit.status == 1 && audit.stdout.contains("orphan"), "\(audit.stdout)")
+        _ = try run(Binaries.spoold, ["admin", "audit", "--repair", "--data-dir", server.directory.root])
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
+        try server.stop()
+    }
+
+    /// docs/DESIGN.md's table of failures is these tests' cases, rendered: a case
+    /// changed here and not there fails this test, which prints the table to paste
+    /// (or, with SPOOL_WRITE_DOCS=1, writes it).
+    @Test func theDesignTableIsTheseCases() throws {
+        let path = Binaries.repository + "/docs/DESIGN.md"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let begin = "<!-- failures table: generated from Tests/IntegrationTests/FaultTests.swift -->\n"
+        let end = "<!-- end of failures table -->"
+        var table = "| `SPOOL_FAULT` | call that fails | upload | outcome |\n|---|---|---|---|\n"
+        for row in Self.tableRows {
+            table += "| `\(row.fault)` | \(row.call) | \(row.upload) | \(row.outcome) |\n"
+        }
+        let start = try #require(text.range(of: begin), "the markers are in docs/DESIGN.md")
+        let stop = try #require(text.range(of: end, range: start.upperBound..<text.endIndex))
+        let current = String(text[start.upperBound..<stop.lowerBound])
+        if current != table, ProcessInfo.processInfo.environment["SPOOL_WRITE_DOCS"] == "1" {
+            try (String(text[..<start.upperBound]) + table + String(text[stop.lowerBound...])).write(toFile: path, atomically: true, encoding: .utf8)
+            return
+        }
+        #expect(current == table, "docs/DESIGN.md's table should read:\n\(table)")
     }
 }
