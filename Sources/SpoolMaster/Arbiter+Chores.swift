@@ -28,6 +28,7 @@ extension Arbiter {
         let pid = forkChild()
         if pid == 0 {
             _ = spool_set_thread_name("spoold-chore")  // told apart from workers in ps and /proc
+            Fault.arm()  // test builds: SPOOL_FAULT fires in this child as in workers
             let ok = runChore(recoveries: recoveries, expiry: expiry)
             fflush(nil)
             _exit(ok ? 0 : 1)

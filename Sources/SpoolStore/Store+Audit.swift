@@ -145,7 +145,15 @@ extension Store {
                 actions.append("moved stale temporary file \(finding.path) to \(try quarantine(finding.path, into: "tmp"))")
             case .stuckReceiving:
                 for id in finding.uploads where !isBeingWritten(id) {
-                    let received = Self.syncedSize(directory.tempFile(id: id))
+                    let received: Int64
+                    do {
+                        received = try Self.syncedSize(directory.tempFile(id: id))
+                    } catch where error.errno == ENOENT {
+                        received = 0
+                    } catch {
+                        actions.append("left \(id) receiving: \(error)")
+                        continue
+                    }
                     try mark(id, .interrupted, received: received, error: "audit: no worker was receiving it", finished: false)
                     actions.append("marked \(id) interrupted (\(received) bytes kept, resumable)")
                 }

@@ -27,7 +27,17 @@ extension Store {
                 try failResumable(id, reason: "\(reason); no bytes were kept")
                 continue
             }
-            let received = Self.syncedSize(directory.tempFile(id: id))
+            let received: Int64
+            do {
+                received = try Self.syncedSize(directory.tempFile(id: id))
+            } catch where error.errno == ENOENT {
+                try failResumable(id, reason: "\(reason); no bytes were kept")
+                continue
+            } catch {
+                // A size the disk may not hold is no count to record: the row stays
+                // `receiving` (a resume still finds it) and the caller tries again.
+                throw .system(error)
+            }
             let now = UTCTime.now()
             let rows = try locked { db throws(StoreError) in
                 try db.transaction { () throws(StoreError) -> Int in
@@ -66,12 +76,13 @@ extension Store {
         return removed
     }
 
-    /// The size of a file after an fsync, or 0 when it is missing or unreadable.
-    static func syncedSize(_ path: String) -> Int64 {
-        guard let fd = try? Files.open(path, flags: O_RDONLY) else { return 0 }
+    /// The size of a file after an fsync: bytes that are on disk. Throws when the
+    /// fsync fails, rather than give a size the disk may not hold.
+    static func syncedSize(_ path: String) throws(SystemError) -> Int64 {
+        let fd = try Files.open(path, flags: O_RDONLY)
         defer { Files.close(fd) }
-        try? Files.fsync(fd, path: path)
-        return (try? Files.size(path)) ?? 0
+        try Files.fsync(fd, path: path)
+        return try Files.size(fd: fd, path: path)
     }
 }
 

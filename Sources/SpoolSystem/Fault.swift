@@ -9,9 +9,10 @@ import Synchronization
 /// n-th call of `<call>` (`write`, `fsync`, `fdatasync`, `link`, `rename`,
 /// `syncfs`, `unlink`, `open`) on a path containing that part,
 /// with `EIO` unless another errno is named (`ENOSPC`, `EIO`, `EROFS`), in
-/// worker processes only. `SPOOL_FAULT=sync:skip` instead makes every `fsync`,
-/// `fdatasync` and `syncfs` report success without syncing: a disk that lies,
-/// which the power-loss test (Tests/PowerLoss) must catch. The
+/// worker processes and the master's chore children only.
+/// `SPOOL_FAULT=sync:skip` instead makes every `fsync`, `fdatasync` and `syncfs`
+/// report success without syncing: a disk that lies, which the power-loss test
+/// (Tests/PowerLoss) must catch. The
 /// `Files` wrappers are the one place those calls are made, so they are the one
 /// place that asks. Chosen over `strace --inject` because it follows the forked
 /// workers without a tracer slowing every call, and names paths, not descriptors.
@@ -42,8 +43,9 @@ public enum Fault {
     }
     #endif
 
-    /// Faults fire in workers only: a worker arms them once forked, so the master's
-    /// start-up and the admin commands never meet one.
+    /// Faults fire in workers and the master's chore children only: each arms them
+    /// once forked (and counts its own calls), so the master's start-up and the
+    /// admin commands never meet one.
     public static func arm() {
         #if DEBUG
         armed.store(true, ordering: .relaxed)

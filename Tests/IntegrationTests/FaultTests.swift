@@ -69,11 +69,14 @@ import Testing
              "`451`; still `interrupted`, its bytes kept; the next `RESUME` finishes it"),
             (deleteFault, "`unlink` of the object, after the row's removal is committed", "tus `DELETE` (`admin delete`, `purge` alike)",
              "`204`: the upload is deleted; its object, named by nothing, stays until `admin audit --repair` moves it to quarantine"),
+            (recoveryFault, "`fsync` of a dead worker's upload file, in the master's chore child", "recovery",
+             "the row stays `receiving` (no count is recorded that the disk may not hold), the chore is tried again each second, and the client's `RESUME` finishes the upload meanwhile"),
         ]
     }
 
     static let resumeFault = "fsync@spool/tmp/:1"
     static let deleteFault = "unlink@spool/objects/:1"
+    static let recoveryFault = "fsync@spool/tmp/:1"
 
     @Test(arguments: cases)
     func oneFailure(_ fault: Case) throws {
@@ -191,5 +194,36 @@ import Testing
             return
         }
         #expect(current == table, "docs/DESIGN.md's table should read:\n\(table)")
+    }
+
+    /// A worker dies mid-upload and the chore child that records its uploads
+    /// cannot fsync the file (each chore child fails its first fsync there, so
+    /// every try fails): the row is not given a count the disk may not hold, the
+    /// master keeps trying, and the client resumes and finishes meanwhile.
+    @Test func aRecoveryWhoseFsyncFailsIsTriedAgain() throws {
+        let server = try Server(workers: 1, environment: ["SPOOL_FAULT": Self.recoveryFault])
+        let partial = try PartialUpload(server: server, size: 3 << 20)
+        try partial.send(1 << 20, directory: server.directory)
+        kill(partial.worker, SIGKILL)
+        #expect(eventually(timeout: 20) { server.count("the master's database work failed; trying again") >= 2 }, "\(server.log())")
+        #expect(server.log().contains("(injected)"))
+        #expect(try server.upload(id: partial.id)?.state == .receiving)
+        #expect(eventually { server.count("worker ready") >= 2 })
+
+        let sha = sha256Hex(partial.bytes)
+        // The new worker's first fsync there is this RESUME's: refused once, then served.
+        let first = try Connection(server: server.address)
+        try first.send(line: "RESUME \(partial.id) \(sha)")
+        #expect(try first.readReply().code == .storageError)
+        let (connection, offset) = try ResumeTests.resume(server, id: partial.id, sha256: sha)
+        #expect(offset == 1 << 20)
+        try connection.send(bytes: partial.bytes[offset...])
+        #expect(try connection.readReply().code == .stored)
+        // Nothing left for the chore: it succeeds, and stops being retried.
+        let failures = server.count("trying again")
+        usleep(2_500_000)
+        #expect(server.count("trying again") <= failures + 1)
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
+        try server.stop()
     }
 }
