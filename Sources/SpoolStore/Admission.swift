@@ -43,11 +43,9 @@ public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 extension Store {
-    /// Free bytes for an unprivileged writer on the spool's file system.
+    /// Free bytes for an unprivileged writer where the blobs are.
     public func freeBytes() throws(StoreError) -> Int64 {
-        var st = statvfs()
-        guard statvfs(directory.spoolPath, &st) == 0 else { throw .system(.last("statvfs", directory.spoolPath)) }
-        return Int64(st.f_bavail) * Int64(st.f_frsize)
+        do { return try blobs.freeBytes() } catch { throw .system(error) }
     }
 
     /// Inside the transaction that inserts the upload, so that two workers

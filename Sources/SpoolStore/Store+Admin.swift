@@ -138,7 +138,7 @@ extension Store {
         guard let (state, sha256) = first else { return .notFound }
         if state == UploadState.receiving.rawValue { return .receiving }
         CrashPoint.reach("delete-after-commit")
-        try? Files.unlink(directory.tempFile(id: id))
+        blobs.removeStaging(id: id)
         // No checksum yet (a tus upload without one, or one declared after its body): no object either.
         guard !sha256.isEmpty else { return .deleted(removedObject: false) }
         // The row's removal is committed: the upload is deleted whatever happens next.
@@ -166,9 +166,10 @@ extension Store {
                     "SELECT count(*) FROM uploads WHERE sha256 = ? AND state IN ('complete', 'receiving', 'interrupted')",
                     [.text(sha256)]
                 ) { $0.int(0) }.first ?? 0
-                let object = directory.objectFile(sha256: sha256)
-                guard others == 0, Files.exists(object) else { return false }
-                do throws(SystemError) { try Files.unlink(object) } catch { throw .system(error) }
+                guard others == 0 else { return false }
+                let removed: Bool
+                removed = try system { () throws(SystemError) in try blobs.removeObject(sha256: sha256) }
+                guard removed else { return false }
                 try appendEvent(db, id, "object-removed", detail: "object \(sha256) removed")
                 return true
             }

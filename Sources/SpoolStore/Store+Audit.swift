@@ -69,9 +69,9 @@ extension Store {
         for (sha256, rows) in byContent.sorted(by: { $0.key < $1.key }) {
             let ids = rows.map(\.id).sorted()
             let size = rows[0].size
-            let path = directory.objectFile(sha256: sha256)
+            let path = blobs.objectLocation(sha256: sha256)
             report.checkedObjects += 1
-            guard let actual = try? Files.size(path) else {
+            guard let actual = blobs.objectSize(sha256: sha256) else {
                 report.findings.append(AuditFinding(kind: .missingObject, uploads: ids, path: path, detail: "object missing"))
                 continue
             }
@@ -82,7 +82,7 @@ extension Store {
             }
             if !quick {
                 let hash: String
-                do { hash = try Self.hashFile(path) } catch { throw .system(error) }
+                do { hash = try blobs.hashObject(sha256: sha256) } catch { throw .system(error) }
                 if hash != sha256 {
                     report.findings.append(AuditFinding(
                         kind: .checksumMismatch, uploads: ids, path: path, detail: "hashes to \(hash)"))
@@ -92,31 +92,33 @@ extension Store {
             progress(report.checkedBytes, total)
         }
 
-        // 2. Objects nobody refers to. The directory is listed before the rows are
-        // read: an upload inserts its row before it renames its object into place,
-        // so an object seen here whose upload is still finishing has its row already.
-        let objects = try objectFiles()
+        // 2. Objects nobody refers to. The objects are listed before the rows are
+        // read: an upload records its row (and checksum) before it publishes its
+        // object, so an object seen here whose upload is still finishing has its row already.
+        let objects: [String]
+        do { objects = try blobs.objectNames() } catch { throw .system(error) }
         let referenced = Set(try uploads(matching: {
             var f = UploadFilter(); f.states = [.complete, .receiving, .interrupted]; return f
         }()).map(\.sha256))
-        for (name, path) in objects where !referenced.contains(name) {
-            report.findings.append(AuditFinding(kind: .orphanObject, uploads: [], path: path, detail: "no upload refers to it"))
+        for name in objects where !referenced.contains(name) {
+            report.findings.append(AuditFinding(
+                kind: .orphanObject, uploads: [], path: blobs.objectLocation(sha256: name), detail: "no upload refers to it"))
         }
 
         // 3. Temporary files, and uploads that claim to be receiving.
         let temps: [String]
-        do { temps = try Files.list(directory.tempPath).sorted() } catch { throw .system(error) }
+        do { temps = try blobs.stagingNames() } catch { throw .system(error) }
         let open = try uploads(matching: { var f = UploadFilter(); f.states = [.receiving, .interrupted]; return f }())
         let owners = Dictionary(open.map { ("\($0.id).part", $0) }, uniquingKeysWith: { a, _ in a })
         for name in temps where owners[name] == nil {
             report.findings.append(AuditFinding(
-                kind: .staleTemp, uploads: [], path: directory.tempPath + "/" + name, detail: "no live or resumable upload owns it"))
+                kind: .staleTemp, uploads: [], path: blobs.stagingLocation(named: name), detail: "no live or resumable upload owns it"))
         }
         let cutoff = UTCTime.epochMilliseconds() - Int64(stuckAfterSeconds * 1000)
         let cutoffText = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
-        for row in open where row.state == .receiving && row.updatedAt < cutoffText && !isBeingWritten(row.id) {
+        for row in open where row.state == .receiving && row.updatedAt < cutoffText && !blobs.isBeingWritten(id: row.id) {
             report.findings.append(AuditFinding(
-                kind: .stuckReceiving, uploads: [row.id], path: directory.tempFile(id: row.id),
+                kind: .stuckReceiving, uploads: [row.id], path: blobs.stagingLocation(id: row.id),
                 detail: "receiving since \(row.updatedAt), but no worker holds it"))
         }
         return report
@@ -132,7 +134,7 @@ extension Store {
             switch finding.kind {
             case .missingObject, .sizeMismatch, .checksumMismatch:
                 if finding.kind != .missingObject {
-                    let moved = try quarantine(finding.path, into: "objects")
+                    let moved = try system { () throws(SystemError) in try blobs.quarantineObject(sha256: Self.lastComponent(finding.path)) }
                     actions.append("moved corrupt object \(finding.path) to \(moved)")
                 }
                 for id in finding.uploads {
@@ -140,14 +142,16 @@ extension Store {
                     actions.append("marked \(id) lost (\(finding.kind.rawValue))")
                 }
             case .orphanObject:
-                actions.append("moved orphan object \(finding.path) to \(try quarantine(finding.path, into: "objects"))")
+                let moved = try system { () throws(SystemError) in try blobs.quarantineObject(sha256: Self.lastComponent(finding.path)) }
+                actions.append("moved orphan object \(finding.path) to \(moved)")
             case .staleTemp:
-                actions.append("moved stale temporary file \(finding.path) to \(try quarantine(finding.path, into: "tmp"))")
+                let moved = try system { () throws(SystemError) in try blobs.quarantineStaging(named: Self.lastComponent(finding.path)) }
+                actions.append("moved stale temporary file \(finding.path) to \(moved)")
             case .stuckReceiving:
-                for id in finding.uploads where !isBeingWritten(id) {
+                for id in finding.uploads where !blobs.isBeingWritten(id: id) {
                     let received: Int64
                     do {
-                        received = try Self.syncedSize(directory.tempFile(id: id))
+                        received = try blobs.durableStagedSize(id: id)
                     } catch where error.errno == ENOENT {
                         received = 0
                     } catch {
@@ -162,55 +166,8 @@ extension Store {
         return actions
     }
 
-    public var quarantinePath: String { directory.spoolPath + "/quarantine" }
-
-    private func quarantine(_ path: String, into folder: String) throws(StoreError) -> String {
-        let target = quarantinePath + "/" + folder
-        let name = path.split(separator: "/").last.map(String.init) ?? "file"
-        var destination = target + "/" + name
-        var n = 1
-        while Files.exists(destination) {
-            destination = target + "/\(name).\(n)"
-            n += 1
-        }
-        do {
-            try Files.makeDirectories(target)
-            try Files.rename(path, destination)
-            try Files.fsyncDirectory(target)
-        } catch {
-            throw .system(error)
-        }
-        return destination
-    }
-
-    /// Whether a worker holds this upload's temporary file (the lock it writes under).
-    func isBeingWritten(_ id: String) -> Bool {
-        let path = directory.tempFile(id: id)
-        guard let fd = try? Files.open(path, flags: O_RDONLY) else { return false }
-        defer { Files.close(fd) }
-        return (try? Files.tryLock(fd, path: path)) == false
-    }
-
-    /// (name, path) of every object file: the entries of objects/xx/ that are not directories.
-    func objectFiles() throws(StoreError) -> [(String, String)] {
-        var found: [(String, String)] = []
-        do {
-            for a in try Files.list(directory.objectsPath).sorted() {
-                let level1 = directory.objectsPath + "/" + a
-                for name in try Files.list(level1).sorted() where !Files.isDirectory(level1 + "/" + name) {
-                    found.append((name, level1 + "/" + name))
-                }
-            }
-        } catch {
-            throw .system(error)
-        }
-        return found
-    }
-
-    static func hashFile(_ path: String) throws(SystemError) -> String {
-        let fd = try Files.open(path, flags: O_RDONLY)
-        defer { Files.close(fd) }
-        let size = try Files.size(fd: fd, path: path)
-        return Checksum.hex(try hashPrefix(fd: fd, from: 0, to: size, continuing: SHA256(), path: path).finalize())
+    /// A finding's path ends with the object's or the staging's name.
+    static func lastComponent(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
     }
 }

@@ -23,7 +23,7 @@ extension Store {
             try self.insertReceiving(db, new, id: id, at: now, limits: limits, quota: quota)
         }
         do {
-            return try openFile(new, id: id, unnamed: unnamed)
+            return try blobs.createStaging(id: id, size: new.size, sha256: new.sha256, unnamed: unnamed)
         } catch {
             try? mark(id, .failed, received: 0, error: error.description, finished: true)
             throw .system(error)
@@ -49,26 +49,10 @@ extension Store {
         try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort), detail: "\(new.size) bytes")
     }
 
-    /// The file a new upload's bytes go to: unnamed in its object's directory when
-    /// asked and possible, else `tmp/<id>.part`.
-    func openFile(_ new: NewUpload, id: String, unnamed: Bool) throws(SystemError) -> OpenUpload {
-        if unnamed, Files.canLinkUnnamed, !new.sha256.isEmpty {
-            let objectDirectory = directory.objectDirectory(sha256: new.sha256)
-            if let fd = Files.openUnnamed(in: objectDirectory) {
-                return OpenUpload(id: id, size: new.size, sha256: new.sha256, tempPath: objectDirectory, fd: fd, offset: 0,
-                                  unnamed: true)
-            }
-        }
-        let path = directory.tempFile(id: id)
-        let fd = try Files.open(path, flags: O_WRONLY | O_APPEND | O_CREAT | O_EXCL)
-        _ = try Files.tryLock(fd, path: path)  // a new file: nobody else can hold it
-        return OpenUpload(id: id, size: new.size, sha256: new.sha256, tempPath: path, fd: fd, offset: 0)
-    }
-
     /// Finishes an upload whose body has fully arrived. Success is returned only
-    /// once the file is fsynced, renamed into place, its directory fsynced and the
-    /// row committed, in that order (docs/DESIGN.md explains why that order).
-    /// Closes the upload's descriptor in every case.
+    /// once the blob is published durably (for the directory: fsynced, linked into
+    /// place, its directory fsynced) and then the row committed, in that order
+    /// (docs/DESIGN.md explains why that order). Lets the writer go in every case.
     /// `declared`: the checksum the client sent after the body, for an upload
     /// announced without one; nil to check against the one given when it was opened.
     public func complete(_ upload: OpenUpload, received: Int64, sha256: String, declared: String? = nil)
@@ -77,8 +61,7 @@ extension Store {
         CrashPoint.reach("upload-after-write")
         let expected = declared ?? upload.sha256
         guard received == upload.size, sha256 == expected else {
-            Files.close(upload.fd)
-            Self.removeTempFile(upload)
+            blobs.discard(upload)
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
                 : Self.mismatchReason(declared: expected, received: sha256)
@@ -90,7 +73,7 @@ extension Store {
             }
             return .checksumMismatch(actual: sha256)
         }
-        let objectPath = directory.objectFile(sha256: sha256)
+        let objectPath = blobs.objectLocation(sha256: sha256)
         if upload.sha256 != sha256 {
             // The checksum came after the body, so the row does not name this content
             // yet. Name it before the object appears: `delete`, `purge` and the audit
@@ -99,17 +82,16 @@ extension Store {
             do throws(StoreError) {
                 try together { db throws(StoreError) in try self.recordChecksum(db, id: upload.id, sha256: sha256) }
             } catch {
-                Files.close(upload.fd)
-                Self.removeTempFile(upload)
+                blobs.discard(upload)
                 try? mark(upload.id, .failed, received: received, error: "could not record its checksum: \(error)", finished: true)
                 throw error
             }
         }
         do throws(StoreError) {
-            defer { Files.close(upload.fd) }
-            try durableFiles.make(objectFile(upload, sha256: sha256))
+            if let error = try blobs.publish([(upload, sha256)]).first ?? nil { throw error }
+            blobs.close(upload)
         } catch {
-            Self.removeTempFile(upload)
+            blobs.discard(upload)
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
             // It may have been named before the failure: an object nothing names goes.
             _ = try? removeObjectIfUnreferenced(sha256: sha256, event: upload.id)
@@ -134,74 +116,9 @@ extension Store {
         try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(id)])
     }
 
-    /// An upload's file on its way to being the object of `sha256`.
-    func objectFile(_ upload: OpenUpload, sha256: String) -> DurableFiles.File {
-        let objectDirectory = directory.objectDirectory(sha256: sha256)
-        let objectPath = directory.objectFile(sha256: sha256)
-        return DurableFiles.File(fd: upload.fd, path: upload.tempPath, directory: objectDirectory) { () throws(SystemError) in
-            if upload.unnamed {
-                try Self.link(upload, to: objectPath)
-                return
-            }
-            do throws(SystemError) {
-                try Self.publishNamed(upload, to: objectPath)
-            } catch where error.errno == ENOENT && Files.exists(upload.tempPath) {
-                // The 256 directories exist from the first start; one removed by hand
-                // is made again here rather than looked for on every upload.
-                try Files.makeDirectories(objectDirectory)
-                try Self.publishNamed(upload, to: objectPath)
-            }
-        }
-    }
-
-    /// Gives a named temporary file its object name, never over an existing object:
-    /// one already there was acknowledged to someone, and in a batch the new name is
-    /// given before the bytes are synced, so a rename over it could leave the
-    /// acknowledged name on bytes a crash loses (file systems without ext4's
-    /// `auto_da_alloc` show it). A link fails instead when the name is taken; the
-    /// object is kept if it holds the same bytes, and only a damaged one is replaced,
-    /// by bytes synced first.
-    static func publishNamed(_ upload: OpenUpload, to objectPath: String) throws(SystemError) {
-        do {
-            try Files.link(upload.tempPath, objectPath)
-        } catch where error.errno == EEXIST {
-            // The upload's own descriptor is write-only: read its bytes through another.
-            let reader = try Files.open(upload.tempPath, flags: O_RDONLY)
-            defer { Files.close(reader) }
-            if try !Files.sameContents(reader, objectPath) {
-                try Files.fsync(upload.fd, path: upload.tempPath)
-                try Files.rename(upload.tempPath, objectPath)
-                return
-            }
-        }
-        // A temporary name left by a crash here is removed at the next start (no live upload owns it).
-        try Files.unlink(upload.tempPath)
-    }
-
     /// Why an upload whose bytes hash to something else than declared failed.
     static func mismatchReason(declared: String, received: String) -> String {
         "checksum mismatch: declared \(declared), received \(received)"
-    }
-
-    /// Drops a named temporary file; an unnamed one vanishes when it is closed.
-    static func removeTempFile(_ upload: OpenUpload) {
-        if !upload.unnamed { try? Files.unlink(upload.tempPath) }
-    }
-
-    /// Gives an unnamed upload file its object name. The content is stored once: an
-    /// object already there under that name is kept if it holds the same bytes (as
-    /// it does unless damaged), and a damaged one is replaced, so that the object
-    /// holds exactly what this upload received, as a rename over it would.
-    static func link(_ upload: OpenUpload, to objectPath: String) throws(SystemError) {
-        for _ in 0..<3 {
-            do {
-                return try Files.linkUnnamed(upload.fd, to: objectPath)
-            } catch where error.errno == EEXIST {
-                if try Files.sameContents(upload.fd, objectPath) { return }
-                do { try Files.unlink(objectPath) } catch where error.errno == ENOENT {}
-            }
-        }
-        throw SystemError("link", objectPath, errno: EEXIST)
     }
 
     /// The connection went away mid-body: keep what arrived, durably, for a later resume.
@@ -210,15 +127,13 @@ extension Store {
             try fail(upload, received: received, reason: reason)
             return
         }
-        defer { Files.close(upload.fd) }
-        do { try Files.fsync(upload.fd, path: upload.tempPath) } catch { throw .system(error) }
+        do { try blobs.keep(upload) } catch { throw .system(error) }
         try mark(upload.id, .interrupted, received: received, error: reason, finished: false)
     }
 
     /// The upload cannot go on (a write failed): drop its bytes and record why.
     public func fail(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
-        Files.close(upload.fd)
-        Self.removeTempFile(upload)
+        blobs.discard(upload)
         try mark(upload.id, .failed, received: received, error: reason, finished: true)
     }
 }

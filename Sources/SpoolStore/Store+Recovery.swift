@@ -21,7 +21,7 @@ extension Store {
         }
         var changed: [(id: String, received: Int64)] = []
         for id in ids {
-            guard Files.exists(directory.tempFile(id: id)) else {
+            guard blobs.hasStaging(id: id) else {
                 // Never named (a small upload written whole to an unnamed file) or gone:
                 // nothing could resume it, so it holds no space waiting for one.
                 try failResumable(id, reason: "\(reason); no bytes were kept")
@@ -29,7 +29,7 @@ extension Store {
             }
             let received: Int64
             do {
-                received = try Self.syncedSize(directory.tempFile(id: id))
+                received = try blobs.durableStagedSize(id: id)
             } catch where error.errno == ENOENT {
                 try failResumable(id, reason: "\(reason); no bytes were kept")
                 continue
@@ -62,7 +62,7 @@ extension Store {
     @discardableResult
     public func removeStrayTempFiles() throws(StoreError) -> [String] {
         let names: [String]
-        do { names = try Files.list(directory.tempPath) } catch { throw .system(error) }
+        do { names = try blobs.stagingNames() } catch { throw .system(error) }
         let live = Set(try locked { db throws(StoreError) in
             try db.query("SELECT id FROM uploads WHERE state IN ('receiving', 'interrupted')") { $0.text(0) }
         })
@@ -70,19 +70,10 @@ extension Store {
         for name in names.sorted() {
             let id = name.hasSuffix(".part") ? String(name.dropLast(5)) : ""
             if live.contains(id) { continue }
-            do { try Files.unlink(directory.tempPath + "/" + name) } catch { throw .system(error) }
+            do { try blobs.removeStagingNamed(name) } catch { throw .system(error) }
             removed.append(name)
         }
         return removed
-    }
-
-    /// The size of a file after an fsync: bytes that are on disk. Throws when the
-    /// fsync fails, rather than give a size the disk may not hold.
-    static func syncedSize(_ path: String) throws(SystemError) -> Int64 {
-        let fd = try Files.open(path, flags: O_RDONLY)
-        defer { Files.close(fd) }
-        try Files.fsync(fd, path: path)
-        return try Files.size(fd: fd, path: path)
     }
 }
 
@@ -109,26 +100,36 @@ extension Store {
     /// an `expired` row and a file no upload owns (removed at the next start), never
     /// an upload that looks resumable without its bytes.
     private func expireOne(_ id: String) throws(StoreError) -> Bool {
-        let path = directory.tempFile(id: id)
-        let fd = try? Files.open(path, flags: O_RDONLY)
-        defer { if let fd { Files.close(fd) } }
-        if let fd, (try? Files.tryLock(fd, path: path)) != true { return false }  // being resumed right now
+        let held: OpenUpload?
+        switch (try? blobs.holdStaging(id: id)) ?? .gone {
+        case .busy: return false  // being resumed right now
+        case .gone: held = nil
+        case .opened(let upload): held = upload
+        }
         let now = UTCTime.now()
-        let changed = try locked { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) -> Int in
-                let changed = try db.run(
-                    """
-                    UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
-                    WHERE id = ? AND state = 'interrupted'
-                    """,
-                    [.text(now), .text(now), .text(id)]
-                )
-                if changed > 0 { try appendEvent(db, id, "expired", detail: "not resumed in time; bytes deleted") }
-                return changed
+        let changed: Int
+        do {
+            changed = try locked { db throws(StoreError) in
+                try db.transaction { () throws(StoreError) -> Int in
+                    let changed = try db.run(
+                        """
+                        UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
+                        WHERE id = ? AND state = 'interrupted'
+                        """,
+                        [.text(now), .text(now), .text(id)]
+                    )
+                    if changed > 0 { try appendEvent(db, id, "expired", detail: "not resumed in time; bytes deleted") }
+                    return changed
+                }
             }
+        } catch {
+            if let held { blobs.close(held) }
+            throw error
         }
         CrashPoint.reach("expire-after-commit")
-        if changed > 0 { try? Files.unlink(path) }
+        if let held {
+            if changed > 0 { blobs.discard(held) } else { blobs.close(held) }
+        }
         return changed > 0
     }
 }

@@ -63,45 +63,39 @@ extension Store {
             break
         }
 
-        let path = directory.tempFile(id: id)
-        let fd: Int32
-        do {
-            // Never created here: an upload whose file is gone (expired meanwhile, or
-            // never named) has nothing to resume, and an empty file would outlive it.
-            fd = try Files.open(path, flags: O_RDWR | O_APPEND)
-        } catch where error.errno == ENOENT {
+        let reopened: StagingReopened
+        do { reopened = try blobs.reopenStaging(id: id, size: row.size, sha256: sha256) } catch { throw .system(error) }
+        let upload: OpenUpload
+        switch reopened {
+        case .gone:
+            // An upload whose staging is gone (expired meanwhile, or never named) has
+            // nothing to resume from.
             try failResumable(id, reason: "its temporary file is gone; nothing to resume")
-            let now = try upload(id: id)
+            let now = try self.upload(id: id)
             return .notResumable(reason: "upload \(id) is \(now?.state.rawValue ?? "gone"); start a new upload")
-        } catch {
-            throw .system(error)
+        case .busy:
+            return .busy
+        case .opened(let opened):
+            upload = opened
         }
         do throws(StoreError) {
-            guard try system({ () throws(SystemError) in try Files.tryLock(fd, path: path) }) else {
-                Files.close(fd)
-                return .busy
-            }
-            let offset = try system { () throws(SystemError) -> Int64 in
-                try Files.fsync(fd, path: path)
-                return try Files.size(fd: fd, path: path)
-            }
-            CrashPoint.reach("resume-after-fsync")
+            let offset = upload.offset
             if offset > row.size {
                 // Cannot happen through the protocols (bodies are framed by the declared
                 // size). Truncating would let a hash state cached for the old bytes
                 // (in any worker) describe new ones: the upload fails instead.
-                Files.close(fd)
+                blobs.close(upload)
                 try mark(id, .failed, received: offset, error: "its temporary file holds \(offset) bytes, more than its size", finished: true)
                 return .notResumable(reason: "upload \(id) failed: its temporary file is longer than its size; start a new upload")
             }
             let usable = cached.flatMap { $0.offset <= offset ? $0 : nil }
             let prefix = try system { () throws(SystemError) in
-                try Self.hashPrefix(fd: fd, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? SHA256(), path: path)
+                try blobs.hashStaged(upload, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? SHA256())
             }
             let now = UTCTime.now()
             // Not durable: nothing is promised on this change. Lost in a crash, the row
-            // is `interrupted` at an older count, and the next resume measures the file
-            // again (the file, fsynced above, is what an offset is taken from).
+            // is `interrupted` at an older count, and the next resume measures the
+            // staging again (an offset is always taken from durable bytes).
             let changed = try locked { db throws(StoreError) in
                 try db.transaction(durable: false) { () throws(StoreError) -> Int in
                     let changed = try db.run(
@@ -120,13 +114,12 @@ extension Store {
                 }
             }
             guard changed == 1 else {
-                Files.close(fd)
+                blobs.close(upload)
                 return .notResumable(reason: "upload \(id) changed state meanwhile; try again")
             }
-            let open = OpenUpload(id: id, size: row.size, sha256: sha256, tempPath: path, fd: fd, offset: offset)
-            return .opened(open, prefix: PrefixHash(hasher: prefix, offset: offset, reread: offset - (usable?.offset ?? 0)))
+            return .opened(upload, prefix: PrefixHash(hasher: prefix, offset: offset, reread: offset - (usable?.offset ?? 0)))
         } catch {
-            Files.close(fd)
+            blobs.close(upload)
             throw error
         }
     }
@@ -145,28 +138,5 @@ extension Store {
             )
             if changed > 0 { try self.appendEvent(db, id, "failed", detail: reason) }
         }
-    }
-
-    private func system<T>(_ body: () throws(SystemError) -> T) throws(StoreError) -> T {
-        do { return try body() } catch { throw .system(error) }
-    }
-
-    static func hashPrefix(fd: Int32, from start: Int64, to length: Int64, continuing: SHA256, path: String) throws(SystemError) -> SHA256 {
-        var hasher = continuing
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
-        var position = start
-        while position < length {
-            let want = Int(min(Int64(buffer.count), length - position))
-            let n = pread(fd, buffer.baseAddress, want, off_t(position))
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                throw .last("read", path)
-            }
-            if n == 0 { throw SystemError("read", "\(path) ended early", errno: EIO) }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            position += Int64(n)
-        }
-        return hasher
     }
 }

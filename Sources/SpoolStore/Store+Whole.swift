@@ -8,12 +8,12 @@ public struct WholeUpload: Sendable {
     public let id: String
     public let limits: AdmissionLimits
     public let quota: TokenQuota?
-    /// Writes the whole body to the descriptor (its path is for messages) and returns its SHA-256 in hex.
-    public let write: @Sendable (Int32, String) throws(SystemError) -> String
+    /// Writes the whole body to its staging and returns its SHA-256 in hex.
+    public let write: @Sendable (StagingWriter) throws(SystemError) -> String
 
     public init(
         new: NewUpload, id: String, limits: AdmissionLimits, quota: TokenQuota?,
-        write: @escaping @Sendable (Int32, String) throws(SystemError) -> String
+        write: @escaping @Sendable (StagingWriter) throws(SystemError) -> String
     ) {
         self.new = new
         self.id = id
@@ -60,14 +60,14 @@ extension Store {
 
     /// The first half of storing a batch: one transaction admits and records
     /// them all as `receiving`; each body is written to a file with no name in
-    /// its object's directory and checked against its declared checksum.
+    /// its object's directory (when the blob store allows) and checked against its declared checksum.
     public func prepareWhole(_ batch: [WholeUpload]) -> PreparedWholeBatch {
         var prepared = PreparedWholeBatch(outcomes: Array(repeating: nil, count: batch.count))
         for index in admit(batch, into: &prepared.outcomes) {
             let item = batch[index]
             let upload: OpenUpload
             do {
-                upload = try openFile(item.new, id: item.id, unnamed: true)
+                upload = try blobs.createStaging(id: item.id, size: item.new.size, sha256: item.new.sha256, unnamed: true)
             } catch {
                 prepared.outcomes[index] = .cannotOpen(.system(error))
                 prepared.finals.append((item.id, .failed, 0, error.description))
@@ -75,7 +75,7 @@ extension Store {
             }
             prepared.files.append((index, upload))
             do {
-                let digest = try item.write(upload.fd, upload.tempPath)
+                let digest = try item.write(StagingWriter(blobs: blobs, upload: upload))
                 if digest != item.new.sha256 {
                     prepared.outcomes[index] = .checksumMismatch(actual: digest)
                     prepared.finals.append((item.id, .failed, item.new.size,
@@ -98,7 +98,7 @@ extension Store {
         let ready = batches.enumerated().flatMap { b, batch in batch.ready.map { (batch: b, index: $0.index, upload: $0.upload) } }
         let published: [StoreError?]
         do {
-            published = try durableFiles.makeAll(ready.map { objectFile($0.upload, sha256: $0.upload.sha256) })
+            published = try blobs.publish(ready.map { ($0.upload, $0.upload.sha256) })
         } catch {
             published = Array(repeating: error, count: ready.count)
         }
@@ -113,8 +113,7 @@ extension Store {
         }
         for batch in batches {
             for (index, upload) in batch.files {
-                Files.close(upload.fd)
-                if batch.outcomes[index] != nil { Self.removeTempFile(upload) }  // not published
+                if batch.outcomes[index] != nil { blobs.discard(upload) } else { blobs.close(upload) }  // not published / published
             }
         }
         let now = UTCTime.now()

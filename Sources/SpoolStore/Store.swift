@@ -4,7 +4,8 @@ import Glibc
 import SpoolProtocol
 import SpoolSystem
 
-/// The uploads table and the spool directory, kept in step.
+/// The uploads table and the blobs (`BlobStore`), kept in step: the coordinator
+/// that makes a blob durable before the row that says so is committed.
 ///
 /// Each process opens its own. Calls may come from several threads: database
 /// statements are serialised by a lock, while the slow file work (fsync, rename)
@@ -22,8 +23,8 @@ public final class Store: @unchecked Sendable {
     private let groupWrite = GroupCommit<Change>()
     /// One change to the database, run inside a batch's transaction.
     typealias Change = (Database) throws(StoreError) -> Void
-    /// Finished files are made durable under their names here, batched when many finish at once.
-    let durableFiles: DurableFiles
+    /// Where the bytes live: staged while they arrive, published under their SHA-256.
+    public let blobs: any BlobStore
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     public let actor: String
 
@@ -32,7 +33,7 @@ public final class Store: @unchecked Sendable {
     public init(directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false) throws(StoreError) {
         self.directory = directory
         self.actor = actor
-        durableFiles = DurableFiles(anchor: directory.objectsPath)
+        blobs = DirectoryBlobStore(directory: directory)
         database = try Database(path: directory.databasePath, create: false, queueWriters: queueWriters)
         try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
         // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
@@ -126,6 +127,11 @@ public final class Store: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Runs file work, its error as the store's.
+    func system<T>(_ body: () throws(SystemError) -> T) throws(StoreError) -> T {
+        do { return try body() } catch { throw .system(error) }
     }
 
     /// `ip:port`, with brackets around an IPv6 address.

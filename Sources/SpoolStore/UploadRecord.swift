@@ -70,20 +70,21 @@ public struct NewUpload: Sendable {
     }
 }
 
-/// An upload whose row exists and whose temporary file is open for appending,
-/// under an exclusive lock: no other connection, in any worker, can write it.
+/// An upload whose row exists and whose staging (`BlobStore`) is open for
+/// appending by one writer: no other connection, in any worker, can write it.
 public struct OpenUpload: Sendable {
     public let id: String
     /// Its declared size; for a body of unknown length, the bytes reserved so far (`Store.grow`).
     public var size: Int64
     public let sha256: String
     /// The temporary file; for an unnamed one, the directory it will be linked into.
-    public let tempPath: String
-    public let fd: Int32
+    /// Only the blob store touches these (the tests read them too).
+    package let tempPath: String
+    package let fd: Int32
     /// Bytes already in the temporary file (non-zero when resuming).
     public let offset: Int64
     /// The file has no name until it is published (`O_TMPFILE`; see `Store.begin`).
-    public var unnamed = false
+    package var unnamed = false
 }
 
 public enum CompletionOutcome: Equatable, Sendable {

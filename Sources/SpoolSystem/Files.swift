@@ -69,6 +69,18 @@ public enum Files {
         }
     }
 
+    /// Starts writing a range of a file back to disk without waiting (a hint:
+    /// the fsync that follows has less to wait for). Errors are the fsync's to report.
+    public static func startWriteBack(_ fd: Int32, from offset: Int64, count: Int64) {
+        _ = spool_start_writeback(fd, offset, count)
+    }
+
+    public static func truncate(_ fd: Int32, to length: Int64, path: String = "") throws(SystemError) {
+        while ftruncate(fd, off_t(length)) != 0 {
+            if currentErrno() != EINTR { throw .last("truncate", path) }
+        }
+    }
+
     public static func close(_ fd: Int32) {
         // Linux closes the descriptor even when close reports EINTR: never retry.
         _ = Glibc.close(fd)

@@ -54,10 +54,10 @@ extension ConnectionHandler {
         let (new, id) = IncomingUpload.newUpload(request, from: sender, services: services)
         let logger = services.logger
         let whole = WholeUpload(new: new, id: id, limits: services.limits.admission, quota: token?.quota) {
-            fd, path throws(SystemError) in
+            staging throws(SystemError) in
             var hasher = SHA256()
             try body.withUnsafeReadableBytes { raw throws(SystemError) in
-                try Files.writeAll(fd, raw, path: path)
+                try staging.write(raw)
                 hasher.update(bufferPointer: raw)
             }
             return Checksum.hex(hasher.finalize())

@@ -396,8 +396,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         request.sha256 = declared ?? sha256
         let (new, id) = IncomingUpload.newUpload(request, from: sender, services: services)
         let whole = WholeUpload(new: new, id: id, limits: services.limits.admission, quota: sender.token?.quota) {
-            [body] fd, path throws(SystemError) in
-            try body.withUnsafeReadableBytes { raw throws(SystemError) in try Files.writeAll(fd, raw, path: path) }
+            [body] staging throws(SystemError) in
+            try body.withUnsafeReadableBytes { raw throws(SystemError) in try staging.write(raw) }
             return sha256
         }
         let (size, logger) = (request.size, services.logger)
@@ -620,29 +620,20 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             headers["Content-Length"] = "\(range.count)"
             return self.respond(status, headers, body: nil, headOnly: true, context)
         }
-        self.stream(self.services.store.directory.objectFile(sha256: row.sha256), size: row.size, range: range, status: status, headers, context)
+        self.stream(row, range: range, status: status, headers, context)
     }
 
-    /// Streams part of an object file with sendfile (a `FileRegion`): memory does not grow with the file.
-    /// An object shorter than its record (damage `admin audit` reports) gets `500`
-    /// before the head: a `FileRegion` past the end of a file would wait forever.
+    /// Streams part of an object with sendfile (a `FileRegion`): memory does not grow with the file.
+    /// An object of another size than its record (damage `admin audit` reports) gets
+    /// `500` before the head: a `FileRegion` past the end of a file would wait forever.
     func stream(
-        _ path: String, size: Int64, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String],
+        _ row: UploadRecord, range: Range<Int>, status: HTTPResponseStatus, _ headers: [String: String],
         _ context: ChannelHandlerContext
     ) {
         pause(context)
+        let store = services.store
         services.pool.runIfActive(eventLoop: context.eventLoop) { () throws(SystemError) -> Int32 in
-            let fd = try Files.open(path, flags: O_RDONLY)
-            do throws(SystemError) {
-                let actual = try Files.size(fd: fd, path: path)
-                guard actual == size else {
-                    throw SystemError("read", "\(path) (\(actual) bytes, its record says \(size))", errno: EIO)
-                }
-            } catch {
-                Files.close(fd)
-                throw error
-            }
-            return fd
+            try store.openObject(of: row)
         }
             .assumeIsolated().whenComplete { result in
                 self.unpause(context)

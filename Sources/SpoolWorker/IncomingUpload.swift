@@ -1,4 +1,3 @@
-import CSpoolSys
 import Crypto
 import Logging
 import NIOCore
@@ -70,7 +69,7 @@ final class IncomingUpload {
     private var pipelined: PipelinedDigest?
     /// Bytes written, counting those already there when a resume opened it.
     private(set) var received: Int64
-    /// Bytes up to here have been handed to the disk (spool_start_writeback).
+    /// Bytes up to here have been handed to the disk (`Store.startWriteBack`).
     private var writebackMark: Int64
     /// This upload's progress slot on the scoreboard, and the window its rate is measured over.
     private var progressSlot: Int?
@@ -224,7 +223,7 @@ final class IncomingUpload {
         }
         do {
             try bytes.withUnsafeReadableBytes { raw throws(SystemError) in
-                try Files.writeAll(open.fd, raw, path: open.tempPath)
+                try services.store.append(open, raw)
                 if pipelined == nil { hasher.update(bufferPointer: raw) }
             }
         } catch {
@@ -249,7 +248,7 @@ final class IncomingUpload {
         if received - writebackMark >= Self.writebackChunk {
             // Hand the last chunk to the disk now: the fsync at the end then waits
             // for a few megabytes, not for the whole file.
-            _ = spool_start_writeback(open.fd, writebackMark, received - writebackMark)
+            services.store.startWriteBack(open, from: writebackMark, count: received - writebackMark)
             writebackMark = received
         }
         // One clock read per chunk: the heartbeat, the progress and its rate share it.
@@ -439,8 +438,9 @@ final class IncomingUpload {
             pool.runIfActive(eventLoop: eventLoop) {
                 var upload = upload
                 if discarding {
-                    guard ftruncate(upload.fd, off_t(kept)) == 0 else {
-                        let error = SystemError.last("truncate", upload.tempPath)
+                    do throws(SystemError) {
+                        try store.truncate(upload, to: kept)
+                    } catch {
                         try? store.fail(upload, received: kept, reason: error.description)
                         throw error
                     }

@@ -31,12 +31,8 @@ extension Admin {
             try reporting {
                 let store = try openStore(data)
                 guard let row = try store.upload(id: id.uppercased()) else { throw AdminFailure("no upload \(id)") }
-                let path: String? = switch row.state {
-                case .complete, .lost: store.directory.objectFile(sha256: row.sha256)
-                case .receiving, .interrupted: store.directory.tempFile(id: row.id)
-                case .failed, .expired: nil
-                }
-                let onDisk = path.map(Files.exists) ?? false
+                let bytes = store.bytesLocation(of: row)
+                let (path, onDisk) = (bytes?.location, bytes?.present ?? false)
                 let shared = try store.referenceCount(sha256: row.sha256)
                 if json {
                     print(try jsonText(Details(upload: row, path: path, onDisk: onDisk, sharedBy: shared), pretty: true))

@@ -554,10 +554,10 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
                       quota: TokenQuota? = nil, limits: AdmissionLimits = AdmissionLimits()) -> WholeUpload {
         var new = newUpload(declared ?? bytes, name: id)
         new.token = token
-        return WholeUpload(new: new, id: id, limits: limits, quota: quota) { fd, path throws(SystemError) in
+        return WholeUpload(new: new, id: id, limits: limits, quota: quota) { staging throws(SystemError) in
             let written: Result<Void, SystemError> = bytes.withUnsafeBytes { raw in
                 do throws(SystemError) {
-                    try Files.writeAll(fd, raw, path: path)
+                    try staging.write(raw)
                     return .success(())
                 } catch {
                     return .failure(error)
@@ -655,8 +655,8 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
         let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
         let good = Array("good".utf8)
         let broken = WholeUpload(new: newUpload(Array("never".utf8), name: "broken"), id: "ID-X",
-                                 limits: AdmissionLimits(), quota: nil) { _, path throws(SystemError) in
-            throw SystemError("write", path, errno: EIO)
+                                 limits: AdmissionLimits(), quota: nil) { _ throws(SystemError) in
+            throw SystemError("write", "broken", errno: EIO)
         }
         let outcomes = store.storeWhole([broken, Self.whole(good, "ID-G")])
         guard case .failed = outcomes[0] else {
