@@ -48,9 +48,21 @@ extension Store {
         do { return try blobs.freeBytes() } catch { throw .system(error) }
     }
 
+    /// The free space as admission reads it, inside the catalog's transaction.
+    var freeBytesNow: @Sendable () throws(StoreError) -> Int64 {
+        let blobs = self.blobs
+        return { () throws(StoreError) -> Int64 in
+            do throws(SystemError) { return try blobs.freeBytes() } catch { throw .system(error) }
+        }
+    }
+}
+
+extension SQLiteCatalog {
     /// Inside the transaction that inserts the upload, so that two workers
     /// admitting uploads at once see each other's reservations.
-    func admit(_ db: Database, _ new: NewUpload, limits: AdmissionLimits, quota: TokenQuota?) throws(StoreError) {
+    func admit(
+        _ db: Database, _ new: NewUpload, limits: AdmissionLimits, quota: TokenQuota?, free: () throws(StoreError) -> Int64
+    ) throws(StoreError) {
         if new.size > limits.maxFileSize { throw .refused(.tooLarge(size: new.size, limit: limits.maxFileSize)) }
         if let quota, let name = new.token, quota.bytes != nil || quota.files != nil {
             // Running totals kept by triggers (migrations/0005_token_usage.sql); no row: nothing yet.
@@ -64,7 +76,7 @@ extension Store {
         }
         // A running total kept by triggers (migrations/0004_reserved_bytes.sql).
         let reserved = try db.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) }.first ?? 0
-        let free = try freeBytes()
+        let free = try free()
         if free - reserved - new.size < limits.minFreeBytes {
             throw .refused(.insufficientStorage(free: free, reserved: reserved, size: new.size, minimum: limits.minFreeBytes))
         }

@@ -9,7 +9,7 @@ import Glibc
 ///
 /// A thin wrapper rather than GRDB: the master must stay single-threaded until it
 /// forks, and each process needs just one connection and a dozen statements.
-public final class Database {
+final class Database {
     public let path: String
     private let handle: OpaquePointer
     /// With `queueWriters`, `<database>-writers` is flock'ed around each write

@@ -16,7 +16,7 @@ public struct UploadEvent: Codable, Equatable, Sendable {
     }
 }
 
-extension Store {
+extension SQLiteCatalog {
     /// Appends an event; call inside the transaction that makes the change it records.
     func appendEvent(_ db: Database, _ id: String, _ kind: String, client: String? = nil, detail: String? = nil)
         throws(StoreError)

@@ -66,7 +66,7 @@ public enum Migrator {
 
     /// Applies every pending migration; returns the ones it applied.
     @discardableResult
-    public static func migrate(_ db: Database, migrations: [Migration]) throws(StoreError) -> [Migration] {
+    static func migrate(_ db: Database, migrations: [Migration]) throws(StoreError) -> [Migration] {
         try db.execute(ledger)
         var applied: [Migration] = []
         for migration in migrations {
@@ -89,7 +89,7 @@ public enum Migrator {
     }
 
     /// Where the database stands against `migrations`, without changing it.
-    public static func status(_ db: Database, migrations: [Migration]) throws(StoreError) -> SchemaStatus {
+    static func status(_ db: Database, migrations: [Migration]) throws(StoreError) -> SchemaStatus {
         try db.execute(ledger)
         let recorded = try self.recorded(db)
         try verify(recorded, against: migrations, path: db.path)
@@ -97,7 +97,7 @@ public enum Migrator {
     }
 
     /// Throws unless the database is exactly at the latest version.
-    public static func requireCurrent(_ db: Database, migrations: [Migration]) throws(StoreError) {
+    static func requireCurrent(_ db: Database, migrations: [Migration]) throws(StoreError) {
         let status = try status(db, migrations: migrations)
         if status.pending > 0 { throw .schemaBehind(path: db.path, version: status.current, latest: status.latest) }
     }

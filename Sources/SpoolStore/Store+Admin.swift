@@ -73,7 +73,7 @@ public enum DeleteOutcome: Equatable, Sendable {
     case receiving
 }
 
-extension Store {
+extension SQLiteCatalog {
     public func uploads(matching filter: UploadFilter) throws(StoreError) -> [UploadRecord] {
         var conditions: [String] = []
         var values: [SQLValue] = []
@@ -114,6 +114,32 @@ extension Store {
         }
     }
 
+public func adminStats(today: String, days: [String]) throws(StoreError) -> AdminStats {
+        try locked { db throws(StoreError) in
+            let perState = try db.query("SELECT state, count(*) FROM uploads GROUP BY state") { ($0.text(0), Int($0.int(1))) }
+            let bytes = try db.query(
+                """
+                SELECT (\(Self.bytesStoredSQL)),
+                       coalesce((SELECT sum(size) FROM uploads WHERE state = 'complete'), 0)
+                """
+            ) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)
+            let counts = Dictionary(
+                try db.query(
+                    "SELECT substr(created_at, 1, 10), count(*) FROM uploads WHERE created_at >= ? GROUP BY 1",
+                    [.text(days.first ?? today)]
+                ) { ($0.text(0), Int($0.int(1))) },
+                uniquingKeysWith: +)
+            return AdminStats(
+                perState: Dictionary(perState, uniquingKeysWith: +),
+                uploads: perState.reduce(0) { $0 + $1.1 },
+                bytesStored: bytes.0,
+                bytesSaved: bytes.1 - bytes.0,
+                perDay: days.map { AdminStats.DayCount(day: $0, uploads: counts[$0] ?? 0) })
+        }
+    }
+}
+
+extension Store {
     /// Deletes an upload's row, its temporary file, and its object when no other
     /// upload (complete, or on its way there) has the same content. In two steps,
     /// so that a crash between any two never leaves a complete row without its
@@ -123,20 +149,12 @@ extension Store {
     /// the object kept) or names its object after this unlink. A crash between the
     /// steps leaves an object nothing names, which `admin audit --repair` removes.
     public func delete(id: String) throws(StoreError) -> DeleteOutcome {
-        let first = try locked { db throws(StoreError) in
-            try db.transaction { () throws(StoreError) -> (state: String, sha256: String)? in
-                let rows = try db.query("SELECT state, sha256 FROM uploads WHERE id = ?", [.text(id)]) {
-                    ($0.text(0), $0.text(1))
-                }
-                guard let (state, sha256) = rows.first else { return nil }
-                if state == UploadState.receiving.rawValue { return (state, sha256) }
-                try db.run("DELETE FROM uploads WHERE id = ?", [.text(id)])
-                try appendEvent(db, id, "deleted", detail: "row deleted")
-                return (state, sha256)
-            }
+        let sha256: String
+        switch try catalog.deleteRow(id: id) {
+        case .notFound: return .notFound
+        case .receiving: return .receiving
+        case .deleted(let content): sha256 = content
         }
-        guard let (state, sha256) = first else { return .notFound }
-        if state == UploadState.receiving.rawValue { return .receiving }
         CrashPoint.reach("delete-after-commit")
         blobs.removeStaging(id: id)
         // No checksum yet (a tus upload without one, or one declared after its body): no object either.
@@ -160,43 +178,8 @@ extension Store {
     /// event log records the removal.
     @discardableResult
     func removeObjectIfUnreferenced(sha256: String, event id: String) throws(StoreError) -> Bool {
-        try locked { db throws(StoreError) in
-            try db.transaction(durable: false) { () throws(StoreError) -> Bool in
-                let others = try db.query(
-                    "SELECT count(*) FROM uploads WHERE sha256 = ? AND state IN ('complete', 'receiving', 'interrupted')",
-                    [.text(sha256)]
-                ) { $0.int(0) }.first ?? 0
-                guard others == 0 else { return false }
-                let removed: Bool
-                removed = try system { () throws(SystemError) in try blobs.removeObject(sha256: sha256) }
-                guard removed else { return false }
-                try appendEvent(db, id, "object-removed", detail: "object \(sha256) removed")
-                return true
-            }
-        }
-    }
-
-    public func adminStats(today: String, days: [String]) throws(StoreError) -> AdminStats {
-        try locked { db throws(StoreError) in
-            let perState = try db.query("SELECT state, count(*) FROM uploads GROUP BY state") { ($0.text(0), Int($0.int(1))) }
-            let bytes = try db.query(
-                """
-                SELECT (\(Self.bytesStoredSQL)),
-                       coalesce((SELECT sum(size) FROM uploads WHERE state = 'complete'), 0)
-                """
-            ) { ($0.int(0), $0.int(1)) }.first ?? (0, 0)
-            let counts = Dictionary(
-                try db.query(
-                    "SELECT substr(created_at, 1, 10), count(*) FROM uploads WHERE created_at >= ? GROUP BY 1",
-                    [.text(days.first ?? today)]
-                ) { ($0.text(0), Int($0.int(1))) },
-                uniquingKeysWith: +)
-            return AdminStats(
-                perState: Dictionary(perState, uniquingKeysWith: +),
-                uploads: perState.reduce(0) { $0 + $1.1 },
-                bytesStored: bytes.0,
-                bytesSaved: bytes.1 - bytes.0,
-                perDay: days.map { AdminStats.DayCount(day: $0, uploads: counts[$0] ?? 0) })
+        try catalog.whileUnreferenced(sha256: sha256, event: id) { () throws(StoreError) -> Bool in
+            try system { () throws(SystemError) in try blobs.removeObject(sha256: sha256) }
         }
     }
 }

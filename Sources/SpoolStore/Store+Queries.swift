@@ -9,7 +9,7 @@ public struct StoreStats: Sendable, Equatable {
     public var bytesStored: Int64
 }
 
-extension Store {
+extension SQLiteCatalog {
     /// Uploads whose name contains `text` or `alternative` (ASCII case-insensitively)
     /// or whose SHA-256 starts with `text`, newest first.
     /// With `token`, only that token's uploads.

@@ -17,36 +17,13 @@ extension Store {
         _ new: NewUpload, id: String, limits: AdmissionLimits = AdmissionLimits(), quota: TokenQuota? = nil,
         unnamed: Bool = false
     ) throws(StoreError) -> OpenUpload {
-        let now = UTCTime.now()
-        // Not durable yet: the client has been promised nothing about this upload.
-        try together { db throws(StoreError) in
-            try self.insertReceiving(db, new, id: id, at: now, limits: limits, quota: quota)
-        }
+        try catalog.insertReceiving(new, id: id, limits: limits, quota: quota, free: freeBytesNow)
         do {
             return try blobs.createStaging(id: id, size: new.size, sha256: new.sha256, unnamed: unnamed)
         } catch {
             try? mark(id, .failed, received: 0, error: error.description, finished: true)
             throw .system(error)
         }
-    }
-
-    /// Admits a new upload and records it as `receiving`, with its `created` event.
-    func insertReceiving(
-        _ db: Database, _ new: NewUpload, id: String, at now: String, limits: AdmissionLimits, quota: TokenQuota?
-    ) throws(StoreError) {
-        try admit(db, new, limits: limits, quota: quota)
-        try db.run(
-            """
-            INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
-                                 worker_pid, created_at, updated_at, token, tus_metadata, length_deferred)
-            VALUES (?, ?, ?, 0, ?, ?, ?, 'receiving', ?, ?, ?, ?, ?, ?)
-            """,
-            [.text(id), .text(new.name), .integer(new.size), .text(new.sha256), .text(new.clientIP),
-             .integer(Int64(new.clientPort)), .integer(Int64(new.workerPID)), .text(now), .text(now),
-             new.token.map { .text($0) } ?? .null, new.tusMetadata.map { .text($0) } ?? .null,
-             .integer(new.lengthDeferred ? 1 : 0)]
-        )
-        try appendEvent(db, id, "created", client: Self.address(new.clientIP, new.clientPort), detail: "\(new.size) bytes")
     }
 
     /// Finishes an upload whose body has fully arrived. Success is returned only
@@ -65,12 +42,9 @@ extension Store {
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
                 : Self.mismatchReason(declared: expected, received: sha256)
-            let now = UTCTime.now()
-            try durably { db throws(StoreError) in
-                // A checksum sent after the body is the declared one all the same.
-                if let declared, upload.sha256.isEmpty { try self.recordChecksum(db, id: upload.id, sha256: declared) }
-                try self.markRow(db, upload.id, .failed, received: received, error: reason, finished: true, at: now)
-            }
+            // A checksum sent after the body is the declared one all the same.
+            let checksums = declared.flatMap { upload.sha256.isEmpty ? [upload.id: $0] : nil } ?? [:]
+            try catalog.markAll([(upload.id, .failed, received, reason)], checksums: checksums)
             return .checksumMismatch(actual: sha256)
         }
         let objectPath = blobs.objectLocation(sha256: sha256)
@@ -80,7 +54,7 @@ extension Store {
             // keep an object that a row on its way to `complete` names, and must see
             // this one before the rename, or they could remove the object under it.
             do throws(StoreError) {
-                try together { db throws(StoreError) in try self.recordChecksum(db, id: upload.id, sha256: sha256) }
+                try catalog.recordChecksum(id: upload.id, sha256: sha256)
             } catch {
                 blobs.discard(upload)
                 try? mark(upload.id, .failed, received: received, error: "could not record its checksum: \(error)", finished: true)
@@ -109,11 +83,6 @@ extension Store {
         }
         CrashPoint.reach("upload-after-commit")
         return .stored(objectPath: objectPath)
-    }
-
-    /// The checksum of an upload announced without one (it came after the body).
-    func recordChecksum(_ db: Database, id: String, sha256: String) throws(StoreError) {
-        try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(id)])
     }
 
     /// Why an upload whose bytes hash to something else than declared failed.

@@ -11,48 +11,27 @@ extension Store {
     /// from bytes that are on disk. Returns the uploads it changed.
     @discardableResult
     public func interruptReceiving(workerPID: Int?, reason: String) throws(StoreError) -> [(id: String, received: Int64)] {
-        let ids = try locked { db throws(StoreError) in
-            if let workerPID {
-                return try db.query(
-                    "SELECT id FROM uploads WHERE state = 'receiving' AND worker_pid = ?", [.integer(Int64(workerPID))]
-                ) { $0.text(0) }
-            }
-            return try db.query("SELECT id FROM uploads WHERE state = 'receiving'") { $0.text(0) }
-        }
+        let ids = try catalog.receivingIDs(workerPID: workerPID)
         var changed: [(id: String, received: Int64)] = []
         for id in ids {
             guard blobs.hasStaging(id: id) else {
                 // Never named (a small upload written whole to an unnamed file) or gone:
                 // nothing could resume it, so it holds no space waiting for one.
-                try failResumable(id, reason: "\(reason); no bytes were kept")
+                try catalog.failResumable(id: id, reason: "\(reason); no bytes were kept")
                 continue
             }
             let received: Int64
             do {
                 received = try blobs.durableStagedSize(id: id)
             } catch where error.errno == ENOENT {
-                try failResumable(id, reason: "\(reason); no bytes were kept")
+                try catalog.failResumable(id: id, reason: "\(reason); no bytes were kept")
                 continue
             } catch {
                 // A size the disk may not hold is no count to record: the row stays
                 // `receiving` (a resume still finds it) and the caller tries again.
                 throw .system(error)
             }
-            let now = UTCTime.now()
-            let rows = try locked { db throws(StoreError) in
-                try db.transaction { () throws(StoreError) -> Int in
-                    let changed = try db.run(
-                        """
-                        UPDATE uploads SET state = 'interrupted', received = ?, error = ?, updated_at = ?
-                        WHERE id = ? AND state = 'receiving'
-                        """,
-                        [.integer(received), .text(reason), .text(now), .text(id)]
-                    )
-                    if changed > 0 { try appendEvent(db, id, "interrupted", detail: "\(reason); \(received) bytes kept") }
-                    return changed
-                }
-            }
-            if rows > 0 { changed.append((id, received)) }
+            if try catalog.markInterrupted(id: id, received: received, reason: reason) { changed.append((id, received)) }
         }
         return changed
     }
@@ -63,9 +42,7 @@ extension Store {
     public func removeStrayTempFiles() throws(StoreError) -> [String] {
         let names: [String]
         do { names = try blobs.stagingNames() } catch { throw .system(error) }
-        let live = Set(try locked { db throws(StoreError) in
-            try db.query("SELECT id FROM uploads WHERE state IN ('receiving', 'interrupted')") { $0.text(0) }
-        })
+        let live = Set(try catalog.resumableIDs())
         var removed: [String] = []
         for name in names.sorted() {
             let id = name.hasSuffix(".part") ? String(name.dropLast(5)) : ""
@@ -83,11 +60,7 @@ extension Store {
     /// resumed right now (its file is locked) is left alone. Returns the ids expired.
     @discardableResult
     public func expireInterrupted(before cutoff: String) throws(StoreError) -> [String] {
-        let ids = try locked { db throws(StoreError) in
-            try db.query("SELECT id FROM uploads WHERE state = 'interrupted' AND updated_at < ?", [.text(cutoff)]) {
-                $0.text(0)
-            }
-        }
+        let ids = try catalog.interruptedIDs(before: cutoff)
         var expired: [String] = []
         for id in ids {
             if try expireOne(id) { expired.append(id) }
@@ -106,30 +79,17 @@ extension Store {
         case .gone: held = nil
         case .opened(let upload): held = upload
         }
-        let now = UTCTime.now()
-        let changed: Int
+        let changed: Bool
         do {
-            changed = try locked { db throws(StoreError) in
-                try db.transaction { () throws(StoreError) -> Int in
-                    let changed = try db.run(
-                        """
-                        UPDATE uploads SET state = 'expired', error = 'not resumed in time', updated_at = ?, finished_at = ?
-                        WHERE id = ? AND state = 'interrupted'
-                        """,
-                        [.text(now), .text(now), .text(id)]
-                    )
-                    if changed > 0 { try appendEvent(db, id, "expired", detail: "not resumed in time; bytes deleted") }
-                    return changed
-                }
-            }
+            changed = try catalog.expire(id: id)
         } catch {
             if let held { blobs.close(held) }
             throw error
         }
         CrashPoint.reach("expire-after-commit")
         if let held {
-            if changed > 0 { blobs.discard(held) } else { blobs.close(held) }
+            if changed { blobs.discard(held) } else { blobs.close(held) }
         }
-        return changed > 0
+        return changed
     }
 }

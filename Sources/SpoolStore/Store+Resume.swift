@@ -70,7 +70,7 @@ extension Store {
         case .gone:
             // An upload whose staging is gone (expired meanwhile, or never named) has
             // nothing to resume from.
-            try failResumable(id, reason: "its temporary file is gone; nothing to resume")
+            try catalog.failResumable(id: id, reason: "its temporary file is gone; nothing to resume")
             let now = try self.upload(id: id)
             return .notResumable(reason: "upload \(id) is \(now?.state.rawValue ?? "gone"); start a new upload")
         case .busy:
@@ -92,28 +92,9 @@ extension Store {
             let prefix = try system { () throws(SystemError) in
                 try blobs.hashStaged(upload, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? SHA256())
             }
-            let now = UTCTime.now()
-            // Not durable: nothing is promised on this change. Lost in a crash, the row
-            // is `interrupted` at an older count, and the next resume measures the
-            // staging again (an offset is always taken from durable bytes).
-            let changed = try locked { db throws(StoreError) in
-                try db.transaction(durable: false) { () throws(StoreError) -> Int in
-                    let changed = try db.run(
-                        """
-                        UPDATE uploads SET state = 'receiving', received = ?, worker_pid = ?, client_ip = ?,
-                                           client_port = ?, error = NULL, updated_at = ?, sha256 = ?
-                        WHERE id = ? AND state IN ('receiving', 'interrupted')
-                        """,
-                        [.integer(offset), .integer(Int64(workerPID)), .text(clientIP), .integer(Int64(clientPort)),
-                         .text(now), .text(sha256), .text(id)]
-                    )
-                    if changed > 0 {
-                        try appendEvent(db, id, "resumed", client: Self.address(clientIP, clientPort), detail: "at byte \(offset)")
-                    }
-                    return changed
-                }
-            }
-            guard changed == 1 else {
+            let claimed = try catalog.claimForResume(
+                id: id, received: offset, workerPID: workerPID, clientIP: clientIP, clientPort: clientPort, sha256: sha256)
+            guard claimed else {
                 blobs.close(upload)
                 return .notResumable(reason: "upload \(id) changed state meanwhile; try again")
             }
@@ -121,22 +102,6 @@ extension Store {
         } catch {
             blobs.close(upload)
             throw error
-        }
-    }
-
-    /// Marks an upload that was waiting for a resume `failed`, unless something
-    /// else (expiry, another resume) has changed it meanwhile.
-    func failResumable(_ id: String, reason: String) throws(StoreError) {
-        let now = UTCTime.now()
-        try durably { db throws(StoreError) in
-            let changed = try db.run(
-                """
-                UPDATE uploads SET state = 'failed', error = ?, updated_at = ?, finished_at = ?
-                WHERE id = ? AND state IN ('receiving', 'interrupted')
-                """,
-                [.text(reason), .text(now), .text(now), .text(id)]
-            )
-            if changed > 0 { try self.appendEvent(db, id, "failed", detail: reason) }
         }
     }
 }

@@ -6,7 +6,7 @@ public struct TusFields: Sendable, Equatable {
     public var lengthDeferred: Bool
 }
 
-extension Store {
+extension SQLiteCatalog {
     /// The upload's row and its tus fields, read together.
     public func tusUpload(id: String) throws(StoreError) -> (UploadRecord, TusFields)? {
         try locked { db throws(StoreError) in
@@ -19,6 +19,9 @@ extension Store {
         }
     }
 
+}
+
+extension Store {
     /// creation-defer-length: a PATCH declares the length of an upload created
     /// without one. The length is admitted as a new upload's would be (size limit,
     /// quota, free space, counting what it reserved already), then fixed for good.
@@ -26,10 +29,6 @@ extension Store {
         _ upload: inout OpenUpload, length: Int64, received: Int64, limits: AdmissionLimits, quota: TokenQuota?
     ) throws(StoreError) {
         try grow(&upload, received: received, needed: length, wanted: length, limits: limits, quota: quota)
-        let id = upload.id
-        try durably { db throws(StoreError) in
-            try db.run("UPDATE uploads SET length_deferred = 0 WHERE id = ?", [.text(id)])
-            try self.appendEvent(db, id, "length", detail: "\(length) bytes")
-        }
+        try catalog.markLengthDeclared(id: upload.id, length: length)
     }
 }

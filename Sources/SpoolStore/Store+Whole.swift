@@ -116,14 +116,8 @@ extension Store {
                 if batch.outcomes[index] != nil { blobs.discard(upload) } else { blobs.close(upload) }  // not published / published
             }
         }
-        let now = UTCTime.now()
         do {
-            try durably { db throws(StoreError) in
-                for final in finals {
-                    try self.markRow(db, final.id, final.state, received: final.received, error: final.error,
-                                     finished: true, at: now)
-                }
-            }
+            try catalog.markAll(finals, checksums: [:])
         } catch {
             // Their objects are named, but their rows could not say so: nothing was
             // acknowledged, so they fail (if the database lets them) rather than stay `receiving`.
@@ -133,11 +127,7 @@ extension Store {
                 failed.append((item.upload.id, item.upload.size))
             }
             let reason = "could not record it complete: \(error)"
-            try? durably { db throws(StoreError) in
-                for row in failed {
-                    try self.markRow(db, row.id, .failed, received: row.received, error: reason, finished: true, at: now)
-                }
-            }
+            try? catalog.markAll(failed.map { ($0.id, .failed, $0.received, reason) }, checksums: [:])
         }
         CrashPoint.reach("batch-after-commit")
         // Objects named for uploads that then failed: those nothing names go.
@@ -150,8 +140,7 @@ extension Store {
     /// Admits and records the batch in one transaction, each upload in its own
     /// savepoint so that a refusal undoes only its own row. Returns the indices admitted.
     private func admit(_ batch: [WholeUpload], into outcomes: inout [WholeOutcome?]) -> [Int] {
-        let now = UTCTime.now()
-        let errors = together(batch.map { receiving($0, at: now) })
+        let errors = catalog.insertReceiving(batch: batch.map { ($0.new, $0.id, $0.limits, $0.quota) }, free: freeBytesNow)
         var admitted: [Int] = []
         for (index, error) in errors.enumerated() {
             switch error {
@@ -161,13 +150,5 @@ extension Store {
             }
         }
         return admitted
-    }
-
-    /// The change that admits `item` and records it as `receiving`.
-    private func receiving(_ item: WholeUpload, at now: String) -> Change {
-        let change: Change = { db throws(StoreError) in
-            try self.insertReceiving(db, item.new, id: item.id, at: now, limits: item.limits, quota: item.quota)
-        }
-        return change
     }
 }

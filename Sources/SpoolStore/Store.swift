@@ -4,38 +4,28 @@ import Glibc
 import SpoolProtocol
 import SpoolSystem
 
-/// The uploads table and the blobs (`BlobStore`), kept in step: the coordinator
-/// that makes a blob durable before the row that says so is committed.
+/// The catalog (`Catalog`: the uploads table, the event log, the tokens) and the
+/// blobs (`BlobStore`: the bytes), kept in step. The coordinator: it makes a blob
+/// durable before it commits the row that says so, and commits a row's removal
+/// before it removes the blob, so that a failure or a crash between any two
+/// steps never leaves a `complete` row without its bytes (docs/DESIGN.md).
 ///
-/// Each process opens its own. Calls may come from several threads: database
-/// statements are serialised by a lock, while the slow file work (fsync, rename)
-/// runs outside it, so one upload's fsync never holds up another's row update.
+/// Each process opens its own. SQLite and the spool directory are the first
+/// catalog and blob store; the worker, the master and the admin commands reach
+/// either only through this type.
 public final class Store: @unchecked Sendable {
     public let directory: DataDirectory
-    private let database: Database
-    private let lock = Lock()
-    /// Durable changes (an upload's final state) and the others (its first row),
-    /// each batched with those of other threads arriving meanwhile: a batch is one
-    /// transaction, and the rows of concurrent uploads share the pages it writes
-    /// to the log (their ids and times sort together), instead of each upload
-    /// writing the same few pages again in a commit of its own.
-    private let groupCommit = GroupCommit<Change>()
-    private let groupWrite = GroupCommit<Change>()
-    /// One change to the database, run inside a batch's transaction.
-    typealias Change = (Database) throws(StoreError) -> Void
+    /// Rows, states, events, totals, tokens.
+    public let catalog: any Catalog
     /// Where the bytes live: staged while they arrive, published under their SHA-256.
     public let blobs: any BlobStore
-    /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
-    public let actor: String
 
     /// Opens an existing database whose schema is current (workers, admin commands).
     /// Workers pass `queueWriters` (see `Database`).
     public init(directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false) throws(StoreError) {
         self.directory = directory
-        self.actor = actor
         blobs = DirectoryBlobStore(directory: directory)
-        database = try Database(path: directory.databasePath, create: false, queueWriters: queueWriters)
-        try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
+        catalog = try SQLiteCatalog(path: directory.databasePath, actor: actor, queueWriters: queueWriters)
         // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
         guard directory.layoutIsCurrent else { throw .layoutBehind(path: directory.objectsPath) }
     }
@@ -45,88 +35,21 @@ public final class Store: @unchecked Sendable {
         throws(StoreError) -> (Store, [Migration])
     {
         do { try directory.prepare() } catch { throw .system(error) }
-        let db = try Database(path: directory.databasePath, create: true)
-        let applied = try Migrator.migrate(db, migrations: try Migrator.embedded())
+        let applied = try SQLiteCatalog.migrate(path: directory.databasePath)
         return (try Store(directory: directory, actor: actor), applied)
     }
 
-    /// How many prepared statements the connection keeps (tests).
-    var cachedStatements: Int { lock.withLock { database.cachedStatements } }
-
-    @discardableResult
-    func locked<T>(_ body: (Database) throws(StoreError) -> T) throws(StoreError) -> T {
-        try lock.withLock { () throws(StoreError) -> T in try body(database) }
+    /// Whether the catalog's schema is current (`admin migrate --check`), changing nothing.
+    public static func schemaStatus(directory: DataDirectory) throws(StoreError) -> SchemaStatus {
+        try SQLiteCatalog.schemaStatus(path: directory.databasePath)
     }
 
-    /// Moves an upload to `state` and logs the event, durably, in a commit shared
-    /// with the other threads of this process that are committing at the same time.
+    /// How many prepared statements the catalog's connection keeps (tests).
+    var cachedStatements: Int { (catalog as? SQLiteCatalog)?.cachedStatements ?? 0 }
+
+    /// Moves an upload to `state` and logs the event, durably.
     func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError) {
-        let now = UTCTime.now()
-        try durably { db throws(StoreError) in
-            try self.markRow(db, id, state, received: received, error: error, finished: finished, at: now)
-        }
-    }
-
-    /// The row's new state and its event, inside a transaction of the caller's.
-    func markRow(
-        _ db: Database, _ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, at now: String
-    ) throws(StoreError) {
-        try db.run(
-            """
-            UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
-                               finished_at = CASE WHEN ? THEN ? ELSE finished_at END
-            WHERE id = ?
-            """,
-            [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
-             .integer(finished ? 1 : 0), .text(now), .text(id)]
-        )
-        try appendEvent(db, id, state.eventKind, detail: error ?? (state == .complete ? "\(received) bytes" : nil))
-    }
-
-    /// Runs `work` in a durable transaction, grouped with concurrent ones (GroupCommit).
-    /// The log is synced once for the batch, after this process's lock is
-    /// released too, and only then does this return.
-    func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
-        try groupCommit.run(work) { batch throws(StoreError) in
-            try commit(batch)
-            try database.log.sync()
-        }
-    }
-
-    /// Runs `work` in a transaction grouped with concurrent ones, without waiting
-    /// for the disk: for a change nothing has been promised on yet (the next
-    /// durable commit of this database covers it).
-    func together(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
-        try groupWrite.run(work) { batch throws(StoreError) in try commit(batch) }
-    }
-
-    /// Several changes run as `together` runs one, all in the same transaction;
-    /// returns each one's error (a refusal undoes only its own change), nil for those made.
-    func together(_ changes: [Change]) -> [StoreError?] {
-        groupWrite.runAll(changes) { batch throws(StoreError) in try commit(batch) }
-    }
-
-    /// One transaction for a batch, each change in its own savepoint, so that one
-    /// that fails (a refusal, a constraint) is undone alone and reported to its caller.
-    private func commit(_ batch: [GroupCommit<Change>.Entry]) throws(StoreError) {
-        try locked { db throws(StoreError) in
-            try db.transaction(durable: false) { () throws(StoreError) in
-                // One name for every savepoint: each is released before the next, and
-                // a text per entry would fill the statement cache (64) in one large
-                // batch, after which the upload statements were parsed afresh every time.
-                for entry in batch {
-                    try db.run("SAVEPOINT change")
-                    do throws(StoreError) {
-                        try entry.work(db)
-                        try db.run("RELEASE change")
-                    } catch {
-                        try db.run("ROLLBACK TO change")
-                        try db.run("RELEASE change")
-                        entry.error = error
-                    }
-                }
-            }
-        }
+        try catalog.mark(id, state, received: received, error: error, finished: finished)
     }
 
     /// Runs file work, its error as the store's.
@@ -137,44 +60,5 @@ public final class Store: @unchecked Sendable {
     /// `ip:port`, with brackets around an IPv6 address.
     public static func address(_ ip: String, _ port: Int) -> String {
         HostPort(host: ip, port: port).description
-    }
-
-    // MARK: - Reading
-
-    static let columns = """
-        id, name, size, received, sha256, client_ip, client_port, state, error, worker_pid,
-        created_at, updated_at, finished_at, token
-        """
-    /// How many columns `columns` names: what a query selects after them starts here.
-    static let columnCount: Int32 = 14
-
-    /// Newest first.
-    public func uploads(limit: Int? = nil) throws(StoreError) -> [UploadRecord] {
-        var filter = UploadFilter()
-        filter.limit = limit
-        return try uploads(matching: filter)
-    }
-
-    /// Bytes on disk for complete uploads, each content counted once.
-    static let bytesStoredSQL =
-        "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')"
-
-    public func upload(id: String) throws(StoreError) -> UploadRecord? {
-        try locked { db throws(StoreError) in
-            try db.query("SELECT \(Self.columns) FROM uploads WHERE id = ?", [.text(id)], Self.record).first
-        }
-    }
-
-    static func record(_ row: Statement) throws(StoreError) -> UploadRecord {
-        let stateText = row.text(7)
-        guard let state = UploadState(rawValue: stateText) else {
-            throw .sqlite(operation: "read upload \(row.text(0))", code: 0, message: "unknown state \"\(stateText)\"")
-        }
-        return UploadRecord(
-            id: row.text(0), name: row.text(1), size: row.int(2), received: row.int(3), sha256: row.text(4),
-            clientIP: row.text(5), clientPort: Int(row.int(6)), state: state, error: row.optionalText(8),
-            workerPID: Int(row.int(9)), createdAt: row.text(10), updatedAt: row.text(11),
-            finishedAt: row.optionalText(12), token: row.optionalText(13)
-        )
     }
 }

@@ -32,7 +32,7 @@ public struct TokenRecord: Codable, Equatable, Sendable {
     }
 }
 
-extension Store {
+extension SQLiteCatalog {
     /// Creates a token and returns its secret, which is stored nowhere: only its SHA-256 is kept.
     public func createToken(name: String, admin: Bool, quota: TokenQuota) throws(StoreError) -> String {
         var rng = SystemRandomNumberGenerator()

@@ -144,8 +144,7 @@ extension Admin {
             try reporting {
                 let directory = DataDirectory(data.dataDir)
                 if check {
-                    let db = try Database(path: directory.databasePath, create: false)
-                    let status = try Migrator.status(db, migrations: try Migrator.embedded())
+                    let status = try Store.schemaStatus(directory: directory)
                     print("schema version \(status.current) of \(status.latest)"
                           + (status.pending > 0 ? ": \(status.pending) pending" : ": current"))
                     pending = status.pending > 0

@@ -694,3 +694,12 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
         #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.tempPath).isEmpty)
     }
 }
+
+extension Store {
+    /// The tests reach into the SQLite catalog to set up rows as a crash would leave them.
+    @discardableResult
+    func locked<T>(_ body: (Database) throws(StoreError) -> T) throws(StoreError) -> T {
+        guard let sqlite = catalog as? SQLiteCatalog else { throw .sqlite(operation: "test", code: 0, message: "not SQLite") }
+        return try sqlite.locked(body)
+    }
+}
