@@ -1,43 +1,53 @@
 import ArgumentParser
 import SpoolSystem
 
-/// A size on the command line (`512K`, `10M`, `2G`, `1T`: powers of 1024), read
-/// once, where the option is parsed: the rest of the program sees bytes, and
-/// the default is written once, in the form people type.
-struct SizeValue: ExpressibleByArgument, Sendable {
-    let bytes: Int64
+/// A value on the command line in the form people type (`512K`, `2G`; `90s`,
+/// `7d`), read once, where the option is parsed: the rest of the program sees
+/// bytes or seconds, and a default is written once, as a user would spell it.
+struct ParsedOption<Unit: OptionUnit>: ExpressibleByArgument, Sendable {
+    let value: Unit.Value
     let text: String
 
     init?(argument: String) {
-        guard let bytes = ByteSize.parse(argument) else { return nil }
-        self.bytes = bytes
+        guard let value = Unit.parse(argument) else { return nil }
+        self.value = value
         text = argument
     }
 
     /// A default, spelled as a user would spell it.
     init(_ text: StaticString) {
         self.text = text.description
-        bytes = ByteSize.parse(text.description) ?? 0
+        value = Unit.parse(text.description) ?? Unit.zero
     }
 
     var defaultValueDescription: String { text }
 }
 
-/// A duration on the command line (`90s`, `30m`, `24h`, `7d`), read once.
-struct DurationValue: ExpressibleByArgument, Sendable {
-    let seconds: Double
-    let text: String
+protocol OptionUnit {
+    associatedtype Value: Sendable
+    static func parse(_ text: String) -> Value?
+    static var zero: Value { get }
+}
 
-    init?(argument: String) {
-        guard let seconds = DurationText.seconds(argument) else { return nil }
-        self.seconds = seconds
-        text = argument
-    }
+/// Sizes: powers of 1024 (`ByteSize`).
+enum Bytes: OptionUnit {
+    static func parse(_ text: String) -> Int64? { ByteSize.parse(text) }
+    static var zero: Int64 { 0 }
+}
 
-    init(_ text: StaticString) {
-        self.text = text.description
-        seconds = DurationText.seconds(text.description) ?? 0
-    }
+/// Durations (`DurationText`).
+enum Seconds: OptionUnit {
+    static func parse(_ text: String) -> Double? { DurationText.seconds(text) }
+    static var zero: Double { 0 }
+}
 
-    var defaultValueDescription: String { text }
+typealias SizeValue = ParsedOption<Bytes>
+typealias DurationValue = ParsedOption<Seconds>
+
+extension ParsedOption where Unit == Bytes {
+    var bytes: Int64 { value }
+}
+
+extension ParsedOption where Unit == Seconds {
+    var seconds: Double { value }
 }
