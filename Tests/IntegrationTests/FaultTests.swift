@@ -69,6 +69,8 @@ import Testing
              "`451`; still `interrupted`, its bytes kept; the next `RESUME` finishes it"),
             (deleteFault, "`unlink` of the object, after the row's removal is committed", "tus `DELETE` (`admin delete`, `purge` alike)",
              "`204`: the upload is deleted; its object, named by nothing, stays until `admin audit --repair` moves it to quarantine"),
+            (expiryFault, "`unlink` of an expired upload's file, in the master's chore child", "expiry",
+             "the row is `expired` (recorded first); the file stays, reported by `admin audit` as a stale temporary file, and is removed at the next start"),
             (recoveryFault, "`fsync` of a dead worker's upload file, in the master's chore child", "recovery",
              "the row stays `receiving` (no count is recorded that the disk may not hold), the chore is tried again each second, and the client's `RESUME` finishes the upload meanwhile"),
         ]
@@ -77,6 +79,7 @@ import Testing
     static let resumeFault = "fsync@spool/tmp/:1"
     static let deleteFault = "unlink@spool/objects/:1"
     static let recoveryFault = "fsync@spool/tmp/:1"
+    static let expiryFault = "unlink@spool/tmp/:1"
 
     @Test(arguments: cases)
     func oneFailure(_ fault: Case) throws {
@@ -225,5 +228,28 @@ import Testing
         #expect(server.count("trying again") <= failures + 1)
         #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
         try server.stop()
+    }
+
+    /// Expiry records the row first; a file it then cannot remove is left for the
+    /// next start, and never makes the upload look resumable.
+    @Test func anExpiryWhoseUnlinkFails() throws {
+        let data = try TempDirectory()
+        let server = try Server(workers: 1, data: data, arguments: ["--partial-ttl", "1s"],
+                                environment: ["SPOOL_FAULT": Self.expiryFault])
+        let upload = try PartialUpload(server: server, size: 100_000)
+        try upload.send(40_000, directory: server.directory)
+        upload.connection.close()
+        #expect(eventually(timeout: 20) { (try? server.upload(id: upload.id))?.state == .expired }, "\(server.log())")
+        let path = server.directory.tempFile(id: upload.id)
+        #expect(FileManager.default.fileExists(atPath: path), "the unlink failed, so the file is still there")
+        let audit = try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root])
+        #expect(audit.status == 1 && audit.stdout.contains("stale"), "\(audit.stdout)")
+        try server.stop()
+
+        let again = try Server(workers: 1, data: data)
+        #expect(!FileManager.default.fileExists(atPath: path), "removed at the start: no upload owns it")
+        #expect(try again.upload(id: upload.id)?.state == .expired)
+        #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", again.directory.root]).status == 0)
+        try again.stop()
     }
 }
