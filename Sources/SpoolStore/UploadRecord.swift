@@ -83,7 +83,7 @@ public struct OpenUpload: Sendable {
     package let fd: Int32
     /// Bytes already in the temporary file (non-zero when resuming).
     public let offset: Int64
-    /// The file has no name until it is published (`O_TMPFILE`; see `Store.begin`).
+    /// The file has no name until it is published (`O_TMPFILE`; see `DirectoryBlobStore.createStaging`).
     package var unnamed = false
 }
 
