@@ -126,19 +126,21 @@ public enum WorkerProcess {
 
         let acceptorsStopped = NIOLockedValueBox(false)
         if let httpFD = config.httpFD, let httpAcceptor {
-            let http = ClientBootstrap(group: group)
-                .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
-                    minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let activity = ByteActivity()
-                        try channel.pipeline.syncOperations.addHandler(activity)
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                        try channel.pipeline.syncOperations.addHandler(
-                            HTTPHandler(services: services, registry: registry, activity: activity))
-                    }
-                }
+            let logger = logger
+            // Made on the accept thread, which alone uses it (a bootstrap is not Sendable).
             httpAcceptor.submit { _ in
+                let http = ClientBootstrap(group: group)
+                    .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                        minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            let activity = ByteActivity()
+                            try channel.pipeline.syncOperations.addHandler(activity)
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                            try channel.pipeline.syncOperations.addHandler(
+                                HTTPHandler(services: services, registry: registry, activity: activity))
+                        }
+                    }
                 if case .now(let code) = acceptLoop(config, listenFD: httpFD, bootstrap: http, logger: logger, stopped: acceptorsStopped),
                     code != WorkerExit.normal
                 {

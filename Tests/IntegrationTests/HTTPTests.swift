@@ -297,8 +297,8 @@ extension HTTPTests {
         let dir = try TempDirectory()
         let path = try sparseFile(dir.path + "/sparse-4GiB", size: 4 << 30)  // zeros, made at once
         let result = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-T", path, server.httpBase + "/files/"])
-        #expect(result.stdout == "201", "\(result.stderr)")
-        let peak = try #require(MemoryTests.peakRSSKiB(worker))
+        #expect(result.stdout == "201", "\(result.stderr)\n\(server.log())")
+        let peak = try #require(MemoryTests.peakRSSKiB(worker), "worker \(worker) gone:\n\(server.log())")
         #expect(peak < 64 * 1024, "worker peak RSS \(peak) KiB for a 4 GiB HTTP PUT")
         try server.stop()
     }
