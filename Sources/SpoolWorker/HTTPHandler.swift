@@ -521,7 +521,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         filter.limit = 1
         let store = services.store
         pause(context)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
+        services.pool.runIfActive(eventLoop: context.eventLoop) { [filter] in try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
             self.unpause(context)
             switch result {
             case .success(let rows):
@@ -570,7 +570,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         filter.token = token?.admin == true ? nil : token?.name
         let (store, limit) = (services.store, filter.limit ?? 100)
         pause(context)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
+        services.pool.runIfActive(eventLoop: context.eventLoop) { [filter] in try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
             self.unpause(context)
             switch result {
             case .success(let rows):

@@ -79,7 +79,7 @@ private let sha = String(repeating: "0f", count: 32)
     }
 
     @Test func versionOneTakesTheMarkToo() {
-        var session = Session()
+        let session = Session()
         let request = UploadRequest(name: "a.txt", size: 4, sha256: sha, bodyAtOnce: true)
         #expect(session.bodyFollowsAtOnce(request))
         #expect(!session.bodyFollowsAtOnce(UploadRequest(name: "a.txt", size: 4, sha256: sha)))

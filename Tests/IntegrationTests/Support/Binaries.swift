@@ -36,8 +36,8 @@ func run(
 ) throws -> Finished {
     let dir = try TempDirectory()
     let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -49,7 +49,7 @@ func run(
     process.environment = env
     if let stdin {
         let inPath = dir.path + "/stdin"
-        FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
+        _ = FileManager.default.createFile(atPath: inPath, contents: Data(stdin.utf8))
         process.standardInput = FileHandle(forReadingAtPath: inPath)
     } else {
         process.standardInput = FileHandle.nullDevice

@@ -12,7 +12,7 @@ final class PseudoTerminal {
         var name = [CChar](repeating: 0, count: 128)
         leader = spool_open_pty(&name, UInt(name.count))
         guard leader >= 0 else { throw HarnessError("no pseudo-terminal") }
-        let fd = open(String(cString: name), O_RDWR | O_NOCTTY)
+        let fd = open(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self), O_RDWR | O_NOCTTY)
         guard fd >= 0 else { throw HarnessError("cannot open the follower side") }
         follower = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
     }

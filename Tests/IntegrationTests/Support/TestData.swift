@@ -27,7 +27,7 @@ func sha256Hex(_ data: some DataProtocol) -> String {
 
 @discardableResult
 func writeFile(_ path: String, _ bytes: [UInt8]) -> String {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }
 
