@@ -53,6 +53,22 @@ extension UTCTime {
             let at = now - Int64(seconds * 1000)
             return format(seconds: Int(at / 1000), milliseconds: Int(at % 1000))
         }
+        guard let (fields, millis) = isoFields(text) else { return nil }
+        var parts = fields
+        return format(seconds: Int(timegm(&parts)), milliseconds: millis)
+    }
+}
+
+extension UTCTime {
+    /// Seconds since the epoch of a time as `format` writes it, or nil.
+    public static func epochSeconds(_ iso: String) -> Int64? {
+        guard iso.utf8.count >= 19, var (parts, _) = isoFields(iso) else { return nil }
+        return Int64(timegm(&parts))
+    }
+
+    /// The fields of `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SSZ` or
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, each in range; nil for anything else.
+    static func isoFields(_ text: String) -> (tm, millis: Int)? {
         let digits = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int? {
             guard range.upperBound <= digits.count else { return nil }
@@ -77,31 +93,8 @@ extension UTCTime {
             }
         }
         var parts = tm()
-        parts.tm_year = Int32(year - 1900)
-        parts.tm_mon = Int32(month - 1)
-        parts.tm_mday = Int32(day)
-        parts.tm_hour = Int32(hour)
-        parts.tm_min = Int32(minute)
-        parts.tm_sec = Int32(second)
-        return format(seconds: Int(timegm(&parts)), milliseconds: millis)
-    }
-}
-
-extension UTCTime {
-    /// Seconds since the epoch of a time as `format` writes it, or nil.
-    public static func epochSeconds(_ iso: String) -> Int64? {
-        let d = Array(iso.utf8)
-        func number(_ range: Range<Int>) -> Int32? {
-            guard range.upperBound <= d.count else { return nil }
-            return Int32(String(decoding: d[range], as: UTF8.self))
-        }
-        guard d.count >= 19, d[4] == UInt8(ascii: "-"), d[10] == UInt8(ascii: "T"),
-            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19)
-        else { return nil }
-        var parts = tm()
-        (parts.tm_year, parts.tm_mon, parts.tm_mday) = (year - 1900, month - 1, day)
-        (parts.tm_hour, parts.tm_min, parts.tm_sec) = (hour, minute, second)
-        return Int64(timegm(&parts))
+        (parts.tm_year, parts.tm_mon, parts.tm_mday) = (Int32(year - 1900), Int32(month - 1), Int32(day))
+        (parts.tm_hour, parts.tm_min, parts.tm_sec) = (Int32(hour), Int32(minute), Int32(second))
+        return (parts, millis)
     }
 }
