@@ -35,10 +35,8 @@ public protocol Catalog: AnyObject, Sendable {
     func recordChecksum(id: String, sha256: String) throws(StoreError)
     /// Moves an upload to `state` and logs the event, durably.
     func mark(_ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool) throws(StoreError)
-    /// Final states of several uploads in one durable transaction; `checksum`
-    /// records a checksum declared after the body first.
-    func markAll(_ finals: [(id: String, state: UploadState, received: Int64, error: String?)], checksums: [String: String])
-        throws(StoreError)
+    /// Final states of several uploads, in one durable transaction.
+    func markAll(_ finals: [(id: String, state: UploadState, received: Int64, error: String?)]) throws(StoreError)
     /// Takes a `receiving` or `interrupted` upload for a resume at `received`
     /// bytes; false when its state changed meanwhile.
     func claimForResume(id: String, received: Int64, workerPID: Int, clientIP: String, clientPort: Int, sha256: String)

@@ -53,15 +53,10 @@ extension SQLiteCatalog {
         }
     }
 
-    public func markAll(_ finals: [(id: String, state: UploadState, received: Int64, error: String?)], checksums: [String: String])
-        throws(StoreError)
-    {
+    public func markAll(_ finals: [(id: String, state: UploadState, received: Int64, error: String?)]) throws(StoreError) {
         let now = UTCTime.now()
         try durably { db throws(StoreError) in
             for final in finals {
-                if let sha256 = checksums[final.id] {
-                    try db.run("UPDATE uploads SET sha256 = ? WHERE id = ?", [.text(sha256), .text(final.id)])
-                }
                 try self.markRow(db, final.id, final.state, received: final.received, error: final.error, finished: true, at: now)
             }
         }

@@ -43,8 +43,8 @@ extension Store {
                 ? "received \(received) of \(upload.size) bytes"
                 : Self.mismatchReason(declared: expected, received: sha256)
             // A checksum sent after the body is the declared one all the same.
-            let checksums = declared.flatMap { upload.sha256.isEmpty ? [upload.id: $0] : nil } ?? [:]
-            try catalog.markAll([(upload.id, .failed, received, reason)], checksums: checksums)
+            if let declared, upload.sha256.isEmpty { try catalog.recordChecksum(id: upload.id, sha256: declared) }
+            try mark(upload.id, .failed, received: received, error: reason, finished: true)
             return .checksumMismatch(actual: sha256)
         }
         let objectPath = blobs.objectLocation(sha256: sha256)

@@ -117,7 +117,7 @@ extension Store {
             }
         }
         do {
-            try catalog.markAll(finals, checksums: [:])
+            try catalog.markAll(finals)
         } catch {
             // Their objects are named, but their rows could not say so: nothing was
             // acknowledged, so they fail (if the database lets them) rather than stay `receiving`.
@@ -127,7 +127,7 @@ extension Store {
                 failed.append((item.upload.id, item.upload.size))
             }
             let reason = "could not record it complete: \(error)"
-            try? catalog.markAll(failed.map { ($0.id, .failed, $0.received, reason) }, checksums: [:])
+            try? catalog.markAll(failed.map { ($0.id, .failed, $0.received, reason) })
         }
         CrashPoint.reach("batch-after-commit")
         // Objects named for uploads that then failed: those nothing names go.

@@ -126,6 +126,23 @@ import Testing
         try server.stop()
     }
 
+    /// The first RESUME meets the injected fsync failure (`451`); the upload keeps
+    /// its state and its first MiB, and the next RESUME finishes it, stored.
+    static func resumeRefusedOnceThenFinished(_ server: Server, _ partial: PartialUpload, before state: UploadState) throws {
+        let sha = sha256Hex(partial.bytes)
+        let first = try Connection(server: server.address)
+        try first.send(line: "RESUME \(partial.id) \(sha)")
+        let refused = try first.readReply()
+        #expect(refused.code == .storageError, "\(refused)")
+        #expect(server.log().contains("(injected)"))
+        #expect(try server.upload(id: partial.id)?.state == state)
+        #expect(server.directory.tempBytes(id: partial.id) == 1 << 20)
+        let (connection, offset) = try ResumeTests.resume(server, id: partial.id, sha256: sha)
+        #expect(offset == 1 << 20)
+        try connection.send(bytes: partial.bytes[offset...])
+        #expect(try connection.readReply().code == .stored)
+    }
+
     /// RESUME fsyncs the bytes kept before it offers their count: when that fails,
     /// the client is told, and the upload stays resumable with its bytes.
     @Test func aResumeWhoseFsyncFails() throws {
@@ -138,19 +155,8 @@ import Testing
         try clean.stop()
 
         let server = try Server(workers: 1, data: data, environment: ["SPOOL_FAULT": Self.resumeFault])
+        try Self.resumeRefusedOnceThenFinished(server, partial, before: .interrupted)
         let sha = sha256Hex(partial.bytes)
-        let first = try Connection(server: server.address)
-        try first.send(line: "RESUME \(partial.id) \(sha)")
-        let refused = try first.readReply()
-        #expect(refused.code == .storageError, "\(refused)")
-        #expect(server.log().contains("(injected)"))
-        #expect(try server.upload(id: partial.id)?.state == .interrupted)
-        #expect(server.directory.tempBytes(id: partial.id) == 1 << 20)
-
-        let (connection, offset) = try ResumeTests.resume(server, id: partial.id, sha256: sha)
-        #expect(offset == 1 << 20)
-        try connection.send(bytes: partial.bytes[offset...])
-        #expect(try connection.readReply().code == .stored)
         let object = server.directory.objectFile(sha256: sha)
         #expect(try Data(contentsOf: URL(fileURLWithPath: object)) == Data(partial.bytes))
         #expect(try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root]).status == 0)
@@ -213,15 +219,8 @@ import Testing
         #expect(try server.upload(id: partial.id)?.state == .receiving)
         #expect(eventually { server.count("worker ready") >= 2 })
 
-        let sha = sha256Hex(partial.bytes)
         // The new worker's first fsync there is this RESUME's: refused once, then served.
-        let first = try Connection(server: server.address)
-        try first.send(line: "RESUME \(partial.id) \(sha)")
-        #expect(try first.readReply().code == .storageError)
-        let (connection, offset) = try ResumeTests.resume(server, id: partial.id, sha256: sha)
-        #expect(offset == 1 << 20)
-        try connection.send(bytes: partial.bytes[offset...])
-        #expect(try connection.readReply().code == .stored)
+        try Self.resumeRefusedOnceThenFinished(server, partial, before: .receiving)
         // Nothing left for the chore: it succeeds, and stops being retried.
         let failures = server.count("trying again")
         usleep(2_500_000)
