@@ -16,7 +16,7 @@ import Testing
 /// at it from timings. Reading must stop while the pool works for the
 /// connection, while the body's hash is behind, and while the client leaves our
 /// replies unread, and start again after each.
-@Suite struct ConnectionHandlerTests {
+@Suite(.timeLimit(.minutes(1))) struct ConnectionHandlerTests {
     /// A handler on a testing channel, its store, and the one-thread pool it uses.
     final class Rig: @unchecked Sendable {
         let data: TempDirectory
