@@ -32,8 +32,11 @@ public struct ChatPrompt {
         while true {
             var fds = [pollfd(fd: connection.descriptor, events: Int16(POLLIN), revents: 0)]
             if inputOpen { fds.append(pollfd(fd: input, events: Int16(POLLIN), revents: 0)) }
-            let ready = poll(&fds, nfds_t(fds.count), 200)
+            // Over TLS, decrypted lines may wait that the socket no longer shows.
+            let waiting = connection.hasBufferedInput
+            let ready = poll(&fds, nfds_t(fds.count), waiting ? 0 : 200)
             if ready < 0 && currentErrno() != EINTR { return 1 }
+            if waiting { fds[0].revents |= Int16(POLLIN) }
             if let sent = quitSentAt, UTCTime.monotonic() - sent > 5 { return 0 }  // the server never closed: leave anyway
 
             if fds[0].revents != 0 {

@@ -13,6 +13,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case http(Int, String)
     /// What was written does not hash to what the server said it stores.
     case verification(String)
+    /// The TLS handshake failed or could not start: why, in words.
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .file(let error): error.description
         case .http(let status, let message): "server answered \(status)\(message.isEmpty ? "" : ": " + message)"
         case .verification(let detail): detail
+        case .tls(let detail): "TLS: \(detail)"
         }
     }
 
@@ -34,7 +37,7 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .refused(let reply): reply.kind == 4
         case .http(let status, _): status == 503 || status == 507 || status == 408
         case .verification: true
-        case .badAddress, .protocolViolation, .file: false
+        case .badAddress, .protocolViolation, .file, .tls: false
         }
     }
 }

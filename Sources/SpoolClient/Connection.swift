@@ -7,10 +7,11 @@ import SpoolSystem
 import Glibc
 #endif
 
-/// A blocking connection to a Spool server: lines out, replies in, file bodies by sendfile.
+/// A blocking connection to a Spool server: lines out, replies in, file bodies by
+/// sendfile (or, over TLS, read and encrypted in pieces).
 public final class Connection {
     public let address: String
-    private var fd: Int32
+    private let transport: any Transport
     private var framer = LineFramer()
     /// The greeting the server sent on connect.
     public private(set) var greeting = Reply(.ready, "")
@@ -20,10 +21,12 @@ public final class Connection {
 
     /// Connects, reads the greeting, and with a token authenticates (AUTH) before returning.
     /// `maxVersion` caps the protocol version offered (to talk as an older client would).
-    public init(server: String, token: String? = nil, maxVersion: Int = ProtocolInfo.version) throws(ClientError) {
+    public init(server: String, token: String? = nil, maxVersion: Int = ProtocolInfo.version, tls: ClientTLS? = nil)
+        throws(ClientError)
+    {
         self.maxVersion = maxVersion
         address = server
-        fd = try TCP.connect(server)
+        transport = try Transports.connect(server, tls: tls)
         let hello = try readReply()
         guard hello.code == .ready else { throw .refused(hello) }
         greeting = hello
@@ -64,14 +67,12 @@ public final class Connection {
 
     /// Closes the socket now; later calls fail as a lost connection.
     public func close() {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
+        transport.close()
     }
 
     /// Sends raw bytes as they are: part of a body, or anything a test wants to send.
     public func send(bytes: some Collection<UInt8>) throws(ClientError) {
-        let ok = Array(bytes).withUnsafeBytes { raw in (try? Files.writeAll(fd, raw)) != nil }
-        if !ok { throw .connectionLost("cannot send: \(SystemError.last("send"))") }
+        try transport.send(Array(bytes))
     }
 
     /// Sends one control line (the LF is added when missing).
@@ -107,7 +108,10 @@ public final class Connection {
     }
 
     /// The socket, for a caller that waits on it with poll(2) (the chat prompt).
-    public var descriptor: Int32 { fd }
+    public var descriptor: Int32 { transport.descriptor }
+
+    /// Whether received bytes wait that poll(2) on `descriptor` would not report (TLS).
+    public var hasBufferedInput: Bool { transport.hasBufferedInput }
 
     /// Lines already received and not yet read; empty when more must be read from the socket.
     public func bufferedLines() throws(ClientError) -> [String] {
@@ -140,42 +144,28 @@ public final class Connection {
     }
 
     private func fill() throws(ClientError) {
-        while true {
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                throw .connectionLost("while reading: \(SystemError.last("recv"))")
-            }
-            if n == 0 { throw .connectionLost("the server closed the connection") }
-            framer.append(ByteBuffer(bytes: chunk[0..<n]))
-            return
-        }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let n = try transport.receive(into: &chunk)
+        if n == 0 { throw .connectionLost("the server closed the connection") }
+        framer.append(ByteBuffer(bytes: chunk[0..<n]))
     }
 
-    /// Sends `count` bytes of an open file from `offset` with sendfile(2), at most
-    /// `limitRate` bytes per second when given, reporting the bytes sent so far.
+    /// Sends `count` bytes of an open file from `offset` (with sendfile(2) in plain
+    /// text), at most `limitRate` bytes per second when given, reporting the bytes sent so far.
     public func sendFile(fd file: Int32, offset: Int64, count: Int64, limitRate: Int64? = nil, progress: (Int64) -> Void)
         throws(ClientError)
     {
-        var position = off_t(offset)
-        let end = offset + count
         let started = UTCTime.monotonic()
-        let chunkLimit = limitRate.map { max(4096, $0 / 20) } ?? (4 << 20)
-        while Int64(position) < end {
-            let chunk = Int(min(end - Int64(position), chunkLimit))
-            let n = sendfile(fd, file, &position, chunk)
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                throw .connectionLost("while sending: \(SystemError.last("sendfile"))")
-            }
-            if n == 0 { throw .file(SystemError("read", "file shrank while uploading", errno: EIO)) }
-            let sent = Int64(position) - offset
+        let piece = Int(limitRate.map { max(4096, $0 / 20) } ?? (4 << 20))
+        var total: Int64 = 0
+        try transport.sendFile(fd: file, offset: offset, count: count, piece: piece) { sent throws(ClientError) in
+            total = sent
             progress(sent)
             if let limitRate, limitRate > 0 {
                 let ahead = Double(sent) / Double(limitRate) - (UTCTime.monotonic() - started)
                 if ahead > 0 { usleep(UInt32(min(ahead, 5) * 1_000_000)) }
             }
         }
+        if total < count { throw .file(SystemError("read", "file shrank while uploading", errno: EIO)) }
     }
 }

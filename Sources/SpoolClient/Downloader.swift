@@ -13,6 +13,8 @@ import Glibc
 public final class Downloader {
     public let server: String
     public var token: String?
+    /// Speak TLS to the HTTP door, checked as this says; nil: plain text.
+    public var tls: ClientTLS?
     public var retries = 5
     /// Bytes in the file so far and the whole size, after every piece.
     public var progress: (Int64, Int64) -> Void = { _, _ in }
@@ -111,7 +113,7 @@ public final class Downloader {
 
     /// HEAD: the size, the SHA-256 (the ETag) and the name.
     private func describe(_ path: String) throws(ClientError) -> Target {
-        let exchange = try HTTPExchange(server: server, method: "HEAD", path: path, headers: authorization)
+        let exchange = try HTTPExchange(server: server, method: "HEAD", path: path, headers: authorization, tls: tls)
         let head = exchange.head
         guard head.status == 200 else { throw Self.refusal(head, message: "") }
         guard let size = head.headers["content-length"].flatMap({ Int64($0) }), let sha256 = Self.sha256(head) else {
@@ -124,7 +126,7 @@ public final class Downloader {
     private func fetch(_ path: String, into fd: Int32, part: String, from offset: inout Int64, target: Target) throws(ClientError) {
         var headers = authorization
         if offset > 0 { headers["Range"] = "bytes=\(offset)-" }
-        let exchange = try HTTPExchange(server: server, method: "GET", path: path, headers: headers)
+        let exchange = try HTTPExchange(server: server, method: "GET", path: path, headers: headers, tls: tls)
         let head = exchange.head
         switch head.status {
         case 206:

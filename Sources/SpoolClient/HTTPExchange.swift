@@ -9,22 +9,16 @@ import Glibc
 /// the request out, the response head in, then the body read by the caller in
 /// pieces, so a large download never sits in memory.
 final class HTTPExchange {
-    private let fd: Int32
+    private let transport: any Transport
     let head: ResponseHead
     /// Body bytes that came with the head.
     private var pending: [UInt8]
     /// Body bytes still to come, from `Content-Length`.
     private(set) var remaining: Int64
 
-    init(server: String, method: String, path: String, headers: [String: String]) throws(ClientError) {
-        let socket = try TCP.connect(server)
-        let answer: (ResponseHead, [UInt8])
-        do { answer = try Self.start(socket, server: server, method: method, path: path, headers: headers) } catch {
-            close(socket)
-            throw error
-        }
-        fd = socket
-        (head, pending) = answer
+    init(server: String, method: String, path: String, headers: [String: String], tls: ClientTLS? = nil) throws(ClientError) {
+        transport = try Transports.connect(server, tls: tls, alpn: ["http/1.1"])
+        (head, pending) = try Self.start(transport, server: server, method: method, path: path, headers: headers)
         if method == "HEAD" || head.status == 204 || head.status == 304 {
             remaining = 0
             pending = []
@@ -35,18 +29,16 @@ final class HTTPExchange {
 
     /// Sends the request and reads up to the end of the response head.
     private static func start(
-        _ fd: Int32, server: String, method: String, path: String, headers: [String: String]
+        _ transport: any Transport, server: String, method: String, path: String, headers: [String: String]
     ) throws(ClientError) -> (ResponseHead, [UInt8]) {
         var request = "\(method) \(path) HTTP/1.1\r\nHost: \(server)\r\nUser-Agent: spool\r\nConnection: close\r\n"
         for (name, value) in headers.sorted(by: { $0.key < $1.key }) { request += "\(name): \(value)\r\n" }
         request += "\r\n"
-        let ok = Array(request.utf8).withUnsafeBytes { raw in (try? Files.writeAll(fd, raw)) != nil }
-        if !ok { throw .connectionLost("cannot send: \(SystemError.last("send"))") }
+        try transport.send(Array(request.utf8))
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16 << 10)
         while true {
-            let n = receive(fd, &buffer)
-            if n < 0 { throw .connectionLost("while reading: \(SystemError.last("recv"))") }
+            let n = try receive(transport, &buffer)
             if n == 0 { throw .connectionLost("the server closed the connection before answering") }
             received += buffer[0..<n]
             switch ResponseHead.parse(received) {
@@ -55,10 +47,6 @@ final class HTTPExchange {
             case .head(let head, let length): return (head, Array(received[length...]))
             }
         }
-    }
-
-    deinit {
-        close(fd)
     }
 
     /// The next piece of the body, at most `buffer.count` bytes; empty at its end.
@@ -70,8 +58,7 @@ final class HTTPExchange {
             return n
         }
         guard remaining > 0 else { return 0 }
-        let n = Self.receive(fd, &buffer, limit: Int(min(Int64(buffer.count), remaining)))
-        if n < 0 { throw .connectionLost("while reading: \(SystemError.last("recv"))") }
+        let n = try Self.receive(transport, &buffer, limit: Int(min(Int64(buffer.count), remaining)))
         if n == 0 {
             if remaining == Int64.max { remaining = 0; return 0 }  // no length: the body ends with the connection
             throw .connectionLost("the server closed the connection \(remaining) bytes early")
@@ -88,11 +75,7 @@ final class HTTPExchange {
         return String(decoding: out.prefix(limit), as: UTF8.self).trimming("\r\n ")
     }
 
-    private static func receive(_ fd: Int32, _ buffer: inout [UInt8], limit: Int? = nil) -> Int {
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, limit ?? $0.count, 0) }
-            if n < 0 && currentErrno() == EINTR { continue }
-            return n
-        }
+    private static func receive(_ transport: any Transport, _ buffer: inout [UInt8], limit: Int? = nil) throws(ClientError) -> Int {
+        try transport.receive(into: &buffer, limit: limit)
     }
 }

@@ -26,6 +26,8 @@ public struct UploadOptions: Sendable {
     public var maxVersion = ProtocolInfo.version
     /// When each file's SHA-256 is sent.
     public var checksum = ChecksumPlacement.auto
+    /// Speak TLS, checked as this says; nil: plain text.
+    public var tls: ClientTLS?
 
     public init() {}
 }
@@ -239,7 +241,7 @@ public final class Uploader {
     /// The open connection, or a new one to the same server.
     func currentConnection() throws(ClientError) -> Connection {
         if let connection { return connection }
-        let opened = try Connection(server: server, token: options.token, maxVersion: options.maxVersion)
+        let opened = try Connection(server: server, token: options.token, maxVersion: options.maxVersion, tls: options.tls)
         connection = opened
         return opened
     }

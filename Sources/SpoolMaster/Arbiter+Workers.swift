@@ -194,7 +194,7 @@ extension Arbiter {
             WorkerProcess.run(WorkerConfiguration(
                 listenFD: line.fd, httpFD: sockets.first(where: { $0.kind == .http })?.socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
                 scoreboard: board, board: board.board(index), logFile: config.logFile,
-                limits: config.limits))
+                limits: config.limits, tls: tls))
         }
         if pid < 0 {
             logger.error("cannot fork a worker", metadata: ["error": "\(SystemError.last("fork"))"])

@@ -77,6 +77,8 @@ public final class Arbiter {
     var pendingRecoveries: [(pid: Int32, how: String)] = []
     var expiryDue = false
     var nextChoreAt = 0.0
+    /// The certificate and key workers serve: checked at start, replaced on HUP only by ones that pass the same checks.
+    var tls: TLSCredentials?
 
     public init(config: MasterConfiguration) {
         self.config = config
@@ -98,6 +100,7 @@ public final class Arbiter {
         if let logFile = config.logFile {
             do { try LogFile.redirectStandardError(to: logFile) } catch { throw .startup("log file: \(error)") }
         }
+        try loadTLS()
         do { try directory.prepare() } catch { throw .startup("cannot create data directory: \(error)") }
         do { pidFile = try PidFile.lock(directory.pidFilePath) } catch { throw .startup(error.description) }
         // Only now, holding the lock: objects must never move under a running server.
@@ -229,6 +232,7 @@ public final class Arbiter {
             stop(graceful: true)
         case SIGHUP:
             guard isAcceptingChanges else { break }
+            reloadTLS()
             logger.info("reload: replacing every worker, one at a time")
             phase = .running
             toReplace = workers.filter { !$0.value.retiring }.keys.sorted()

@@ -40,6 +40,10 @@ public struct MasterConfiguration: Sendable {
     public var limits = ServerLimits()
     /// Where log lines go instead of standard error (reopened on USR1).
     public var logFile: String?
+    /// The PEM certificate chain and key every listener serves (read again on HUP); nil: plain text.
+    public var tlsFiles: (certificate: String, key: String)?
+    /// Serve plain text on an address that is not loopback (tokens and files then cross the network in clear).
+    public var allowPlaintext = false
 
     public init(listeners: [ListenerSpec], directory: DataDirectory, workers: Int) {
         self.listeners = listeners

@@ -72,6 +72,8 @@ public struct Session {
     /// Whether a client that has not authenticated may touch uploads (the handler keeps this current).
     public var anonymousAllowed = true
     private var failedAuthentications = 0
+    private var receivedAny = false
+    static let tlsHandshakeRecord: UInt8 = 0x16
     /// The upload being received sends its checksum after the body.
     private var digestFollows = false
     /// Whether this UPLOAD's body follows its line at once instead of waiting for
@@ -110,6 +112,17 @@ public struct Session {
 
     public mutating func receive(_ bytes: ByteBuffer) {
         guard state != .closed else { return }
+        if !receivedAny, let first = bytes.getInteger(at: bytes.readerIndex, as: UInt8.self) {
+            receivedAny = true
+            // A TLS client's first record is a handshake (content type 22): it would
+            // wait for a ServerHello forever. Say what is wrong, in the one reply it
+            // may show, and close.
+            if first == Self.tlsHandshakeRecord {
+                state = .closed
+                pending = [.reply(Reply(.badLine, "this port speaks plain text, not TLS; connect without TLS, or to the TLS port")), .close]
+                return
+            }
+        }
         framer.append(bytes)
     }
 

@@ -2,6 +2,7 @@ import Crypto
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import SpoolProtocol
 import SpoolStore
 import SpoolSystem
@@ -72,10 +73,14 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     /// The request is a tus one: every answer but OPTIONS's carries `Tus-Resumable`.
     var tusResponse = false
 
-    init(services: WorkerServices, registry: ConnectionRegistry, activity: ByteActivity) {
+    /// Whether downloads may go out with sendfile (not through TLS, which must see the bytes).
+    let sendfile: Bool
+
+    init(services: WorkerServices, registry: ConnectionRegistry, activity: ByteActivity, sendfile: Bool = true) {
         self.services = services
         self.registry = registry
         self.activity = activity
+        self.sendfile = sendfile
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -649,11 +654,41 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 self.finishHeaders(&head)
                 let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-                let region = FileRegion(fileHandle: file, readerIndex: range.lowerBound, endIndex: range.upperBound)
-                context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
-                self.end(context) { try? file.close() }
+                guard !self.sendfile else {
+                    let region = FileRegion(fileHandle: file, readerIndex: range.lowerBound, endIndex: range.upperBound)
+                    context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                    return self.end(context) { try? file.close() }
+                }
+                self.streamInPieces(file, range: range, context)
             }
     }
+
+    /// A download through TLS: read on the pool a piece at a time, each written
+    /// (encrypted) before the next is read, so memory stays one piece per download.
+    func streamInPieces(_ file: NIOFileHandle, range: Range<Int>, _ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        NonBlockingFileIO(threadPool: services.pool).readChunked(
+            fileHandle: file, fromOffset: Int64(range.lowerBound), byteCount: range.count, chunkSize: Self.downloadPiece,
+            allocator: context.channel.allocator, eventLoop: context.eventLoop
+        ) { piece in
+            let (handler, context) = bound.value
+            guard handler.isActive else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) as EventLoopFuture<Void> }
+            return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(piece))))
+        }.assumeIsolated().whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success:
+                handler.end(context) { try? file.close() }
+            case .failure(let error):
+                // The head is out: the only way left to say "incomplete" is to close.
+                if handler.isActive { handler.services.logger.error("download cut: \(error)") }
+                try? file.close()
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    static let downloadPiece = 256 << 10
 
     // MARK: - Responses
 

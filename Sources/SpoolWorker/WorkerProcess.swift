@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import SpoolProtocol
 import SpoolStore
 import SpoolSystem
@@ -36,12 +37,15 @@ public struct WorkerConfiguration: Sendable {
     public var board: WorkerBoard
     public var logFile: String?
     public var limits: ServerLimits
+    /// The certificate and key both listeners serve, checked by the master; nil: plain text.
+    public var tls: TLSCredentials?
 
     public init(
         listenFD: Int32, httpFD: Int32?, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
-        board: WorkerBoard, logFile: String?, limits: ServerLimits
+        board: WorkerBoard, logFile: String?, limits: ServerLimits, tls: TLSCredentials? = nil
     ) {
         self.limits = limits
+        self.tls = tls
         self.listenFD = listenFD
         self.httpFD = httpFD
         self.directory = directory
@@ -82,12 +86,18 @@ public enum WorkerProcess {
         _ = spool_worker_signals_install()
 
         let store: Store
+        let tls: (line: NIOSSLContext, http: NIOSSLContext)?
         do {
             store = try Store(directory: config.directory, actor: "worker:\(pid)", queueWriters: true)
+            // Each worker its own contexts, made after fork (BoringSSL's state never crosses one).
+            tls = try config.tls.map { credentials throws(TLSSetupError) in
+                (try credentials.makeContext(alpn: []), try credentials.makeContext(alpn: ["http/1.1"]))
+            }
         } catch {
             logger.critical("worker cannot start", metadata: ["error": "\(error)"])
             exit(WorkerExit.bootFailure)
         }
+        let handshakeLimit = TimeAmount.milliseconds(Int64(config.limits.timeouts.line * 1000))
 
         // NIO's threads must never take QUIT or USR1: those must interrupt accept() here.
         _ = spool_worker_signals_mask(1)
@@ -119,6 +129,10 @@ public enum WorkerProcess {
                 minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.line))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline(limit: handshakeLimit))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
                         ConnectionHandler(services: services, registry: registry))
                 }
@@ -134,11 +148,16 @@ public enum WorkerProcess {
                         minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            if let tls {
+                                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.http))
+                                try channel.pipeline.syncOperations.addHandler(TLSHandshakeDeadline(limit: handshakeLimit))
+                            }
                             let activity = ByteActivity()
                             try channel.pipeline.syncOperations.addHandler(activity)
                             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                            // sendfile cannot go through TLS: downloads are then read and encrypted in pieces.
                             try channel.pipeline.syncOperations.addHandler(
-                                HTTPHandler(services: services, registry: registry, activity: activity))
+                                HTTPHandler(services: services, registry: registry, activity: activity, sendfile: tls == nil))
                         }
                     }
                 if case .now(let code) = acceptLoop(config, listenFD: httpFD, bootstrap: http, logger: logger, stopped: acceptorsStopped),

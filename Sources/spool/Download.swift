@@ -24,6 +24,8 @@ struct Download: ParsableCommand {
     @Option(help: "Download token (default: $SPOOL_TOKEN). Needed when the server has tokens.")
     var token: String?
 
+    @OptionGroup var transport: TLSOptions
+
     @Option(name: .shortAndLong, help: ArgumentHelp(
         "Write to this file (default: the upload's name, its last component, in the current directory).", valueName: "file"))
     var output: String?
@@ -55,6 +57,7 @@ struct Download: ParsableCommand {
         let downloader = Downloader(server: address)
         downloader.token = token ?? ServerOptions.environment("SPOOL_TOKEN")
         downloader.retries = retries
+        downloader.tls = transport.client
         let bar = quiet ? nil : ProgressBar(label: upload)
         downloader.progress = { done, total in bar?.update(sent: done, total: total) }
         downloader.notice = { message in

@@ -17,9 +17,36 @@ struct SpoolCommand: ParsableCommand {
     )
 }
 
+/// How to speak TLS, shared by every command that connects (docs/TLS.md).
+struct TLSOptions: ParsableArguments {
+    @Flag(help: "Speak TLS to the server (one started with --tls-cert); the certificate must be valid for the host name used.")
+    var tls = false
+
+    @Option(help: ArgumentHelp(
+        "Trust the certificate authorities in this PEM file instead of the system's (implies --tls).", valueName: "file"))
+    var cacert: String?
+
+    @Flag(help: "Speak TLS without checking the server's certificate at all (implies --tls). Anyone on the path can then read and change everything.")
+    var insecure = false
+
+    func validate() throws {
+        if cacert != nil && insecure { throw ValidationError("--cacert and --insecure contradict each other: choose one") }
+        if cacert?.isEmpty == true { throw ValidationError("--cacert must name a file") }
+    }
+
+    /// nil for plain text; says on standard error when nothing is checked.
+    var client: ClientTLS? {
+        guard tls || cacert != nil || insecure else { return nil }
+        if insecure { printError("spool: warning: --insecure: the server's certificate is not checked; this connection can be read and changed by anyone on the path") }
+        return ClientTLS(caFile: cacert, insecure: insecure)
+    }
+}
+
 struct ServerOptions: ParsableArguments {
     @Option(help: "Server address, HOST:PORT (default: $SPOOL_SERVER, else 127.0.0.1:8888).")
     var server: String?
+
+    @OptionGroup var transport: TLSOptions
 
     @Option(help: "Upload token (default: $SPOOL_TOKEN). Needed when the server has tokens.")
     var token: String?
@@ -47,7 +74,7 @@ struct ServerOptions: ParsableArguments {
     }
 
     func connect() throws(ClientError) -> Connection {
-        try Connection(server: address, token: resolvedToken, maxVersion: maxVersion)
+        try Connection(server: address, token: resolvedToken, maxVersion: maxVersion, tls: transport.client)
     }
 }
 
@@ -115,6 +142,7 @@ struct Upload: ParsableCommand {
         options.journal = noResume ? nil : ResumeJournal(directory: ResumeJournal.defaultDirectory())
         options.token = server.resolvedToken
         options.maxVersion = server.maxVersion
+        options.tls = server.transport.client
         options.checksum = ChecksumPlacement(rawValue: checksum) ?? .auto
         var paths = files
         if let filesFrom {

@@ -71,6 +71,16 @@ struct Serve: ParsableCommand {
     @Flag(help: "Serve clients without a token even when tokens exist or the address is not loopback.")
     var allowAnonymous = false
 
+    @Option(help: ArgumentHelp(
+        "PEM certificate chain (leaf first) that both listeners serve over TLS; read again on HUP (docs/TLS.md).", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert (no passphrase).", valueName: "file"))
+    var tlsKey: String?
+
+    @Flag(help: "Serve plain text on an address that is not loopback: tokens and files then cross the network in clear.")
+    var allowPlaintext = false
+
     @Option(help: "Early worker deaths in a row after which the server gives up and exits 3.")
     var maxBootFailures: Int = 5
 
@@ -100,6 +110,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-connections and --max-client-connections must be at least 1")
         }
         if logFile?.isEmpty == true { throw ValidationError("--log-file must not be empty") }
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ValidationError("--tls-cert and --tls-key go together: give both, or neither for plain text")
+        }
     }
 
     func run() throws {
@@ -112,6 +125,8 @@ struct Serve: ParsableCommand {
         config.timeout = timeout
         config.maxBootFailures = maxBootFailures
         config.logFile = logFile
+        if let tlsCert, let tlsKey { config.tlsFiles = (tlsCert, tlsKey) }
+        config.allowPlaintext = allowPlaintext
         config.partialTTL = partialTTL.seconds
         config.limits.admission.maxFileSize = maxFileSize.bytes
         config.limits.admission.minFreeBytes = minFree.bytes

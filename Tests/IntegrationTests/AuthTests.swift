@@ -128,7 +128,8 @@ import Testing
     @Test func refusesToServeANonLoopbackAddressWithoutTokens() throws {
         let dir = try TempDirectory()
         // It refuses before it binds: nothing ever listens on 0.0.0.0 here.
-        let result = try run(Binaries.spoold, ["serve", "--listen", "0.0.0.0:0", "--data-dir", dir.path], timeout: 20)
+        let result = try run(
+            Binaries.spoold, ["serve", "--listen", "0.0.0.0:0", "--allow-plaintext", "--data-dir", dir.path], timeout: 20)
         #expect(result.status == 1)
         #expect(result.stderr.contains("refusing to serve 0.0.0.0 without authentication"), "\(result.stderr)")
         #expect(result.stderr.contains("admin token create") && result.stderr.contains("--allow-anonymous"))

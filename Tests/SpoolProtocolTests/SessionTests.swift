@@ -41,6 +41,23 @@ private func feed(_ session: inout Session, _ text: String) -> [Session.Action] 
         #expect(!session.isUploading)
     }
 
+    @Test func aTLSHelloOnThePlainPortIsToldSoAndClosed() {
+        var session = Session()
+        // A TLS record header: handshake (22), version 3.1, then the ClientHello.
+        var hello = ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x00, 0x05])
+        hello.writeString("hello\nPING\n")
+        session.receive(hello)
+        let actions = drain(&session)
+        #expect(codes(actions) == [500])
+        #expect(actions.last == .close)
+        if case .reply(let reply) = actions.first { #expect(reply.text.contains("not TLS")) }
+        // The same byte later in a connection is only a bad line.
+        var later = Session()
+        #expect(codes(feed(&later, "PING\n")) == [200])
+        later.receive(ByteBuffer(bytes: [0x16, 0x0A]))
+        #expect(drain(&later).last != .close)
+    }
+
     @Test func bodySplitAcrossReadsIsWrittenInPieces() {
         var session = Session()
         _ = feed(&session, "UPLOAD 6 \(sha) a\n")
