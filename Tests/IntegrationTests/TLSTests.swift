@@ -208,4 +208,90 @@ import Testing
         #expect(try Self.servedSerial(port: server.port) == after)
         try server.stop()
     }
+
+    /// A TCP connection from `source` (any 127.* address) to the server, with `bytes` sent.
+    static func rawConnection(port: Int, from source: String = "127.0.0.1", sending bytes: [UInt8]) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        func address(_ host: String, _ port: Int) -> sockaddr_in {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr(host)
+            return address
+        }
+        var local = address(source, 0)
+        var remote = address("127.0.0.1", port)
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        let connected = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, connected == 0 else {
+            close(fd)
+            throw HarnessError("cannot connect from \(source): \(String(cString: strerror(errno)))")
+        }
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// Whether the server closed the connection (rather than the read timing out).
+    static func closedByServer(_ fd: Int32) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &chunk, chunk.count, 0)
+            if n == 0 { return true }
+            if n < 0 { return errno == ECONNRESET }
+        }
+    }
+
+    static func rssKiB(_ pid: Int32) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    @Test func garbageStalledAndThousandsOfHalfOpenHandshakesDoNotStopAnHonestUpload() throws {
+        let certificates = try TestCertificates()
+        let server = try Self.tlsServer(certificates, workers: 1, ["--line-timeout", "2s"])
+        let worker = try #require(server.workerPIDs().first)
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < 4096 {
+            limit.rlim_cur = min(limit.rlim_max, 4096)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+
+        // Not TLS at all: closed as soon as it is read.
+        let garbage = try Self.rawConnection(port: server.port, sending: Array("GET / HTTP/1.1\r\n\r\n".utf8))
+        #expect(Self.closedByServer(garbage))
+        close(garbage)
+        // Half a record header, then nothing: closed at the handshake deadline.
+        let stalled = try Self.rawConnection(port: server.port, sending: [0x16, 0x03, 0x01])
+        #expect(Self.closedByServer(stalled))
+        close(stalled)
+
+        // A thousand handshakes begun and never finished, from another address.
+        let before = Self.rssKiB(worker)
+        var halfOpen: [Int32] = []
+        defer { for fd in halfOpen { close(fd) } }
+        for _ in 0..<1000 {
+            halfOpen.append(try Self.rawConnection(port: server.port, from: "127.0.0.2", sending: [0x16, 0x03, 0x01, 0x00, 0xC8, 0x01]))
+        }
+        let files = try TempDirectory()
+        let bytes = pseudoRandomBytes(count: 4 << 20, seed: 99)
+        let file = writeFile(files.path + "/honest.bin", bytes)
+        let honest = try Self.spool("upload", server, certificates, ["--quiet", file])
+        #expect(honest.status == 0, "\(honest.stderr)")
+        #expect(honest.stdout.contains(sha256Hex(bytes)))
+        let during = Self.rssKiB(worker)
+        // Measured here: about 90 KiB per connection at most; the bound leaves room, not a target.
+        #expect(during - before < 300 * 1024, "worker RSS \(before) -> \(during) KiB")
+        #expect(server.workerPIDs() == [worker], "the worker survived")
+        // Every one of them is closed by the deadline.
+        #expect(halfOpen.allSatisfy { Self.closedByServer($0) })
+        try server.stop()
+    }
 }
