@@ -27,7 +27,14 @@ public final class Connection {
         self.maxVersion = maxVersion
         address = server
         transport = try Transports.connect(server, tls: tls)
-        let hello = try readReply()
+        let hello: Reply
+        do { hello = try readReply() } catch {
+            // A TLS door waits for our hello and closes at its deadline: say what that silence likely meant.
+            if tls == nil, case .connectionLost(let detail) = error {
+                throw .connectionLost(detail + " before greeting us (if this port speaks TLS, add --tls)")
+            }
+            throw error
+        }
         guard hello.code == .ready else { throw .refused(hello) }
         greeting = hello
         if let token {

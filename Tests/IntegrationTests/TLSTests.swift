@@ -82,6 +82,12 @@ import Testing
             "status", "--server", "localhost:\(plainDoor.port)", "--cacert", certificates.ca, "01ABC",
         ], timeout: 30)
         #expect(wrongDoor.stderr.contains("does not speak TLS on this port"), "\(wrongDoor.stderr)")
+        // And the other way round: a plain client at the TLS door, closed at the handshake deadline, is given the hint.
+        let hinted = try Self.tlsServer(certificates, workers: 1, ["--line-timeout", "2s"])
+        let plainClient = try run(Binaries.spool, ["status", "--server", "localhost:\(hinted.port)", "01ABC"], timeout: 30)
+        #expect(plainClient.status != 0)
+        #expect(plainClient.stderr.contains("add --tls"), "\(plainClient.stderr)")
+        try hinted.stop()
         try plainDoor.stop()
         try server.stop()
     }
