@@ -20,6 +20,8 @@ final class TLSTransport: Transport {
     private let events = HandshakeEvents()
     /// Decrypted bytes not yet handed to the reader.
     private var plaintext = ByteBuffer()
+    /// Bytes as read from the socket, on their way into the engine.
+    private var ciphertext = ByteBuffer()
     private var closedByServer = false
     private let server: String
 
@@ -71,8 +73,8 @@ final class TLSTransport: Transport {
         var first: [UInt8] = []
         while !events.handshakeCompleted {
             let chunk = try readSocket()
-            if first.count < 8 { first += chunk.prefix(8 - first.count) }
-            guard !chunk.isEmpty else {
+            if first.count < 8 { first += chunk.readableBytesView.prefix(8 - first.count) }
+            guard chunk.readableBytes > 0 else {
                 if let answer = Self.plainTextAnswer(first) { throw .tls(answer) }
                 throw .connectionLost("the server closed the connection during the TLS handshake")
             }
@@ -95,8 +97,8 @@ final class TLSTransport: Transport {
         if text.contains("CERTIFICATE_VERIFY_FAILED") {
             let now = time(nil)
             if let leaf = handler.peerCertificate {
-                if leaf.notValidAfter < now { return "the server's certificate expired on \(Self.day(leaf.notValidAfter))" }
-                if leaf.notValidBefore > now { return "the server's certificate is not valid before \(Self.day(leaf.notValidBefore))" }
+                if leaf.notValidAfter < now { return "the server's certificate expired on \(UTCTime.day(seconds: Int(leaf.notValidAfter)))" }
+                if leaf.notValidBefore > now { return "the server's certificate is not valid before \(UTCTime.day(seconds: Int(leaf.notValidBefore)))" }
             }
             return "the server's certificate is not signed by a certificate authority this client trusts "
                 + "(the system's store, or the one given with --cacert FILE)"
@@ -126,7 +128,7 @@ final class TLSTransport: Transport {
         while plaintext.readableBytes == 0 {
             if closedByServer { return 0 }
             let chunk = try readSocket()
-            if chunk.isEmpty {
+            if chunk.readableBytes == 0 {
                 closedByServer = true
                 return 0
             }
@@ -138,7 +140,7 @@ final class TLSTransport: Transport {
         }
         let n = min(buffer.count, plaintext.readableBytes)
         plaintext.withUnsafeReadableBytes { source in
-            buffer.baseAddress?.copyMemory(from: source.baseAddress!, byteCount: n)
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source.prefix(n)))
         }
         plaintext.moveReaderIndex(forwardBy: n)
         return n
@@ -175,8 +177,8 @@ final class TLSTransport: Transport {
 
     // MARK: - The engine
 
-    private func feed(_ bytes: [UInt8]) throws {
-        try channel.writeInbound(channel.allocator.buffer(bytes: bytes))
+    private func feed(_ bytes: ByteBuffer) throws {
+        try channel.writeInbound(bytes)
         while var piece = try channel.readInbound(as: ByteBuffer.self) {
             plaintext.writeBuffer(&piece)
         }
@@ -196,11 +198,17 @@ final class TLSTransport: Transport {
         }
     }
 
-    private func readSocket() throws(ClientError) -> [UInt8] {
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+    /// Reads what the socket has into the one buffer the engine is fed from
+    /// (the engine copies what it keeps, so the buffer is reused for every read).
+    private func readSocket() throws(ClientError) -> ByteBuffer {
+        ciphertext.clear()
         while true {
-            let n = recv(fd, &chunk, chunk.count, 0)
-            if n >= 0 { return Array(chunk[0..<n]) }
+            var result = 0
+            ciphertext.writeWithUnsafeMutableBytes(minimumWritableBytes: 64 << 10) { raw in
+                result = recv(fd, raw.baseAddress, raw.count, 0)
+                return max(0, result)
+            }
+            if result >= 0 { return ciphertext }
             if currentErrno() == EINTR { continue }
             throw .connectionLost("while reading: \(SystemError.last("recv"))")
         }
@@ -211,16 +219,11 @@ final class TLSTransport: Transport {
         var v6 = in6_addr()
         return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
-
-    private static func day(_ time: time_t) -> String {
-        String(UTCTime.format(seconds: Int(time)).prefix(10))
-    }
 }
 
 /// Notes the end of the handshake, the one event the engine's driver waits for.
 final class HandshakeEvents: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
     private(set) var handshakeCompleted = false
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -8,7 +8,7 @@ import Glibc
 /// How the client checks a TLS server: against the system's trust store unless
 /// `caFile` names the certificate authorities to trust instead; `insecure` skips
 /// every check (never the default; `spool` says so on standard error).
-public struct ClientTLS: Sendable, Equatable {
+public struct ClientTLS: Sendable {
     public var caFile: String?
     public var insecure: Bool
 

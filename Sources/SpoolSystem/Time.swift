@@ -22,6 +22,12 @@ public enum UTCTime {
             + "." + pad(Int32(milliseconds), 3) + "Z"
     }
 
+    /// The UTC day (`2026-12-05`) of a time in seconds since the epoch, as a
+    /// certificate's validity is told to people.
+    public static func day(seconds: Int) -> String {
+        String(format(seconds: seconds).prefix(10))
+    }
+
     /// Seconds on a clock that never jumps, for measuring intervals.
     public static func monotonic() -> Double {
         var ts = timespec()

@@ -57,12 +57,12 @@ public struct TLSCredentials: Sendable, Equatable {
         } catch {
             throw .keyDoesNotMatch(certificate: certificate, key: key)
         }
-        if leaf.notValidAfter < now { throw .expired(path: certificate, notAfter: day(leaf.notValidAfter)) }
-        if leaf.notValidBefore > now { throw .notYetValid(path: certificate, notBefore: day(leaf.notValidBefore)) }
+        if leaf.notValidAfter < now { throw .expired(path: certificate, notAfter: UTCTime.day(seconds: Int(leaf.notValidAfter))) }
+        if leaf.notValidBefore > now { throw .notYetValid(path: certificate, notBefore: UTCTime.day(seconds: Int(leaf.notValidBefore))) }
         let serial = leaf.serialNumber.map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
         return TLSCredentials(
             certificatePath: certificate, keyPath: key, certificatePEM: certificatePEM, keyPEM: keyPEM,
-            serial: serial, notAfter: day(leaf.notValidAfter))
+            serial: serial, notAfter: UTCTime.day(seconds: Int(leaf.notValidAfter)))
     }
 
     /// A server context for one listener; `alpn` is what it agrees to speak (`http/1.1` on HTTP).
@@ -90,9 +90,5 @@ public struct TLSCredentials: Sendable, Equatable {
         let text: String
         do { text = try Files.readSmall(path, limit: 1 << 20) } catch { throw .unreadable(path: path, reason: error.description) }
         return Array(text.utf8)
-    }
-
-    private static func day(_ time: time_t) -> String {
-        String(UTCTime.format(seconds: Int(time)).prefix(10))
     }
 }
