@@ -30,6 +30,16 @@ struct WorkerServices: Sendable {
     let wholeUploads: WholeUploads
     /// The hash states tus PATCHes ended with.
     let prefixes = PrefixCache()
+    /// How often "too many connections from one address" has been logged, per address.
+    let refusals = RefusalLog()
+}
+
+extension WorkerServices {
+    /// Logs a connection refused by the per-address limit, sparingly (`RefusalCounter`).
+    func logRefusal(_ clientIP: String) {
+        guard let count = refusals.refused(clientIP) else { return }
+        logger.warning("too many connections from one address", metadata: ["client": "\(clientIP)", "refused": "\(count)"])
+    }
 }
 
 /// The free progress slots of this worker's board. Used only on its one event loop.
@@ -123,7 +133,7 @@ final class ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             clientPort = remote.port ?? 0
         }
         if services.scoreboard.connections(from: clientIP) >= services.limits.maxConnectionsPerClient {
-            services.logger.warning("too many connections from one address", metadata: ["client": "\(clientIP)"])
+            services.logRefusal(clientIP)
             context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: Reply(
                 .unavailable, "too many connections from \(clientIP); try again later").line))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)

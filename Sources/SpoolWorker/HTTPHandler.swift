@@ -94,7 +94,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             services.board.clientConnected(from: clientIP)
             counted = true
         } else {
-            services.logger.warning("too many connections from one address", metadata: ["client": "\(clientIP)"])
+            services.logRefusal(clientIP)
         }
         registry.add(self)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)

@@ -73,6 +73,11 @@ import Testing
         #expect(Set(open.map(\.worker)).count == 2, "spread over both workers")
         let fourth = try RawSession(port: server.port)
         #expect(fourth.greetingText == "421 too many connections from 127.0.0.1; try again later")
+        // A flood is logged sparingly: each worker writes the 1st, 10th, 100th… refusal.
+        for _ in 0..<40 { _ = try RawSession(port: server.port) }
+        let warnings = server.log().split(separator: "\n").filter { $0.contains("too many connections from one address") }
+        #expect((2...4).contains(warnings.count), "41 refusals over 2 workers: \(warnings.count) lines")
+        #expect(warnings.contains { $0.contains("refused=10") })
         open.removeLast()
         #expect(eventually { (try? RawSession(port: server.port))?.greetingText.hasPrefix("220 ") == true })
         try server.stop()
