@@ -199,11 +199,15 @@ class Vsftpd:
 class Nginx:
     """WebDAV PUT on 127.0.0.1, configured in a temporary directory."""
 
-    def __init__(self, workdir, wrapper=()):
+    def __init__(self, workdir, wrapper=(), tls=None):
+        """`tls`: (certificate, key) PEM files for a second, https listener on `tls_port`."""
         self.dir = tempfile.mkdtemp(dir=workdir, prefix="nginx-")
         os.makedirs(os.path.join(self.dir, "www", "up"))
         os.makedirs(os.path.join(self.dir, "tmp"))
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
+        https = (f"listen 127.0.0.1:{self.tls_port} ssl; ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]}; "
+                 "ssl_protocols TLSv1.2 TLSv1.3;") if tls else ""
         conf = os.path.join(self.dir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(f"""
@@ -220,6 +224,7 @@ http {{
     keepalive_requests 100000;
     server {{
         listen 127.0.0.1:{self.port};
+        {https}
         root {self.dir}/www;
         location /up/ {{
             dav_methods PUT;
@@ -276,6 +281,36 @@ def ceilings(args, workdir):
     return {k: float(v) for k, v in (line.split() for line in out.splitlines())}
 
 
+def in_rounds(args, path, size, seed, variants, before_round=None):
+    """Runs every (name, server, fn) of `variants` once per round on a new file of
+    `size` bytes at `path`, and returns each one's MB/s and CPU seconds per GiB
+    (client and server) for every round.
+
+    The disk's speed drifts by a factor of two within minutes here, so the
+    systems take turns: each round runs every one of them, in a rotated order,
+    each starting with nothing dirty in the page cache. Every round sends new
+    content under new names: no system replaces (and frees) the previous round's
+    file, and Spool stores a new object rather than one it already has. CPU: the
+    client's (a waited-for child of this script) and the server's processes'
+    (from /proc), whatever core they ran on."""
+    rates = {name: [] for name, _, _ in variants}
+    cpus = {name: [] for name, _, _ in variants}
+    for round_ in range(args.repeat):
+        if before_round:
+            before_round(round_)
+        make_file(path, size, seed + round_)
+        shift = round_ % len(variants)
+        for name, server, fn in variants[shift:] + variants[:shift]:
+            sync()
+            cpu = children_cpu() + process_cpu(server.pids())
+            rates[name].append(size / timed(lambda: fn(round_)) / MB)
+            time.sleep(0.1)  # for vsftpd's listener to reap the session's processes
+            cpus[name].append((children_cpu() + process_cpu(server.pids()) - cpu) / (size / (1 << 30)))
+            if os.environ.get("BENCH_VERBOSE"):
+                print(f"round {round_ + 1}: {name}: {rates[name][-1]:.0f} MB/s, {cpus[name][-1]:.2f} CPU s/GiB", flush=True)
+    return rates, cpus
+
+
 def p1_large(args, workdir, ceiling):
     size = args.large_mib << 20
     path = os.path.join(workdir, "large.bin")
@@ -296,31 +331,9 @@ def p1_large(args, workdir, ceiling):
         ("nginx PUT (curl), as it is", ng, lambda r: run(["curl", "-fsS", "-T", path, http + f"a{r}.bin"])),
         ("nginx PUT (curl) + sync", ng, lambda r: (run(["curl", "-fsS", "-T", path, http + f"b{r}.bin"]), sync())),
     ]
-    # The disk's speed drifts by a factor of two within minutes here, so the
-    # systems take turns: each round runs every one of them (in a rotated
-    # order) and measures the disk ceiling again; each starts with nothing
-    # dirty in the page cache. The table shows medians over the rounds.
-    # Every round sends new content under new names: no system replaces (and
-    # frees) the previous round's file, and Spool stores a new object rather
-    # than one it already has.
-    # CPU per GiB: the client's (a waited-for child of this script) and the server's
-    # processes' (from /proc), whatever core they ran on.
-    rates = {name: [] for name, _, _ in variants}
-    cpus = {name: [] for name, _, _ in variants}
     disk = [ceiling["disk_fsync"]]
-    for round_ in range(args.repeat):
-        if round_:
-            disk.append(ceilings(args, workdir)["disk_fsync"])
-        make_file(path, size, 1 + round_)
-        shift = round_ % len(variants)
-        for name, server, fn in variants[shift:] + variants[:shift]:
-            sync()
-            cpu = children_cpu() + process_cpu(server.pids())
-            rates[name].append(size / timed(lambda: fn(round_)) / MB)
-            time.sleep(0.1)  # for vsftpd's listener to reap the session's processes
-            cpus[name].append((children_cpu() + process_cpu(server.pids()) - cpu) / (size / (1 << 30)))
-            if os.environ.get("BENCH_VERBOSE"):
-                print(f"round {round_ + 1}: {name}: {rates[name][-1]:.0f} MB/s, {cpus[name][-1]:.2f} CPU s/GiB", flush=True)
+    rates, cpus = in_rounds(args, path, size, 1, variants,
+                            before_round=lambda r: r and disk.append(ceilings(args, workdir)["disk_fsync"]))
     check_size(os.path.join(vs.upload_dir, "a0.bin"), size)
     check_size(os.path.join(ng.dir, "www", "up", "a0.bin"), size)
     for server in (spool, vs, ng):
@@ -551,7 +564,7 @@ def p5_startup(args, workdir):
 def require_space(args, workdir):
     """Stops before a run that would fill the disk: nothing is deleted until the end,
     so P1 keeps every system's copy of every round, and P3 keeps its large upload."""
-    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5", "p6", "p7"}
+    chosen = set(args.only.split(",")) if args.only else {"p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"}
     need = 2 << 30
     if "p1" in chosen:
         need += (args.repeat * 5 + 1) * (args.large_mib << 20)
@@ -559,6 +572,8 @@ def require_space(args, workdir):
         need += args.memory_mib << 20
     if "p7" in chosen:
         need += 3 * args.repeat * (args.large_mib << 20)
+    if "p8" in chosen:
+        need += (6 * args.repeat + 1) * (args.large_mib << 20)
     stat = os.statvfs(workdir)
     free = stat.f_bavail * stat.f_frsize
     if free < need:
@@ -575,7 +590,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--output", help="also write the report to this Markdown file")
-    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7")
+    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7,p8")
     args = parser.parse_args()
     if args.quick:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 64, 400, 128, 200
@@ -644,7 +659,8 @@ def main():
         chosen = set(args.only.split(",")) if args.only else None
         from instructions import p6_instructions
         from tus import p7_tus
-        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus):
+        from tls import p8_tls
+        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus, p8_tls):
             if chosen and scenario.__name__.split("_")[0] not in chosen:
                 continue
             lines, _ = scenario(args, workdir, ceiling) if scenario is p1_large else scenario(args, workdir)
