@@ -150,6 +150,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "SpoolMasterTests",
+            dependencies: ["SpoolMaster"]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite", "CSpoolSys", "SpoolTestSupport",

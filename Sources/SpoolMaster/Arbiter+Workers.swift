@@ -179,6 +179,7 @@ extension Arbiter {
             close(selfPipe.read)
             close(selfPipe.write)
             if let pidFile { close(pidFile.fd) }
+            if let notifier { close(notifier.descriptor) }
         }
         return pid
     }

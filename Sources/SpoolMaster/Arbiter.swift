@@ -79,6 +79,11 @@ public final class Arbiter {
     var nextChoreAt = 0.0
     /// The certificate and key workers serve: checked at start, replaced on HUP only by ones that pass the same checks.
     var tls: TLSCredentials?
+    /// systemd's notification socket (Arbiter+Systemd.swift), when started by it.
+    var notifier: SystemdNotifier?
+    var systemd = SystemdReport()
+    /// The listening sockets came from systemd rather than from bind().
+    var activated: Bool { systemd.activated }
 
     public init(config: MasterConfiguration) {
         self.config = config
@@ -99,6 +104,15 @@ public final class Arbiter {
         let directory = config.directory
         if let logFile = config.logFile {
             do { try LogFile.redirectStandardError(to: logFile) } catch { throw .startup("log file: \(error)") }
+        }
+        notifier = SystemdNotifier.fromEnvironment()
+        setUpSystemdWatchdog()
+        // Sockets systemd bound stand for --listen and --http, before any check of where we listen.
+        if let inherited = try SocketActivation.take() {
+            sockets = inherited
+            systemd.activated = true
+            config.listeners = inherited.map { ListenerSpec($0.kind, host: $0.socket.host, port: $0.socket.port) }
+            config.limits.loopback = config.listeners.allSatisfy(\.isLoopback)
         }
         try loadTLS()
         do { try directory.prepare() } catch { throw .startup("cannot create data directory: \(error)") }
@@ -138,7 +152,7 @@ public final class Arbiter {
             throw .startup("database: \(error)")
         }
 
-        for listener in config.listeners {
+        for listener in config.listeners where !activated {
             do {
                 sockets.append((listener.kind, try ListenSocket.bind(host: listener.host, port: listener.port)))
             } catch {
@@ -159,7 +173,7 @@ public final class Arbiter {
         for (kind, socket) in sockets {
             logger.info("listening", metadata: [
                 "kind": "\(kind.rawValue)", "address": "\(socket.address)", "workers": "\(wantedWorkers)",
-                "data_dir": "\(directory.root)", "pid": "\(masterPID)",
+                "data_dir": "\(directory.root)", "pid": "\(masterPID)", "from": "\(activated ? "systemd" : "bind")",
             ])
         }
     }
@@ -211,6 +225,7 @@ public final class Arbiter {
                     phase = .stopping(termAt: .infinity, killAt: killAt)
                 }
             }
+            reportToSystemd()
             waitForSignals(timeoutMilliseconds: 200)
             while !signalQueue.isEmpty {
                 handle(signal: signalQueue.removeFirst())
@@ -232,6 +247,7 @@ public final class Arbiter {
             stop(graceful: true)
         case SIGHUP:
             guard isAcceptingChanges else { break }
+            reportReloading()
             reloadTLS()
             logger.info("reload: replacing every worker, one at a time")
             phase = .running
@@ -278,6 +294,7 @@ public final class Arbiter {
             }
             return
         }
+        reportStopping()
         // Stop accepting here too: once the workers close theirs, the socket is gone.
         for (_, socket) in sockets { close(socket.fd) }
         sockets = []

@@ -37,29 +37,60 @@ public struct ListenSocket {
             Glibc.close(fd)
             throw error
         }
-        // Workers block in accept(); this timeout wakes them once a second to
-        // check on their master. It does not affect accepted connections.
-        var timeout = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        return ListenSocket(fd: fd, host: host, port: try boundPort(fd))
+        wakeAcceptEverySecond(fd)
+        return ListenSocket(fd: fd, host: host, port: try localAddress(fd).port)
     }
 
-    static func boundPort(_ fd: Int32) throws(SystemError) -> Int {
+    /// A listening socket this process was handed (socket activation): checked to
+    /// be a listening TCP socket, then treated as one bound here.
+    public static func adopt(fd: Int32) throws(SystemError) -> ListenSocket {
+        func option(_ name: Int32) -> Int32? {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(fd, SOL_SOCKET, name, &value, &length) == 0 ? value : nil
+        }
+        guard let type = option(SO_TYPE) else {
+            throw SystemError("descriptor", "\(fd) is not a socket", errno: currentErrno())
+        }
+        guard type == Int32(SOCK_STREAM.rawValue), option(SO_ACCEPTCONN) == 1 else {
+            throw SystemError("descriptor", "\(fd) is not a listening stream socket", errno: ENOTSOCK)
+        }
+        let (host, port) = try localAddress(fd)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        wakeAcceptEverySecond(fd)
+        return ListenSocket(fd: fd, host: host, port: port)
+    }
+
+    /// Workers block in accept(); this timeout wakes them once a second to
+    /// check on their master. It does not affect accepted connections.
+    private static func wakeAcceptEverySecond(_ fd: Int32) {
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// The numeric address and port a TCP socket is bound to.
+    static func localAddress(_ fd: Int32) throws(SystemError) -> (host: String, port: Int) {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        guard rc == 0 else { throw .last("getsockname") }
+        guard rc == 0 else { throw .last("getsockname", "descriptor \(fd)") }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        func numeric(_ text: [CChar]) -> String {
+            String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
         switch Int32(storage.ss_family) {
         case AF_INET:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) }
-            }
+            var address = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee } }
+            inet_ntop(AF_INET, &address.sin_addr, &text, socklen_t(text.count))
+            return (numeric(text), Int(UInt16(bigEndian: address.sin_port)))
+        case AF_INET6:
+            var address = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee } }
+            inet_ntop(AF_INET6, &address.sin6_addr, &text, socklen_t(text.count))
+            return (numeric(text), Int(UInt16(bigEndian: address.sin6_port)))
         default:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
-            }
+            throw SystemError("descriptor", "\(fd) is not an IPv4 or IPv6 socket", errno: EAFNOSUPPORT)
         }
     }
 
