@@ -114,7 +114,9 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         let now = UTCTime.monotonic()
         switch state {
         case .idle:
-            if activity.lastByte > idleSince, now - idleSince > limits.line {
+            if draining, activity.lastByte <= idleSince {
+                closeIfQuietWhileDraining()
+            } else if activity.lastByte > idleSince, now - idleSince > limits.line {
                 keepAlive = false
                 state = .discarding
                 // No request head came, so NIO's pipeline handler has no request to pair a
@@ -158,10 +160,20 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
-    /// The worker is stopping: an idle connection closes now, a busy one after its response.
+    /// The worker is stopping: a busy connection closes after its response, an idle
+    /// one once the client has been quiet for `ConnectionHandler.drainQuietTime`. Not
+    /// at once: a request may be on its way (a new connection's first one, just
+    /// accepted), and closing on it would reset the connection under the client.
     func drain() {
         draining = true
-        if case .idle = state, let context { context.close(promise: nil) }
+        closeIfQuietWhileDraining()
+    }
+
+    /// Draining and idle, with no byte of a request since the last response (or
+    /// since the connection opened) for the quiet time: closes.
+    func closeIfQuietWhileDraining() {
+        guard draining, case .idle = state, let context, activity.lastByte <= idleSince else { return }
+        if UTCTime.monotonic() - idleSince >= ConnectionHandler.drainQuietTime { context.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
