@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static volatile int self_pipe_write_fd = -1;
@@ -92,6 +93,15 @@ int spool_accept_cloexec(int listen_fd) {
 
 int spool_pipe_nonblocking(int fds[2]) {
     return pipe2(fds, O_NONBLOCK | O_CLOEXEC);
+}
+
+void spool_close_from(int lowest) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 0) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 1 << 20) max = 1 << 20;
+    for (long fd = lowest; fd < max; fd++) close((int)fd);
 }
 
 // MARK: Worker signals

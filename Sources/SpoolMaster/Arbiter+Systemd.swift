@@ -35,17 +35,19 @@ extension Arbiter {
     /// after a HUP has replaced them all), STATUS= when it changed, WATCHDOG=1 when due.
     func reportToSystemd() {
         guard let notifier, let board = scoreboard else { return }
-        let live = workers.values.filter { !$0.retiring }
-        let ready = live.filter { board.board($0.boardIndex).heartbeat > 0 }.count
+        let ready = readyWorkers()
         let totals = board.totals()
         let status = "\(ready) of \(wantedWorkers) workers ready, \(totals.connections) connections, "
             + "\(totals.uploads) uploads in flight"
         var fields: [String] = []
         var announcing = false, reloaded = false
-        if case .running = phase, ready >= wantedWorkers {
+        // A new master (USR2) is ready once the old one has been told to go.
+        if case .running = phase, ready >= wantedWorkers, upgrade.from == nil {
             announcing = !systemd.announcedReady
             reloaded = systemd.announcedReady && systemd.reloading && toReplace.isEmpty && replacement == nil
             if announcing || reloaded { fields.append("READY=1") }
+            // The old master was systemd's main process; from now on this one is.
+            if announcing && upgrade.replaced { fields.append("MAINPID=\(masterPID)") }
         }
         if status != systemd.lastStatus { fields.append("STATUS=" + status) }
         if let interval = systemd.watchdogInterval, UTCTime.monotonic() >= systemd.nextWatchdogAt {

@@ -19,6 +19,10 @@ extension Arbiter {
                 choreEnded(status: status)
                 continue
             }
+            if pid == upgrade.child {
+                upgradeChildExited(status: status)
+                continue
+            }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
             scoreboard?.board(worker.boardIndex).reset()
             let how = Self.describe(status: status)
@@ -223,7 +227,7 @@ extension Arbiter {
 
     func cleanUp() {
         for (_, socket) in sockets { close(socket.fd) }
-        try? Files.unlink(config.directory.portsFilePath)
+        if upgrade.ownsPortsFile { try? Files.unlink(config.directory.portsFilePath) }
         pidFile?.remove()
     }
 }

@@ -84,6 +84,9 @@ public final class Arbiter {
     var systemd = SystemdReport()
     /// The listening sockets came from systemd rather than from bind().
     var activated: Bool { systemd.activated }
+    /// USR2 (Arbiter+Upgrade.swift), and the binary it executes.
+    var upgrade = Upgrade()
+    var executable: String?
 
     public init(config: MasterConfiguration) {
         self.config = config
@@ -105,6 +108,8 @@ public final class Arbiter {
         if let logFile = config.logFile {
             do { try LogFile.redirectStandardError(to: logFile) } catch { throw .startup("log file: \(error)") }
         }
+        executable = Self.executablePath()
+        takeUpgradeRole()
         notifier = SystemdNotifier.fromEnvironment()
         setUpSystemdWatchdog()
         // Sockets systemd bound stand for --listen and --http, before any check of where we listen.
@@ -117,12 +122,15 @@ public final class Arbiter {
         try loadTLS()
         do { try directory.prepare() } catch { throw .startup("cannot create data directory: \(error)") }
         do { pidFile = try PidFile.lock(directory.pidFilePath) } catch { throw .startup(error.description) }
-        // Only now, holding the lock: objects must never move under a running server.
-        do {
-            let moved = try directory.upgradeLayout()
-            if moved > 0 { logger.notice("objects moved to the one-level layout", metadata: ["objects": "\(moved)"]) }
-        } catch {
-            throw .startup("cannot upgrade the objects layout: \(error)")
+        // Only now, holding the lock: objects must never move under a running server
+        // (which the old master still is, during an upgrade).
+        if upgrade.from == nil {
+            do {
+                let moved = try directory.upgradeLayout()
+                if moved > 0 { logger.notice("objects moved to the one-level layout", metadata: ["objects": "\(moved)"]) }
+            } catch {
+                throw .startup("cannot upgrade the objects layout: \(error)")
+            }
         }
 
         // Migrate and recover before any worker exists, then close the database:
@@ -132,12 +140,16 @@ public final class Arbiter {
             for migration in applied {
                 logger.info("migration applied", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             }
-            for (id, received) in try store.interruptReceiving(workerPID: nil, reason: "server restarted") {
-                logger.warning("upload left receiving by an earlier run marked interrupted",
-                               metadata: ["id": "\(id)", "received": "\(received)"])
-            }
-            for name in try store.removeStrayTempFiles() {
-                logger.warning("removed a temporary file no upload owns", metadata: ["file": "\(name)"])
+            // During an upgrade the old master's workers are still receiving: their
+            // uploads and temporary files are theirs, and the old master recovers them.
+            if upgrade.from == nil {
+                for (id, received) in try store.interruptReceiving(workerPID: nil, reason: "server restarted") {
+                    logger.warning("upload left receiving by an earlier run marked interrupted",
+                                   metadata: ["id": "\(id)", "received": "\(received)"])
+                }
+                for name in try store.removeStrayTempFiles() {
+                    logger.warning("removed a temporary file no upload owns", metadata: ["file": "\(name)"])
+                }
             }
             let tokensExist = try store.hasActiveTokens()
             if !config.limits.loopback && !config.limits.allowAnonymous && !tokensExist {
@@ -199,6 +211,7 @@ public final class Arbiter {
             watchdog()
             switch phase {
             case .running:
+                advanceUpgradeHandOver()
                 expirePartials()
                 startChore()
                 forgiveBootFailures()
@@ -244,6 +257,11 @@ public final class Arbiter {
             stop(graceful: false)
         case SIGQUIT:
             logger.info("graceful stop", metadata: ["timeout": "\(config.gracefulTimeout)"])
+            if upgrade.child != nil {
+                // The new master is ready: it serves from now on, and owns the ports file.
+                upgrade.handedOver = true
+                upgrade.ownsPortsFile = false
+            }
             stop(graceful: true)
         case SIGHUP:
             guard isAcceptingChanges else { break }
@@ -255,6 +273,9 @@ public final class Arbiter {
         case SIGUSR1:
             reopenLog()
             signalWorkers(SIGUSR1)
+        case SIGUSR2:
+            guard isAcceptingChanges else { break }
+            startUpgrade()
         case SIGTTIN:
             guard isAcceptingChanges else { break }
             wantedWorkers += 1
@@ -294,7 +315,7 @@ public final class Arbiter {
             }
             return
         }
-        reportStopping()
+        if !upgrade.handedOver { reportStopping() }
         // Stop accepting here too: once the workers close theirs, the socket is gone.
         for (_, socket) in sockets { close(socket.fd) }
         sockets = []

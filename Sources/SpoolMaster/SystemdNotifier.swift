@@ -12,6 +12,8 @@ struct SystemdNotifier {
     private let fd: Int32
     private var address: sockaddr_un
     private let length: socklen_t
+    /// As NOTIFY_SOCKET gave it: handed on to a new master on USR2.
+    let socketPath: String
 
     /// The notifier NOTIFY_SOCKET asks for, or nil when it is unset (not under
     /// systemd) or names no usable socket. The variable is removed from the
@@ -37,6 +39,7 @@ struct SystemdNotifier {
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         self.fd = fd
+        self.socketPath = socketPath
         self.address = address
         let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path) ?? 2
         self.length = socklen_t(pathOffset + path.count + (path[0] == 0 ? 0 : 1))

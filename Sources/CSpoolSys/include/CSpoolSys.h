@@ -31,6 +31,10 @@ int spool_accept_cloexec(int listen_fd);
 /// pipe2(fds, O_NONBLOCK | O_CLOEXEC), hidden from Swift for the same reason.
 int spool_pipe_nonblocking(int fds[2]);
 
+/// Closes every descriptor from `lowest` up, before an exec: a new master starts
+/// with its sockets and standard streams only, not what the old one inherited.
+void spool_close_from(int lowest);
+
 #include <stdint.h>
 
 // MARK: Worker signals

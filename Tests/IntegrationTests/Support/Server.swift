@@ -20,9 +20,10 @@ final class Server: @unchecked Sendable {
     /// Starts the server and waits until every worker is ready.
     /// `wrapper` runs spoold through another program (prlimit, to lower a resource limit).
     /// `environment`: added to the test's own (SPOOL_FAULT, SPOOL_CRASH_AT).
+    /// `executable`: another copy of spoold (the upgrade tests replace it on disk).
     init(
         workers: Int = 2, data: TempDirectory? = nil, arguments: [String] = [], wrapper: [String] = [],
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], executable: String = Binaries.spoold
     ) throws {
         self.data = try data ?? TempDirectory()
         self.workers = workers
@@ -33,11 +34,11 @@ final class Server: @unchecked Sendable {
             logPath = self.data.path + "/spoold-\(UUID().uuidString.prefix(8)).log"
         }
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: wrapper.first ?? Binaries.spoold)
+        process.executableURL = URL(fileURLWithPath: wrapper.first ?? executable)
         // A small free-space reserve unless a test sets one: a test machine's disk may be small.
         let reserve = arguments.contains("--min-free") ? [] : ["--min-free", "16M"]
         let http = arguments.contains("--http") ? [] : ["--http", "127.0.0.1:0"]
-        process.arguments = Array(wrapper.dropFirst()) + (wrapper.isEmpty ? [] : [Binaries.spoold])
+        process.arguments = Array(wrapper.dropFirst()) + (wrapper.isEmpty ? [] : [executable])
             + ["serve", "--listen", "127.0.0.1:0", "--workers", "\(workers)", "--data-dir", self.data.path + "/data"]
             + reserve + http + arguments
         if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
