@@ -164,13 +164,22 @@ int spool_worker_take_reopen(void) {
 // MARK: Scoreboard
 
 spool_worker_board *spool_scoreboard_create(void) {
-    size_t bytes = sizeof(spool_worker_board) * SPOOL_BOARD_WORKERS;
+    // One board more than workers can have: the master's (wanted workers), after theirs.
+    size_t bytes = sizeof(spool_worker_board) * (SPOOL_BOARD_WORKERS + 1);
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : (spool_worker_board *)p;
 }
 
 spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index) {
     return &base[index];
+}
+
+void spool_scoreboard_set_wanted(spool_worker_board *base, uint64_t workers) {
+    __atomic_store_n(&base[SPOOL_BOARD_WORKERS].reserved[0], workers, __ATOMIC_RELAXED);
+}
+
+uint64_t spool_scoreboard_wanted(const spool_worker_board *base) {
+    return __atomic_load_n(&base[SPOOL_BOARD_WORKERS].reserved[0], __ATOMIC_RELAXED);
 }
 
 void spool_board_reset(spool_worker_board *board) {

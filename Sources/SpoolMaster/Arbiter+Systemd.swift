@@ -34,6 +34,8 @@ extension Arbiter {
     /// Once per turn of the loop: READY=1 when every worker accepts (at start and
     /// after a HUP has replaced them all), STATUS= when it changed, WATCHDOG=1 when due.
     func reportToSystemd() {
+        // Published for every worker's readiness check (GET /readyz, HEALTH), systemd or not.
+        if case .running = phase { scoreboard?.wantedWorkers = wantedWorkers } else { scoreboard?.wantedWorkers = 0 }
         guard let notifier, let board = scoreboard else { return }
         let ready = readyWorkers()
         let totals = board.totals()

@@ -21,6 +21,8 @@ public enum Command: Equatable, Sendable {
     case stats
     /// `HELP [command]`
     case help(topic: String?)
+    /// `HEALTH`: whether the server should be sent traffic (the checks of GET /readyz).
+    case health
     /// `PING`
     case ping
     /// `QUIT`
@@ -32,7 +34,7 @@ extension Command {
     public var needsAuthorization: Bool {
         switch self {
         case .upload, .resume, .status, .find, .list, .watch, .stats: true
-        case .hello, .auth, .help, .ping, .quit: false
+        case .hello, .auth, .help, .health, .ping, .quit: false
         }
     }
 }
@@ -128,6 +130,9 @@ public enum CommandParser {
         case "HELP":
             guard args.count <= 1 else { throw CommandError(.badArguments, "usage: \(Help.usage["HELP"] ?? "")") }
             return .help(topic: args.first.map { $0.uppercased() })
+        case "HEALTH":
+            guard args.isEmpty else { throw CommandError(.badArguments, "usage: \(Help.usage["HEALTH"] ?? "")") }
+            return .health
         case "PING":
             return .ping
         case "QUIT":

@@ -18,6 +18,9 @@ public enum HTTPRoute: Equatable, Sendable {
     case list(query: [String: String])
     /// `GET|HEAD /names/<name>`: the bytes of the newest complete upload with that name.
     case downloadByName(name: String, headOnly: Bool)
+    /// `GET|HEAD /healthz`: the process serves. `GET|HEAD /readyz`: it should be sent
+    /// traffic (database writable, free space, every worker up). No token needed.
+    case health(ready: Bool, headOnly: Bool)
     /// The target exists, but not for this method; `allow` lists the methods that work there.
     case methodNotAllowed(allow: String)
     /// `OPTIONS` on a target that exists: what it allows (and, from a browser, a CORS preflight).
@@ -39,6 +42,10 @@ public enum HTTPRoute: Equatable, Sendable {
         /// What a path allows, for OPTIONS and 405 alike.
         func refused(_ allow: String) -> HTTPRoute {
             method == "OPTIONS" ? .options(allow: allow + ", OPTIONS") : .methodNotAllowed(allow: allow)
+        }
+        if path == "/healthz" || path == "/readyz" {
+            guard isRead else { return refused("GET, HEAD") }
+            return .health(ready: path == "/readyz", headOnly: method == "HEAD")
         }
         if path == "/files" || path == "/files/" {
             switch method {

@@ -12,10 +12,11 @@ public enum Help {
         "STATS": "STATS  (workers, connections, uploads in flight, completed today, bytes stored)",
         "HELP": "HELP [command]",
         "PING": "PING  (answers 200 pong)",
+        "HEALTH": "HEALTH  (200 ready, or 453 not ready, with each check: database, disk, workers)",
         "QUIT": "QUIT  (closes the connection)",
     ]
 
-    public static let order = ["HELLO", "AUTH", "UPLOAD", "RESUME", "STATUS", "WATCH", "LIST", "FIND", "STATS", "PING", "HELP", "QUIT"]
+    public static let order = ["HELLO", "AUTH", "UPLOAD", "RESUME", "STATUS", "WATCH", "LIST", "FIND", "STATS", "HEALTH", "PING", "HELP", "QUIT"]
 
     /// The command closest to a mistyped one (at most two edits away), if any.
     public static func closest(to word: String) -> String? {

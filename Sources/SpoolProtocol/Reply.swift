@@ -97,6 +97,8 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case storageError
     /// 452: not enough free space for this upload now; try again later.
     case insufficientStorage
+    /// 453: HEALTH: the server runs but should not be sent traffic now (a check failed).
+    case notReady
     /// 500: the line is not a command (unknown verb, too long, not UTF-8).
     case badLine
     /// 501: the command's arguments are invalid.
@@ -132,6 +134,7 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case 450: self = .busy
         case 451: self = .storageError
         case 452: self = .insufficientStorage
+        case 453: self = .notReady
         case 500: self = .badLine
         case 501: self = .badArguments
         case 505: self = .unsupportedVersion
@@ -160,6 +163,7 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case .busy: 450
         case .storageError: 451
         case .insufficientStorage: 452
+        case .notReady: 453
         case .badLine: 500
         case .badArguments: 501
         case .unsupportedVersion: 505

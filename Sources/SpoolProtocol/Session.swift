@@ -270,7 +270,7 @@ public struct Session {
             state = .opening(bodyOnItsWay: nil)  // the client waits for the offset before sending
             digestFollows = false
             return .resumeUpload(id: id, sha256: sha256)
-        case .status, .find, .list, .stats:
+        case .status, .find, .list, .stats, .health:
             state = .querying
             return .query(command)
         case .watch(let id):

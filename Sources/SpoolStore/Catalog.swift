@@ -91,6 +91,12 @@ public protocol Catalog: AnyObject, Sendable {
     func revokeToken(name: String) throws(StoreError) -> Bool
     func hasActiveTokens() throws(StoreError) -> Bool
     func authenticate(secret: String) throws(StoreError) -> TokenRecord?
+
+    // MARK: Health
+
+    /// Takes the write lock and lets it go, changing nothing: throws when the
+    /// catalog cannot be written now (locked past its busy time, read-only, gone).
+    func probeWritable() throws(StoreError)
 }
 
 public enum RowDeletion: Sendable, Equatable {

@@ -46,6 +46,10 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     /// How many prepared statements the connection keeps (tests).
     var cachedStatements: Int { lock.withLock { database.cachedStatements } }
 
+    public func probeWritable() throws(StoreError) {
+        try locked { db throws(StoreError) in try db.transaction(durable: false) {} }
+    }
+
     @discardableResult
     func locked<T>(_ body: (Database) throws(StoreError) -> T) throws(StoreError) -> T {
         try lock.withLock { () throws(StoreError) -> T in try body(database) }

@@ -62,6 +62,11 @@ extension Store {
     }
 
     /// Whether any token is active (then anonymous clients are refused unless allowed explicitly).
+    /// Whether the catalog can be written now (GET /readyz, HEALTH).
+    public func probeWritable() throws(StoreError) {
+        try catalog.probeWritable()
+    }
+
     public func hasActiveTokens() throws(StoreError) -> Bool {
         try catalog.hasActiveTokens()
     }

@@ -19,6 +19,22 @@ public struct Scoreboard: @unchecked Sendable {
         WorkerBoard(board: spool_scoreboard_board(base, Int32(index)), index: index)
     }
 
+    /// How many workers the master wants (it updates this on every turn of its loop).
+    public var wantedWorkers: Int {
+        get { Int(spool_scoreboard_wanted(base)) }
+        nonmutating set { spool_scoreboard_set_wanted(base, UInt64(max(0, newValue))) }
+    }
+
+    /// Workers whose last heartbeat is at most `seconds` old: up and not stuck.
+    public func workersBeating(within seconds: Double) -> Int {
+        let now = spool_monotonic_ms()
+        let limit = UInt64(seconds * 1000)
+        return (0..<Self.capacity).filter { index in
+            let beat = board(index).heartbeat
+            return beat > 0 && now &- beat <= limit
+        }.count
+    }
+
     /// A live upload's progress, from whichever worker is receiving it.
     public func progress(of id: String) -> LiveProgress? {
         var found = spool_upload_progress()

@@ -40,8 +40,13 @@ extension ConnectionHandler {
 
     func query(_ command: Command, _ context: ChannelHandlerContext) {
         let queries = self.queries
+        let (minFree, draining) = (services.limits.admission.minFreeBytes, session.isDraining)
         pauseReading(context)
         services.pool.runIfActive(eventLoop: context.eventLoop) { () -> [Reply] in
+            if command == .health {
+                let report = Health.check(store: queries.store, scoreboard: queries.scoreboard, minFree: minFree, draining: draining)
+                return [Reply(report.ready ? .ok : .notReady, (report.ready ? "ready: " : "not ready: ") + report.summary)]
+            }
             do { return try queries.answer(command) } catch {
                 return [Reply(.storageError, "cannot read the database right now: \(error)")]
             }

@@ -267,6 +267,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             authorized(head, context) { token in self.download(name: name, headOnly: headOnly, token: token, head, context) }
         case .list(let query):
             authorized(head, context) { token in self.list(query, token: token, context) }
+        case .health(let ready, let headOnly):
+            health(ready: ready, headOnly: headOnly, context)
         case .options(let allow):
             options(["Allow": allow], head, context)
         case .targetTooLong:
@@ -515,6 +517,27 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 self.respond(.notFound, message: "no upload \(id)", context)
             case .failure(let error):
                 self.respond(.serviceUnavailable, message: "cannot read uploads right now: \(error)", context)
+            }
+        }
+    }
+
+    /// /healthz answers from the event loop (it serves, so it is alive); /readyz runs
+    /// the checks on the pool, and says 503 with the failed check when not ready.
+    func health(ready: Bool, headOnly: Bool, _ context: ChannelHandlerContext) {
+        let plain = ["Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"]
+        guard ready else { return respond(.ok, plain, body: "ok\n", headOnly: headOnly, context) }
+        let (store, scoreboard) = (services.store, services.scoreboard)
+        let (minFree, draining) = (services.limits.admission.minFreeBytes, self.draining)
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) {
+            Health.check(store: store, scoreboard: scoreboard, minFree: minFree, draining: draining)
+        }.assumeIsolated().whenComplete { result in
+            self.unpause(context)
+            switch result {
+            case .success(let report):
+                self.respond(report.ready ? .ok : .serviceUnavailable, plain, body: report.text, headOnly: headOnly, context)
+            case .failure(let error):
+                self.respond(.serviceUnavailable, plain, body: "not ready\ncheck failed: \(error)\n", headOnly: headOnly, context)
             }
         }
     }

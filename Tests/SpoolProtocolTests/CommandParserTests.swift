@@ -9,6 +9,8 @@ private let sha = String(repeating: "ab", count: 32)
         ("ping", .ping),
         ("  PiNg  ", .ping),
         ("QUIT", .quit),
+        ("HEALTH", .health),
+        ("health", .health),
         ("HELP", .help(topic: nil)),
         ("help upload", .help(topic: "UPLOAD")),
         ("HELLO 1", .hello(version: 1)),

@@ -14,6 +14,9 @@ import Testing
         #expect(HTTPRoute.parse(method: "GET", target: "/files/a.txt") == .methodNotAllowed(allow: "PUT, HEAD, PATCH, DELETE"))
         #expect(HTTPRoute.parse(method: "DELETE", target: "/uploads/01M8W5WPHJ6VF86VAWEGX48Z1B") == .methodNotAllowed(allow: "GET, HEAD"))
         #expect(HTTPRoute.parse(method: "GET", target: "/") == .notFound)
+        #expect(HTTPRoute.parse(method: "GET", target: "/healthz") == .health(ready: false, headOnly: false))
+        #expect(HTTPRoute.parse(method: "HEAD", target: "/readyz?verbose") == .health(ready: true, headOnly: true))
+        #expect(HTTPRoute.parse(method: "POST", target: "/readyz") == .methodNotAllowed(allow: "GET, HEAD"))
         for bad in ["/files/", "/files/../etc/passwd", "/files/a%2", "/files/%FF", "/files/a%0Ab"] {
             guard case .badTarget = HTTPRoute.parse(method: "PUT", target: bad) else {
                 Issue.record("\(bad) should be refused")

@@ -91,6 +91,9 @@ typedef struct {
 /// Maps every board, zeroed. Returns NULL on failure.
 spool_worker_board *spool_scoreboard_create(void);
 spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index);
+/// How many workers the master wants now (--workers, TTIN, TTOU), for readiness checks.
+void spool_scoreboard_set_wanted(spool_worker_board *base, uint64_t workers);
+uint64_t spool_scoreboard_wanted(const spool_worker_board *base);
 void spool_board_reset(spool_worker_board *board);
 
 void spool_board_beat(spool_worker_board *board, uint64_t now_ms);
