@@ -34,6 +34,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Log lines as text (key=value, for people and grep) or json (one object per line, for log shippers).")
+    var logFormat: String = "text"
+
     @Option(help: "Append log lines to this file instead of standard error (reopened on USR1).")
     var logFile: String?
 
@@ -96,6 +99,9 @@ struct Serve: ParsableCommand {
         }
         guard (1...512).contains(workers) else { throw ValidationError("--workers must be from 1 to 512") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \"\(logLevel)\"") }
+        guard LogFormat(rawValue: logFormat) != nil else {
+            throw ValidationError("--log-format must be text or json, got \"\(logFormat)\"")
+        }
         guard gracefulTimeout >= 0 && gracefulTimeout <= 86_400 else {
             throw ValidationError("--graceful-timeout must be from 0 to 86400 seconds")
         }
@@ -116,7 +122,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        SpoolLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        SpoolLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info, format: LogFormat(rawValue: logFormat) ?? .text)
         guard let address = HostPort(listen) else { throw ValidationError("bad --listen") }
         var listeners = [ListenerSpec(.line, host: address.host, port: address.port)]
         if let web = HostPort(http) { listeners.append(ListenerSpec(.http, host: web.host, port: web.port)) }
