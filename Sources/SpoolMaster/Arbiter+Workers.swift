@@ -24,6 +24,7 @@ extension Arbiter {
                 continue
             }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
+            scoreboard?.retireMetrics(ofBoard: worker.boardIndex)
             scoreboard?.board(worker.boardIndex).reset()
             let how = Self.describe(status: status)
             let metadata: Logger.Metadata = ["pid": "\(pid)", "slot": "\(worker.slot)", "status": "\(how)"]
@@ -33,6 +34,7 @@ extension Arbiter {
                 logger.warning("worker exited", metadata: metadata)
             }
             recoverUploads(of: pid, how: how)
+            if !worker.retiring && phase == .running { scoreboard?.master.count(.workerDeaths) }
             if replacement?.new == pid { replacement = nil }
             if replacement?.old == pid { replacement = nil }
             guard phase == .running, !worker.retiring else { continue }
@@ -125,6 +127,14 @@ extension Arbiter {
         }
     }
 
+    /// Seconds since a heartbeat. The clock is read before the board, so a worker
+    /// that beat in between is ahead of `now`: that is no silence at all (computed
+    /// with wrapping subtraction, it was 584 million years, and an abort: a 4 GiB
+    /// upload beating on every chunk met it in a test).
+    static func silence(lastBeat: UInt64, now: UInt64) -> Double {
+        lastBeat >= now ? 0 : Double(now - lastBeat) / 1000
+    }
+
     /// Aborts a worker whose heartbeat is older than the timeout, then kills it if ABRT did not.
     func watchdog() {
         guard let board = scoreboard else { return }
@@ -139,7 +149,7 @@ extension Arbiter {
                 continue
             }
             let last = board.board(worker.boardIndex).heartbeat
-            let silentFor = last > 0 ? Double(nowMs &- last) / 1000 : now - worker.startedAt
+            let silentFor = last > 0 ? Self.silence(lastBeat: last, now: nowMs) : now - worker.startedAt
             guard silentFor > config.timeout else { continue }
             // A thread in uninterruptible sleep is the kernel making it wait for the disk
             // (writeback throttling of a full page cache, a slow device): that worker is
@@ -160,6 +170,7 @@ extension Arbiter {
             ])
             workers[pid]?.abortedAt = now
             kill(pid, SIGABRT)
+            scoreboard?.master.count(.watchdogAborts)
         }
     }
 
