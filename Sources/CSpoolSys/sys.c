@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,6 +173,41 @@ spool_worker_board *spool_scoreboard_create(void) {
 
 spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index) {
     return &base[index];
+}
+
+void spool_board_metric_add(spool_worker_board *board, int index, uint64_t delta) {
+    if (index < 0 || index >= SPOOL_METRICS) return;
+    __atomic_fetch_add(&board->metrics[index], delta, __ATOMIC_RELAXED);
+}
+
+spool_worker_board *spool_scoreboard_master(spool_worker_board *base) {
+    return &base[SPOOL_BOARD_WORKERS];
+}
+
+// reserved[1] of the master's board is a sequence number, odd while a dead worker's
+// metrics move: a reader that saw it change reads again, so a sum is never taken
+// with the moved values counted twice or not at all.
+void spool_scoreboard_retire_metrics(spool_worker_board *base, int index) {
+    spool_worker_board *master = &base[SPOOL_BOARD_WORKERS], *board = &base[index];
+    __atomic_fetch_add(&master->reserved[1], 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < SPOOL_METRICS; i++) {
+        uint64_t value = __atomic_exchange_n(&board->metrics[i], 0, __ATOMIC_SEQ_CST);
+        __atomic_fetch_add(&master->metrics[i], value, __ATOMIC_SEQ_CST);
+    }
+    __atomic_fetch_add(&master->reserved[1], 1, __ATOMIC_SEQ_CST);
+}
+
+void spool_scoreboard_metric_totals(spool_worker_board *base, uint64_t out[SPOOL_METRICS]) {
+    spool_worker_board *master = &base[SPOOL_BOARD_WORKERS];
+    for (;;) {
+        uint64_t before = __atomic_load_n(&master->reserved[1], __ATOMIC_SEQ_CST);
+        if (before & 1) { sched_yield(); continue; }
+        for (int i = 0; i < SPOOL_METRICS; i++) out[i] = 0;
+        for (int b = 0; b <= SPOOL_BOARD_WORKERS; b++) {
+            for (int i = 0; i < SPOOL_METRICS; i++) out[i] += __atomic_load_n(&base[b].metrics[i], __ATOMIC_SEQ_CST);
+        }
+        if (__atomic_load_n(&master->reserved[1], __ATOMIC_SEQ_CST) == before) return;
+    }
 }
 
 void spool_scoreboard_set_wanted(spool_worker_board *base, uint64_t workers) {

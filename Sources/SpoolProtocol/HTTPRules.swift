@@ -21,6 +21,8 @@ public enum HTTPRoute: Equatable, Sendable {
     /// `GET|HEAD /healthz`: the process serves. `GET|HEAD /readyz`: it should be sent
     /// traffic (database writable, free space, every worker up). No token needed.
     case health(ready: Bool, headOnly: Bool)
+    /// `GET|HEAD /metrics`: Prometheus' text format; an admin token once tokens exist.
+    case metrics(headOnly: Bool)
     /// The target exists, but not for this method; `allow` lists the methods that work there.
     case methodNotAllowed(allow: String)
     /// `OPTIONS` on a target that exists: what it allows (and, from a browser, a CORS preflight).
@@ -46,6 +48,10 @@ public enum HTTPRoute: Equatable, Sendable {
         if path == "/healthz" || path == "/readyz" {
             guard isRead else { return refused("GET, HEAD") }
             return .health(ready: path == "/readyz", headOnly: method == "HEAD")
+        }
+        if path == "/metrics" {
+            guard isRead else { return refused("GET, HEAD") }
+            return .metrics(headOnly: method == "HEAD")
         }
         if path == "/files" || path == "/files/" {
             switch method {

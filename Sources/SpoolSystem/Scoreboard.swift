@@ -8,7 +8,7 @@ import CSpoolSys
 public struct Scoreboard: @unchecked Sendable {
     /// Boards, hence workers that can exist at once (old and new overlap during a reload).
     public static let capacity = Int(SPOOL_BOARD_WORKERS)
-    private let base: UnsafeMutablePointer<spool_worker_board>
+    let base: UnsafeMutablePointer<spool_worker_board>
 
     public static func create() throws(SystemError) -> Scoreboard {
         guard let base = spool_scoreboard_create() else { throw .last("mmap", "scoreboard") }
@@ -83,7 +83,7 @@ public struct LiveProgress: Sendable, Equatable {
 /// One worker's board. The worker writes it; anyone may read it.
 public struct WorkerBoard: @unchecked Sendable {
     public static let uploadSlots = Int(SPOOL_BOARD_UPLOADS)
-    private let board: UnsafeMutablePointer<spool_worker_board>
+    let board: UnsafeMutablePointer<spool_worker_board>
     public let index: Int
 
     init(board: UnsafeMutablePointer<spool_worker_board>, index: Int) {

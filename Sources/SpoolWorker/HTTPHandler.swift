@@ -269,6 +269,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             authorized(head, context) { token in self.list(query, token: token, context) }
         case .health(let ready, let headOnly):
             health(ready: ready, headOnly: headOnly, context)
+        case .metrics(let headOnly):
+            authorized(head, context) { token in self.metrics(token: token, headOnly: headOnly, context) }
         case .options(let allow):
             options(["Allow": allow], head, context)
         case .targetTooLong:
@@ -538,6 +540,43 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 self.respond(report.ready ? .ok : .serviceUnavailable, plain, body: report.text, headOnly: headOnly, context)
             case .failure(let error):
                 self.respond(.serviceUnavailable, plain, body: "not ready\ncheck failed: \(error)\n", headOnly: headOnly, context)
+            }
+        }
+    }
+
+    /// The whole server's figures, whichever worker answers: counters summed over
+    /// every board (a dead worker's kept in the master's), gauges read now. They
+    /// count every token's uploads, so once tokens exist only an admin token may ask.
+    func metrics(token: TokenRecord?, headOnly: Bool, _ context: ChannelHandlerContext) {
+        if let token, !token.admin {
+            return respond(.forbidden, message: "metrics count every token's uploads: use an admin token", context)
+        }
+        let (store, scoreboard, minFree) = (services.store, services.scoreboard, services.limits.admission.minFreeBytes)
+        pause(context)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> String in
+            var gauges = MetricsText.Gauges()
+            let live = scoreboard.totals()
+            gauges.workersUp = live.workers
+            gauges.workersWanted = scoreboard.wantedWorkers
+            gauges.uploadsInFlight = live.uploads
+            gauges.connections = (0..<Scoreboard.capacity).compactMap { index in
+                let board = scoreboard.board(index)
+                return board.heartbeat > 0 ? (index, board.connections) : nil
+            }
+            gauges.freeBytes = try? store.freeBytes()
+            gauges.reservedFreeBytes = minFree
+            let database = store.directory.databasePath
+            gauges.databaseBytes = [database, database + "-wal"].reduce(Int64(0)) { sum, path in
+                sum + (((try? Files.size(path)) ?? nil) ?? 0)
+            }
+            return MetricsText.render(totals: scoreboard.metricTotals(), gauges: gauges)
+        }.assumeIsolated().whenComplete { result in
+            self.unpause(context)
+            switch result {
+            case .success(let text):
+                self.respond(.ok, ["Content-Type": MetricsText.contentType, "Cache-Control": "no-store"], body: text, headOnly: headOnly, context)
+            case .failure(let error):
+                self.respond(.internalServerError, message: "cannot gather the metrics: \(error)", context)
             }
         }
     }

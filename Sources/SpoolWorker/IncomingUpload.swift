@@ -77,6 +77,8 @@ final class IncomingUpload {
     private var rate: Int64 = 0
     /// Set once the upload has reached an end (finished, failed, interrupted): later calls do nothing.
     private var ended = false
+    /// When it was opened (begun or resumed), for the duration histogram.
+    private let openedAt = UTCTime.monotonic()
 
     static let pipelineThreshold: Int64 = 1 << 20
     static let writebackChunk: Int64 = 8 << 20
@@ -192,10 +194,13 @@ final class IncomingUpload {
                         "id": "\(upload.id)", "offset": "\(upload.offset)", "reread": "\(prefix.reread)",
                     ])
                 }
+                if prefix == nil { services.board.count(.uploadsStarted) }
                 return .opened(IncomingUpload(
                     upload, prefix: prefix, lengthDeferred: lengthDeferred, tus: tus, quota: quota, services: services,
                     eventLoop: eventLoop))
-            case .refused(let refusal): return .refused(refusal)
+            case .refused(let refusal):
+                services.board.count(.uploadsRefused)
+                return .refused(refusal)
             case .alreadyComplete(let row): return .alreadyComplete(row)
             case .busy(let id): return .busy(id: id)
             case .notResumable(let reason): return .notResumable(reason: reason)
@@ -235,6 +240,7 @@ final class IncomingUpload {
         }
         var behind = false
         received += Int64(bytes.readableBytes)
+        services.board.count(.bytesReceived, by: UInt64(bytes.readableBytes))
         if let pipelined {
             behind = pipelined.add(bytes)
         } else if lengthDeferred, received >= Self.pipelineThreshold {
@@ -315,6 +321,7 @@ final class IncomingUpload {
     /// returned future completes, so the refusal a client sees is already true.
     private func refuse(_ refusal: Refusal, reason: String) -> EventLoopFuture<Void> {
         self.refusal = refusal
+        services.board.count(.uploadsFailedLimit)
         services.logger.info("upload refused while growing", metadata: ["id": "\(open.id)", "reason": "\(reason)"])
         return abandon(reason: reason)
     }
@@ -344,7 +351,7 @@ final class IncomingUpload {
             digest = eventLoop.makeSucceededFuture(Checksum.hex(hasher.finalize()))
         }
         let (upload, received, store, logger, pool, eventLoop) = (open, received, services.store, services.logger, services.pool, eventLoop)
-        let lengthDeferred = self.lengthDeferred
+        let (lengthDeferred, board, openedAt) = (self.lengthDeferred, services.board, openedAt)
         return digest.flatMap { digest in
             pool.runIfActive(eventLoop: eventLoop) { () -> Outcome in
                 do {
@@ -354,12 +361,16 @@ final class IncomingUpload {
                     switch try store.complete(upload, received: received, sha256: digest, declared: declared) {
                     case .stored:
                         logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
+                        board.count(.uploadsCompleted)
+                        board.observe(uploadSeconds: UTCTime.monotonic() - openedAt)
                         return .stored(sha256: digest)
                     case .checksumMismatch(let actual):
                         logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])
+                        board.count(.uploadsFailedChecksum)
                         return .checksumMismatch(declared: declared ?? upload.sha256, actual: actual)
                     }
                 } catch {
+                    board.count(.uploadsFailedStorage)
                     logger.error("cannot complete upload", metadata: ["id": "\(upload.id)", "error": "\(error)"])
                     return .failed(error)
                 }
@@ -375,6 +386,7 @@ final class IncomingUpload {
     func abandon(reason: String) -> EventLoopFuture<Void> {
         guard !ended else { return eventLoop.makeSucceededVoidFuture() }
         end()
+        services.board.count(.uploadsAbandoned)
         let (store, upload, received, lengthDeferred) = (services.store, open, received, lengthDeferred)
         return services.pool.runIfActive(eventLoop: eventLoop) {
             var upload = upload
@@ -393,6 +405,7 @@ final class IncomingUpload {
             return
         }
         end()
+        services.board.count(.uploadsInterrupted)
         let (store, upload, received, logger, lengthDeferred) = (services.store, open, received, services.logger, lengthDeferred)
         services.pool.submit { _ in
             do {

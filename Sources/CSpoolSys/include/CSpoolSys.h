@@ -61,7 +61,7 @@ int spool_worker_take_reopen(void);
 /// publishes how it is doing (as Apache httpd's scoreboard): its heartbeat, its
 /// open connections, and the progress of each upload it is receiving. Any process
 /// reads it without a system call. Board i belongs to the worker holding index i.
-enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32, SPOOL_CLIENT_BUCKETS = 4096 };
+enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32, SPOOL_CLIENT_BUCKETS = 4096, SPOOL_METRICS = 64 };
 
 typedef struct {
     uint64_t seq;                 // odd while the worker writes the slot (a seqlock)
@@ -78,6 +78,7 @@ typedef struct {
     uint64_t reserved[6];
     spool_upload_slot uploads[SPOOL_BOARD_UPLOADS];
     uint32_t clients[SPOOL_CLIENT_BUCKETS];   // open connections per client-address bucket
+    uint64_t metrics[SPOOL_METRICS];          // counters for GET /metrics (Sources/SpoolSystem/Metrics.swift)
 } spool_worker_board;
 
 typedef struct {
@@ -91,6 +92,14 @@ typedef struct {
 /// Maps every board, zeroed. Returns NULL on failure.
 spool_worker_board *spool_scoreboard_create(void);
 spool_worker_board *spool_scoreboard_board(spool_worker_board *base, int index);
+/// Adds to one of a board's metrics (the master's own board counts its events).
+void spool_board_metric_add(spool_worker_board *board, int index, uint64_t delta);
+/// The master's board, after the workers': retired totals and master-only counters.
+spool_worker_board *spool_scoreboard_master(spool_worker_board *base);
+/// A dead worker's metrics move into the retired totals, so no sum ever goes back.
+void spool_scoreboard_retire_metrics(spool_worker_board *base, int index);
+/// Every metric summed over all boards, workers' and retired, as of one instant.
+void spool_scoreboard_metric_totals(spool_worker_board *base, uint64_t out[SPOOL_METRICS]);
 /// How many workers the master wants now (--workers, TTIN, TTOU), for readiness checks.
 void spool_scoreboard_set_wanted(spool_worker_board *base, uint64_t workers);
 uint64_t spool_scoreboard_wanted(const spool_worker_board *base);

@@ -1,0 +1,102 @@
+import Foundation
+import SpoolTestSupport
+import Testing
+
+/// GET /metrics: the whole server's figures whichever worker answers, counters that
+/// survive a worker's death, Prometheus' format (promtool), and a real Prometheus
+/// scraping it (Debian's prometheus package, installed by scripts/setup).
+@Suite struct MetricsTests {
+    static func scrape(_ server: Server, _ extra: [String] = []) throws -> (status: Int, body: String) {
+        let dir = try TempDirectory()
+        let result = try HTTPTests.curl(["-o", dir.path + "/body", "-w", "%{http_code}"] + extra + [server.httpBase + "/metrics"])
+        return (Int(result.stdout) ?? 0, (try? String(contentsOfFile: dir.path + "/body", encoding: .utf8)) ?? "")
+    }
+
+    /// The value of one sample line (`name{labels} value`).
+    static func sample(_ text: String, _ name: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    }
+
+    @Test func countersAddUpAcrossWorkersAndSurviveAWorkersDeath() throws {
+        let server = try Server(workers: 2)
+        let files = try TempDirectory()
+        var sent = 0
+        func upload(_ size: Int, seed: UInt64) throws {
+            let file = writeFile(files.path + "/f\(seed).bin", pseudoRandomBytes(count: size, seed: seed))
+            #expect(try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, file]).status == 0)
+            sent += size
+        }
+        for seed: UInt64 in 1...3 { try upload(200_000 * Int(seed), seed: seed) }
+        // A worker killed: what it counted stays in the sums.
+        let victim = try #require(server.workerPIDs().first)
+        kill(victim, SIGKILL)
+        #expect(eventually { server.count("killed by KILL") == 1 && server.workerPIDs().count == 2 })
+        try upload(3 << 20, seed: 4)
+
+        // Every scrape, whichever worker answers, sees the same totals.
+        for _ in 0..<4 {
+            let scraped = try Self.scrape(server)
+            #expect(scraped.status == 200)
+            #expect(Self.sample(scraped.body, "spool_received_bytes_total") == Double(sent), "\(scraped.body)")
+            #expect(Self.sample(scraped.body, "spool_uploads_completed_total") == 4)
+            #expect(Self.sample(scraped.body, "spool_upload_duration_seconds_count") == 4)
+            #expect(Self.sample(scraped.body, "spool_worker_deaths_total") == 1)
+            #expect(scraped.body.contains("spool_workers{state=\"up\"} 2\n"))
+        }
+        // Prometheus' own linter accepts it.
+        let dir = try TempDirectory()
+        try Self.scrape(server).body.write(toFile: dir.path + "/metrics.txt", atomically: true, encoding: .utf8)
+        let lint = try run("/bin/sh", ["-c", "promtool check metrics < \(dir.path)/metrics.txt"])
+        #expect(lint.status == 0 && lint.stdout.isEmpty && lint.stderr.isEmpty, "\(lint.stdout)\(lint.stderr)")
+        try server.stop()
+    }
+
+    @Test func onceTokensExistOnlyAnAdminTokenMayScrape() throws {
+        let server = try Server(workers: 1)
+        let user = try server.createToken(["--name", "alice"])
+        let admin = try server.createToken(["--name", "ops", "--admin"])
+        #expect(server.waitForAuthRequired())
+        #expect(try Self.scrape(server).status == 401)
+        #expect(try Self.scrape(server, ["-H", "Authorization: Bearer \(user)"]).status == 403)
+        #expect(try Self.scrape(server, ["-H", "Authorization: Bearer \(admin)"]).status == 200)
+        try server.stop()
+    }
+
+    @Test func aRealPrometheusScrapesTheBytesJustUploaded() throws {
+        let server = try Server(workers: 2)
+        let files = try TempDirectory()
+        let file = writeFile(files.path + "/p.bin", pseudoRandomBytes(count: 1_234_567, seed: 9))
+        #expect(try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, file]).status == 0)
+
+        let dir = try TempDirectory()
+        try """
+            global:
+              scrape_interval: 1s
+            scrape_configs:
+              - job_name: spool
+                static_configs:
+                  - targets: ["127.0.0.1:\(server.httpPort)"]
+            """.write(toFile: dir.path + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let port = try SystemdTests.freePort()
+        let prometheus = Process()
+        prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
+        prometheus.arguments = ["--config.file=\(dir.path)/prometheus.yml", "--storage.tsdb.path=\(dir.path)/data",
+                                "--web.listen-address=127.0.0.1:\(port)"]
+        prometheus.standardOutput = FileHandle.nullDevice
+        prometheus.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try prometheus.run()
+        defer {
+            prometheus.terminate()
+            prometheus.waitUntilExit()
+        }
+        // PromQL through Prometheus' HTTP API, until a scrape has landed.
+        var answer = ""
+        let found = try eventually(timeout: 60) {
+            let result = try run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/api/v1/query?query=spool_received_bytes_total"])
+            answer = result.stdout
+            return answer.contains("\"1234567\"")
+        }
+        #expect(found, "\(answer)")
+        try server.stop()
+    }
+}
