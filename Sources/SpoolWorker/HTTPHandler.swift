@@ -567,7 +567,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             gauges.reservedFreeBytes = minFree
             let database = store.directory.databasePath
             gauges.databaseBytes = [database, database + "-wal"].reduce(Int64(0)) { sum, path in
-                sum + (((try? Files.size(path)) ?? nil) ?? 0)
+                sum + ((try? Files.size(path)).flatMap { $0 } ?? 0)
             }
             return MetricsText.render(totals: scoreboard.metricTotals(), gauges: gauges)
         }.assumeIsolated().whenComplete { result in

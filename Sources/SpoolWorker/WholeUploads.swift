@@ -16,13 +16,16 @@ final class WholeUploads: @unchecked Sendable {
 
     private let store: Store
     private let pool: NIOThreadPool
+    /// Where the outcomes are counted (GET /metrics), as IncomingUpload counts its own.
+    private let board: WorkerBoard
     private let lock = Lock()
     private var arrived = Stage<Waiting>()
     private var prepared = Stage<Prepared>()
 
-    init(store: Store, pool: NIOThreadPool) {
+    init(store: Store, pool: NIOThreadPool, board: WorkerBoard) {
         self.store = store
         self.pool = pool
+        self.board = board
     }
 
     /// Succeeds with the upload's outcome once its batch is stored; fails only if
@@ -32,7 +35,29 @@ final class WholeUploads: @unchecked Sendable {
         if lock.withLock({ arrived.add((upload, promise)) }) {
             pool.submit { state in self.prepare(active: state == .active) }
         }
-        return promise.futureResult
+        let (board, size, arrivedAt) = (self.board, upload.new.size, UTCTime.monotonic())
+        return promise.futureResult.map { outcome in
+            Self.count(outcome, size: size, seconds: UTCTime.monotonic() - arrivedAt, on: board)
+            return outcome
+        }
+    }
+
+    static func count(_ outcome: WholeOutcome, size: Int64, seconds: Double, on board: WorkerBoard) {
+        switch outcome {
+        case .stored:
+            board.count(.uploadsStarted)
+            board.count(.uploadsCompleted)
+            board.count(.bytesReceived, by: UInt64(max(0, size)))
+            board.observe(uploadSeconds: seconds)
+        case .refused:
+            board.count(.uploadsRefused)
+        case .checksumMismatch:
+            board.count(.uploadsStarted)
+            board.count(.bytesReceived, by: UInt64(max(0, size)))
+            board.count(.uploadsFailedChecksum)
+        case .cannotOpen, .failed:
+            board.count(.uploadsFailedStorage)
+        }
     }
 
     private func prepare(active: Bool) {

@@ -27,6 +27,8 @@ import Testing
             sent += size
         }
         for seed: UInt64 in 1...3 { try upload(200_000 * Int(seed), seed: seed) }
+        // Small files go another way (stored whole, in batches): counted the same.
+        for seed: UInt64 in 5...6 { try upload(1_000 * Int(seed), seed: seed) }
         // A worker killed: what it counted stays in the sums.
         let victim = try #require(server.workerPIDs().first)
         kill(victim, SIGKILL)
@@ -38,8 +40,9 @@ import Testing
             let scraped = try Self.scrape(server)
             #expect(scraped.status == 200)
             #expect(Self.sample(scraped.body, "spool_received_bytes_total") == Double(sent), "\(scraped.body)")
-            #expect(Self.sample(scraped.body, "spool_uploads_completed_total") == 4)
-            #expect(Self.sample(scraped.body, "spool_upload_duration_seconds_count") == 4)
+            #expect(Self.sample(scraped.body, "spool_uploads_completed_total") == 6)
+            #expect(Self.sample(scraped.body, "spool_uploads_started_total") == 6)
+            #expect(Self.sample(scraped.body, "spool_upload_duration_seconds_count") == 6)
             #expect(Self.sample(scraped.body, "spool_worker_deaths_total") == 1)
             #expect(scraped.body.contains("spool_workers{state=\"up\"} 2\n"))
         }

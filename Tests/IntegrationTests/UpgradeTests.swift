@@ -68,6 +68,14 @@ import Testing
             .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
+    /// Whichever master holds the pid file after an upgrade is not the harness's
+    /// child, so its teardown cannot reach it: a test that fails midway stops it here.
+    static func killMaster(_ server: Server) {
+        guard let master = pidFile(server) else { return }
+        for worker in Processes.children(of: master) { kill(worker, SIGKILL) }
+        kill(master, SIGKILL)
+    }
+
     /// Sends USR2 to `master` and waits until another master has the pid file and
     /// `master` and its workers are gone; returns the new master's pid.
     static func upgrade(_ master: Int32, _ server: Server) throws -> Int32 {
@@ -90,13 +98,7 @@ import Testing
         let spoold = bin.path + "/spoold"
         try Self.install(Binaries.spoold, at: spoold)
         let server = try Server(workers: 2, executable: spoold)
-        defer {
-            // Whichever master holds the pid file now is not the harness's child.
-            if let master = Self.pidFile(server) {
-                for worker in Processes.children(of: master) { kill(worker, SIGKILL) }
-                kill(master, SIGKILL)
-            }
-        }
+        defer { Self.killMaster(server) }
         let files = try TempDirectory()
         let load = Load(server: server, files: files, lineClients: 8, httpClients: 8)
         #expect(eventually(timeout: 60) { load.count >= 16 })
@@ -142,12 +144,7 @@ import Testing
         let directory = try TempDirectory()
         let notify = try SystemdTests.NotifySocket(directory: directory.path)
         let server = try Server(workers: 1, environment: ["NOTIFY_SOCKET": notify.name])
-        defer {
-            if let master = Self.pidFile(server) {
-                for worker in Processes.children(of: master) { kill(worker, SIGKILL) }
-                kill(master, SIGKILL)
-            }
-        }
+        defer { Self.killMaster(server) }
         #expect(notify.wait { SystemdTests.fields($0).contains("READY=1") } != nil)
         let new = try Self.upgrade(server.pid, server)
         let ready = notify.wait { SystemdTests.fields($0).contains("READY=1") }

@@ -38,7 +38,7 @@ import Testing
                 store: store, pool: pool, pid: 1, logger: .init(label: "test"), board: scoreboard.board(0),
                 scoreboard: scoreboard, slots: UploadSlots(), limits: limits,
                 policy: AccessPolicy(limits: limits, tokensExist: false),
-                wholeUploads: WholeUploads(store: store, pool: pool))
+                wholeUploads: WholeUploads(store: store, pool: pool, board: scoreboard.board(0)))
             let channel = self.channel
             handler = try await channel.testingEventLoop.executeInContext {
                 let handler = ConnectionHandler(services: services, registry: ConnectionRegistry())
