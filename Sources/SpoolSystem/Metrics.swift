@@ -1,14 +1,33 @@
 import CSpoolSys
 
+/// The door an upload came in by: the `protocol` label of the counters kept per door.
+public enum UploadDoor: Int32, CaseIterable, Sendable {
+    case line = 0, http, tus
+
+    public var label: String {
+        switch self {
+        case .line: "line"
+        case .http: "http"
+        case .tus: "tus"
+        }
+    }
+}
+
 /// The counters behind GET /metrics. Each worker adds to its own board; the master
 /// adds its own events to its board, and moves a dead worker's counts there before
 /// the board is reused (`Scoreboard.retireMetrics`), so a sum never goes backwards
-/// while the master lives. Indices are slots in shared memory: append, never reorder.
+/// while the master lives. Indices are slots in shared memory, one master's alone
+/// (a new master after USR2 maps its own). A metric kept per door takes one slot
+/// per `UploadDoor`, from its raw value on.
 public enum Metric: Int32, CaseIterable, Sendable {
+    /// Per door.
     case uploadsStarted = 0
-    case uploadsCompleted
+    /// Per door.
+    case uploadsCompleted = 3
+    /// Per door.
+    case bytesReceived = 6
     /// Refused at admission: over the size limit or a quota, or no space.
-    case uploadsRefused
+    case uploadsRefused = 9
     case uploadsFailedChecksum
     /// A body of unknown length outgrew a limit.
     case uploadsFailedLimit
@@ -16,7 +35,6 @@ public enum Metric: Int32, CaseIterable, Sendable {
     /// Its checksum never came, or it could not be resumed.
     case uploadsAbandoned
     case uploadsInterrupted
-    case bytesReceived
     /// Upload durations, one counter per bucket of `UploadDuration.bounds` and one past the last.
     case durationBucket0, durationBucket1, durationBucket2, durationBucket3, durationBucket4, durationBucketInf
     case durationMilliseconds
@@ -42,6 +60,11 @@ public enum UploadDuration {
 extension WorkerBoard {
     public func count(_ metric: Metric, by amount: UInt64 = 1) {
         spool_board_metric_add(board, metric.rawValue, amount)
+    }
+
+    /// A metric kept per door (`uploadsStarted`, `uploadsCompleted`, `bytesReceived`).
+    public func count(_ metric: Metric, door: UploadDoor, by amount: UInt64 = 1) {
+        spool_board_metric_add(board, metric.rawValue + door.rawValue, amount)
     }
 
     /// A finished upload's duration, into the histogram.

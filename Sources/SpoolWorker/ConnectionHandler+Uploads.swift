@@ -9,7 +9,7 @@ import SpoolSystem
 /// pipeline every protocol shares) and turns how each step ended into the
 /// session's replies.
 extension ConnectionHandler {
-    var sender: IncomingUpload.Sender { IncomingUpload.Sender(ip: clientIP, port: clientPort, token: token) }
+    var sender: IncomingUpload.Sender { IncomingUpload.Sender(ip: clientIP, port: clientPort, token: token, door: .line) }
 
     func begin(_ request: UploadRequest, _ context: ChannelHandlerContext) {
         open(IncomingUpload.begin(request, from: sender, services: services, on: context.eventLoop), context)
@@ -63,7 +63,7 @@ extension ConnectionHandler {
             return Checksum.hex(hasher.finalize())
         }
         // Reading goes on: the client may send more small uploads behind this one (see updateReading).
-        services.wholeUploads.store(whole, on: context.eventLoop).assumeIsolated().whenComplete { result in
+        services.wholeUploads.store(whole, door: .line, on: context.eventLoop).assumeIsolated().whenComplete { result in
             let (stored, reply): (String?, Reply)
             switch result {
             case .success(let outcome):

@@ -136,7 +136,7 @@ extension HTTPHandler {
         let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
         state = .opening(parts: [], ended: false)
         authorized(head, context) { token in
-            let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
+            let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token, door: .tus)
             var size: Int64 = 0
             if case .known(let known) = length { size = known }
             let request = UploadRequest(name: name, size: size, sha256: sha256)
@@ -276,7 +276,7 @@ extension HTTPHandler {
                 if let length, let bodyLength, offset + bodyLength > length {
                     return self.refuseTus(Tus.Refusal(413, "the body (\(bodyLength) bytes at \(offset)) goes past Upload-Length (\(length))"), context)
                 }
-                let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
+                let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token, door: .tus)
                 self.pause(context)
                 IncomingUpload.resume(id: id, sha256: nil, lengthDeferred: fields.lengthDeferred, from: sender, services: self.services,
                                       on: context.eventLoop)

@@ -331,7 +331,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             // at most 64 KiB is sent for nothing.
             return authorized(head, context) { token in
                 guard case .opening(let parts, let ended) = self.state else { return }
-                let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
+                let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token, door: .http)
                 let request = UploadRequest(name: name, size: size, sha256: declared)
                 if ended { return self.storeWhole(request, from: sender, parts: parts, context) }
                 self.state = .collecting(request, sender, parts: parts)
@@ -341,7 +341,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             }
         }
         authorized(head, context) { token in
-            let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token)
+            let sender = IncomingUpload.Sender(ip: self.clientIP, port: self.clientPort, token: token, door: .http)
             let request = UploadRequest(name: name, size: size ?? 0, sha256: declared)
             self.pause(context)
             IncomingUpload.begin(request, lengthDeferred: size == nil, from: sender, services: self.services, on: context.eventLoop)
@@ -422,7 +422,7 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             return sha256
         }
         let (size, logger) = (request.size, services.logger)
-        services.wholeUploads.store(whole, on: context.eventLoop).assumeIsolated().whenComplete { result in
+        services.wholeUploads.store(whole, door: .http, on: context.eventLoop).assumeIsolated().whenComplete { result in
             self.unpause(context)
             switch result {
             case .success(.stored):

@@ -45,6 +45,8 @@ final class IncomingUpload {
         var ip: String
         var port: Int
         var token: TokenRecord?
+        /// Which front end it came through: the `protocol` label of the metrics.
+        var door: UploadDoor
     }
 
     private let services: WorkerServices
@@ -56,6 +58,8 @@ final class IncomingUpload {
     private(set) var lengthDeferred: Bool
     /// A tus upload: resumable even while its length is deferred (its client has its URL).
     private let tus: Bool
+    /// The front end it came through, for the metrics.
+    private let door: UploadDoor
     /// The hash of the bytes before this body: what a discarded body goes back to.
     private let start: PrefixHash
     private let quota: TokenQuota?
@@ -92,12 +96,13 @@ final class IncomingUpload {
     var declaredSHA256: String { open.sha256 }
 
     private init(
-        _ open: OpenUpload, prefix: PrefixHash?, lengthDeferred: Bool = false, tus: Bool = false, quota: TokenQuota? = nil,
-        services: WorkerServices, eventLoop: EventLoop
+        _ open: OpenUpload, prefix: PrefixHash?, lengthDeferred: Bool = false, tus: Bool = false, door: UploadDoor,
+        quota: TokenQuota? = nil, services: WorkerServices, eventLoop: EventLoop
     ) {
         self.open = open
         self.lengthDeferred = lengthDeferred
         self.tus = tus
+        self.door = door
         start = prefix ?? PrefixHash(hasher: SHA256(), offset: open.offset)
         self.quota = quota
         self.services = services
@@ -129,7 +134,7 @@ final class IncomingUpload {
         row.tusMetadata = tusMetadata
         row.lengthDeferred = lengthDeferred && tusMetadata != nil
         let (store, limits, quota, new) = (services.store, services.limits.admission, sender.token?.quota, row)
-        return opening(services: services, lengthDeferred: lengthDeferred, tus: tusMetadata != nil, quota: quota, on: eventLoop) {
+        return opening(services: services, lengthDeferred: lengthDeferred, tus: tusMetadata != nil, door: sender.door, quota: quota, on: eventLoop) {
             do {
                 return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
             } catch StoreError.refused(let refusal) {
@@ -149,7 +154,7 @@ final class IncomingUpload {
     ) -> EventLoopFuture<Opening> {
         let (store, pid, cached) = (services.store, services.pid, services.prefixes.get(id))
         let tus = sha256 == nil
-        return opening(services: services, lengthDeferred: lengthDeferred, tus: tus, quota: sender.token?.quota, on: eventLoop) {
+        return opening(services: services, lengthDeferred: lengthDeferred, tus: tus, door: sender.door, quota: sender.token?.quota, on: eventLoop) {
             switch try store.resume(
                 id: id, sha256: sha256, token: sender.token?.name, clientIP: sender.ip, clientPort: sender.port, workerPID: pid,
                 cached: cached)
@@ -182,7 +187,7 @@ final class IncomingUpload {
     }
 
     private static func opening(
-        services: WorkerServices, lengthDeferred: Bool = false, tus: Bool = false, quota: TokenQuota? = nil,
+        services: WorkerServices, lengthDeferred: Bool = false, tus: Bool = false, door: UploadDoor, quota: TokenQuota? = nil,
         on eventLoop: EventLoop, _ work: @escaping @Sendable () throws -> Opened
     ) -> EventLoopFuture<Opening> {
         services.pool.runIfActive(eventLoop: eventLoop, work).assumeIsolated().map { opened -> Opening in
@@ -194,9 +199,9 @@ final class IncomingUpload {
                         "id": "\(upload.id)", "offset": "\(upload.offset)", "reread": "\(prefix.reread)",
                     ])
                 }
-                if prefix == nil { services.board.count(.uploadsStarted) }
+                if prefix == nil { services.board.count(.uploadsStarted, door: door) }
                 return .opened(IncomingUpload(
-                    upload, prefix: prefix, lengthDeferred: lengthDeferred, tus: tus, quota: quota, services: services,
+                    upload, prefix: prefix, lengthDeferred: lengthDeferred, tus: tus, door: door, quota: quota, services: services,
                     eventLoop: eventLoop))
             case .refused(let refusal):
                 services.board.count(.uploadsRefused)
@@ -240,7 +245,7 @@ final class IncomingUpload {
         }
         var behind = false
         received += Int64(bytes.readableBytes)
-        services.board.count(.bytesReceived, by: UInt64(bytes.readableBytes))
+        services.board.count(.bytesReceived, door: door, by: UInt64(bytes.readableBytes))
         if let pipelined {
             behind = pipelined.add(bytes)
         } else if lengthDeferred, received >= Self.pipelineThreshold {
@@ -351,7 +356,7 @@ final class IncomingUpload {
             digest = eventLoop.makeSucceededFuture(Checksum.hex(hasher.finalize()))
         }
         let (upload, received, store, logger, pool, eventLoop) = (open, received, services.store, services.logger, services.pool, eventLoop)
-        let (lengthDeferred, board, openedAt) = (self.lengthDeferred, services.board, openedAt)
+        let (lengthDeferred, board, openedAt, door) = (self.lengthDeferred, services.board, openedAt, door)
         return digest.flatMap { digest in
             pool.runIfActive(eventLoop: eventLoop) { () -> Outcome in
                 do {
@@ -361,7 +366,7 @@ final class IncomingUpload {
                     switch try store.complete(upload, received: received, sha256: digest, declared: declared) {
                     case .stored:
                         logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
-                        board.count(.uploadsCompleted)
+                        board.count(.uploadsCompleted, door: door)
                         board.observe(uploadSeconds: UTCTime.monotonic() - openedAt)
                         return .stored(sha256: digest)
                     case .checksumMismatch(let actual):

@@ -18,16 +18,22 @@ enum MetricsText {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
     static func render(totals: [UInt64], gauges: Gauges) -> String {
-        func value(_ metric: Metric) -> UInt64 { Int(metric.rawValue) < totals.count ? totals[Int(metric.rawValue)] : 0 }
+        func value(_ metric: Metric, _ door: UploadDoor? = nil) -> UInt64 {
+            let index = Int(metric.rawValue + (door?.rawValue ?? 0))
+            return index < totals.count ? totals[index] : 0
+        }
+        func byDoor(_ metric: Metric) -> [(labels: String, value: String)] {
+            UploadDoor.allCases.map { ("{protocol=\"\($0.label)\"}", "\(value(metric, $0))") }
+        }
         var out = ""
         func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
             for sample in samples { out += "\(name)\(sample.labels) \(sample.value)\n" }
         }
-        family("spool_uploads_started_total", "counter", "Uploads admitted (new ones; resumes are not counted again).",
-               [("", "\(value(.uploadsStarted))")])
-        family("spool_uploads_completed_total", "counter", "Uploads stored durably and verified.",
-               [("", "\(value(.uploadsCompleted))")])
+        family("spool_uploads_started_total", "counter", "Uploads admitted (new ones; resumes are not counted again), by protocol.",
+               byDoor(.uploadsStarted))
+        family("spool_uploads_completed_total", "counter", "Uploads stored durably and verified, by the protocol that began them.",
+               byDoor(.uploadsCompleted))
         family("spool_uploads_refused_total", "counter", "Uploads refused at admission: size limit, quota or free space.",
                [("", "\(value(.uploadsRefused))")])
         family("spool_uploads_failed_total", "counter", "Uploads that ended failed, by reason.", [
@@ -38,8 +44,8 @@ enum MetricsText {
         ])
         family("spool_uploads_interrupted_total", "counter", "Uploads cut before their end, kept for a resume.",
                [("", "\(value(.uploadsInterrupted))")])
-        family("spool_received_bytes_total", "counter", "Upload body bytes received and written.",
-               [("", "\(value(.bytesReceived))")])
+        family("spool_received_bytes_total", "counter", "Upload body bytes received and written, by protocol.",
+               byDoor(.bytesReceived))
         var cumulative: UInt64 = 0
         var buckets: [(labels: String, value: String)] = []
         let metrics: [Metric] = [.durationBucket0, .durationBucket1, .durationBucket2, .durationBucket3, .durationBucket4]

@@ -30,30 +30,30 @@ final class WholeUploads: @unchecked Sendable {
 
     /// Succeeds with the upload's outcome once its batch is stored; fails only if
     /// the pool is shutting down (nothing was done then).
-    func store(_ upload: WholeUpload, on eventLoop: any EventLoop) -> EventLoopFuture<WholeOutcome> {
+    func store(_ upload: WholeUpload, door: UploadDoor, on eventLoop: any EventLoop) -> EventLoopFuture<WholeOutcome> {
         let promise = eventLoop.makePromise(of: WholeOutcome.self)
         if lock.withLock({ arrived.add((upload, promise)) }) {
             pool.submit { state in self.prepare(active: state == .active) }
         }
         let (board, size, arrivedAt) = (self.board, upload.new.size, UTCTime.monotonic())
         return promise.futureResult.map { outcome in
-            Self.count(outcome, size: size, seconds: UTCTime.monotonic() - arrivedAt, on: board)
+            Self.count(outcome, door: door, size: size, seconds: UTCTime.monotonic() - arrivedAt, on: board)
             return outcome
         }
     }
 
-    static func count(_ outcome: WholeOutcome, size: Int64, seconds: Double, on board: WorkerBoard) {
+    static func count(_ outcome: WholeOutcome, door: UploadDoor, size: Int64, seconds: Double, on board: WorkerBoard) {
         switch outcome {
         case .stored:
-            board.count(.uploadsStarted)
-            board.count(.uploadsCompleted)
-            board.count(.bytesReceived, by: UInt64(max(0, size)))
+            board.count(.uploadsStarted, door: door)
+            board.count(.uploadsCompleted, door: door)
+            board.count(.bytesReceived, door: door, by: UInt64(max(0, size)))
             board.observe(uploadSeconds: seconds)
         case .refused:
             board.count(.uploadsRefused)
         case .checksumMismatch:
-            board.count(.uploadsStarted)
-            board.count(.bytesReceived, by: UInt64(max(0, size)))
+            board.count(.uploadsStarted, door: door)
+            board.count(.bytesReceived, door: door, by: UInt64(max(0, size)))
             board.count(.uploadsFailedChecksum)
         case .cannotOpen, .failed:
             board.count(.uploadsFailedStorage)

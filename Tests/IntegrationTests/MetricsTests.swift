@@ -35,14 +35,21 @@ import Testing
         #expect(eventually { server.count("killed by KILL") == 1 && server.workerPIDs().count == 2 })
         try upload(3 << 20, seed: 4)
 
+        // One over HTTP, counted under its own protocol.
+        let put = writeFile(files.path + "/h.bin", pseudoRandomBytes(count: 777_777, seed: 8))
+        #expect(try HTTPTests.put(put, to: server.httpBase + "/files/h.bin").status == 201)
+
         // Every scrape, whichever worker answers, sees the same totals.
         for _ in 0..<4 {
             let scraped = try Self.scrape(server)
             #expect(scraped.status == 200)
-            #expect(Self.sample(scraped.body, "spool_received_bytes_total") == Double(sent), "\(scraped.body)")
-            #expect(Self.sample(scraped.body, "spool_uploads_completed_total") == 6)
-            #expect(Self.sample(scraped.body, "spool_uploads_started_total") == 6)
-            #expect(Self.sample(scraped.body, "spool_upload_duration_seconds_count") == 6)
+            #expect(Self.sample(scraped.body, "spool_received_bytes_total{protocol=\"line\"}") == Double(sent), "\(scraped.body)")
+            #expect(Self.sample(scraped.body, "spool_received_bytes_total{protocol=\"http\"}") == 777_777)
+            #expect(Self.sample(scraped.body, "spool_received_bytes_total{protocol=\"tus\"}") == 0)
+            #expect(Self.sample(scraped.body, "spool_uploads_completed_total{protocol=\"line\"}") == 6)
+            #expect(Self.sample(scraped.body, "spool_uploads_started_total{protocol=\"line\"}") == 6)
+            #expect(Self.sample(scraped.body, "spool_uploads_completed_total{protocol=\"http\"}") == 1)
+            #expect(Self.sample(scraped.body, "spool_upload_duration_seconds_count") == 7)
             #expect(Self.sample(scraped.body, "spool_worker_deaths_total") == 1)
             #expect(scraped.body.contains("spool_workers{state=\"up\"} 2\n"))
         }
@@ -95,7 +102,8 @@ import Testing
         // PromQL through Prometheus' HTTP API, until a scrape has landed.
         var answer = ""
         let found = try eventually(timeout: 60) {
-            let result = try run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(port)/api/v1/query?query=spool_received_bytes_total"])
+            let result = try run("/usr/bin/curl", ["-s", "-G", "http://127.0.0.1:\(port)/api/v1/query",
+                                                   "--data-urlencode", "query=sum(spool_received_bytes_total)"])
             answer = result.stdout
             return answer.contains("\"1234567\"")
         }
