@@ -63,7 +63,7 @@ final class DurableFiles: @unchecked Sendable {
     func makeAll(_ files: [File]) throws(StoreError) -> [StoreError?] {
         do throws(SystemError) {
             if files.count == 1, let only = files.first {
-                try Files.fsync(only.fd, path: only.path)
+                try StoreTimings.shared.time(.fileSync, batch: 1) { () throws(SystemError) in try Files.fsync(only.fd, path: only.path) }
                 CrashPoint.reach("upload-after-fsync")
                 try only.publish()
                 CrashPoint.reach("upload-after-link")
@@ -81,7 +81,12 @@ final class DurableFiles: @unchecked Sendable {
                 }
             }
             CrashPoint.reach("batch-after-link")
-            if errors.contains(where: { $0 == nil }) { try Files.syncFileSystem(try descriptor(), path: anchor) }
+            if errors.contains(where: { $0 == nil }) {
+                let fd = try descriptor()
+                try StoreTimings.shared.time(.fileSync, batch: files.count) { () throws(SystemError) in
+                    try Files.syncFileSystem(fd, path: anchor)
+                }
+            }
             CrashPoint.reach("batch-after-sync")
             return errors
         } catch {

@@ -85,8 +85,9 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     /// released too, and only then does this return.
     func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
         try groupCommit.run(work) { batch throws(StoreError) in
-            try commit(batch)
-            try database.log.sync()
+            let timings = StoreTimings.shared
+            try timings.time(.commit, batch: batch.count) { () throws(StoreError) in try commit(batch) }
+            try timings.time(.logSync, batch: batch.count) { () throws(StoreError) in try database.log.sync() }
         }
     }
 

@@ -35,26 +35,39 @@ public enum Metric: Int32, CaseIterable, Sendable {
     /// Its checksum never came, or it could not be resumed.
     case uploadsAbandoned
     case uploadsInterrupted
-    /// Upload durations, one counter per bucket of `UploadDuration.bounds` and one past the last.
-    case durationBucket0, durationBucket1, durationBucket2, durationBucket3, durationBucket4, durationBucketInf
-    case durationMilliseconds
-    case durationCount
     /// Master: workers that exited without being asked (each is replaced).
     case workerDeaths
     /// Master: workers the watchdog aborted for a stale heartbeat.
     case watchdogAborts
 }
 
-/// The buckets of `spool_upload_duration_seconds`: from the upload's start (or its
-/// resume) to its bytes being durable and its row complete.
-public enum UploadDuration {
-    public static let bounds: [Double] = [0.1, 1, 10, 60, 600]
-    static let buckets: [Metric] = [.durationBucket0, .durationBucket1, .durationBucket2, .durationBucket3, .durationBucket4]
+/// A histogram's slots: one counter per bucket (`le` each bound, then +Inf), then
+/// the sum of the observed values times `scale` (whole numbers in shared memory),
+/// then their count. Slots from 32 on belong to histograms.
+public struct Histogram: Sendable {
+    public let base: Int32
+    public let bounds: [Double]
+    /// The sum is kept as value × scale: 1000 keeps seconds to the millisecond.
+    public let scale: Double
 
-    public static func bucket(seconds: Double) -> Metric {
-        for (bound, metric) in zip(bounds, buckets) where seconds <= bound { return metric }
-        return .durationBucketInf
+    var sumSlot: Int32 { base + Int32(bounds.count) + 1 }
+    var countSlot: Int32 { sumSlot + 1 }
+    public var slots: Range<Int32> { base..<(countSlot + 1) }
+
+    public func bucket(_ value: Double) -> Int32 {
+        base + Int32(bounds.firstIndex { value <= $0 } ?? bounds.count)
     }
+
+    /// From an upload's start (or resume) to its bytes durable and its row complete.
+    public static let uploadDuration = Histogram(base: 32, bounds: [0.1, 1, 10, 60, 600], scale: 1000)
+    /// A batch of durable changes: the transaction and its COMMIT (SQLite).
+    public static let commit = Histogram(base: 40, bounds: [0.001, 0.005, 0.025, 0.1, 0.5, 2.5], scale: 1_000_000)
+    /// The write-ahead log's fdatasync after a durable batch.
+    public static let logSync = Histogram(base: 49, bounds: [0.001, 0.005, 0.025, 0.1, 0.5, 2.5], scale: 1_000_000)
+    /// Making uploaded files durable: an fsync for one, a syncfs for several.
+    public static let fileSync = Histogram(base: 58, bounds: [0.001, 0.005, 0.025, 0.1, 0.5, 2.5], scale: 1_000_000)
+    /// Changes sharing one durable commit (group commit).
+    public static let commitBatch = Histogram(base: 67, bounds: [1, 2, 4, 8, 16, 64], scale: 1)
 }
 
 extension WorkerBoard {
@@ -67,11 +80,10 @@ extension WorkerBoard {
         spool_board_metric_add(board, metric.rawValue + door.rawValue, amount)
     }
 
-    /// A finished upload's duration, into the histogram.
-    public func observe(uploadSeconds seconds: Double) {
-        count(UploadDuration.bucket(seconds: seconds))
-        count(.durationMilliseconds, by: UInt64(max(0, seconds * 1000)))
-        count(.durationCount)
+    public func observe(_ histogram: Histogram, _ value: Double) {
+        spool_board_metric_add(board, histogram.bucket(value), 1)
+        spool_board_metric_add(board, histogram.sumSlot, UInt64(max(0, value * histogram.scale)))
+        spool_board_metric_add(board, histogram.countSlot, 1)
     }
 }
 

@@ -367,7 +367,7 @@ final class IncomingUpload {
                     case .stored:
                         logger.info("upload stored", metadata: ["id": "\(upload.id)", "size": "\(received)"])
                         board.count(.uploadsCompleted, door: door)
-                        board.observe(uploadSeconds: UTCTime.monotonic() - openedAt)
+                        board.observe(.uploadDuration, UTCTime.monotonic() - openedAt)
                         return .stored(sha256: digest)
                     case .checksumMismatch(let actual):
                         logger.info("upload rejected", metadata: ["id": "\(upload.id)", "reason": "checksum mismatch"])

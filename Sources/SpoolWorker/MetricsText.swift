@@ -46,19 +46,26 @@ enum MetricsText {
                [("", "\(value(.uploadsInterrupted))")])
         family("spool_received_bytes_total", "counter", "Upload body bytes received and written, by protocol.",
                byDoor(.bytesReceived))
-        var cumulative: UInt64 = 0
-        var buckets: [(labels: String, value: String)] = []
-        let metrics: [Metric] = [.durationBucket0, .durationBucket1, .durationBucket2, .durationBucket3, .durationBucket4]
-        for (bound, metric) in zip(UploadDuration.bounds, metrics) {
-            cumulative += value(metric)
-            buckets.append(("_bucket{le=\"\(bound)\"}", "\(cumulative)"))
+        func histogram(_ name: String, _ help: String, _ h: Histogram) {
+            func slot(_ index: Int32) -> UInt64 { Int(index) < totals.count ? totals[Int(index)] : 0 }
+            var cumulative: UInt64 = 0
+            var samples: [(labels: String, value: String)] = []
+            for (offset, bound) in h.bounds.enumerated() {
+                cumulative += slot(h.base + Int32(offset))
+                samples.append(("_bucket{le=\"\(bound)\"}", "\(cumulative)"))
+            }
+            cumulative += slot(h.base + Int32(h.bounds.count))
+            samples.append(("_bucket{le=\"+Inf\"}", "\(cumulative)"))
+            samples.append(("_sum", decimal(slot(h.slots.upperBound - 2), scale: h.scale)))
+            samples.append(("_count", "\(slot(h.slots.upperBound - 1))"))
+            family(name, "histogram", help, samples)
         }
-        cumulative += value(.durationBucketInf)
-        buckets.append(("_bucket{le=\"+Inf\"}", "\(cumulative)"))
-        buckets.append(("_sum", seconds(milliseconds: value(.durationMilliseconds))))
-        buckets.append(("_count", "\(value(.durationCount))"))
-        family("spool_upload_duration_seconds", "histogram",
-               "From an upload's start (or resume) to its bytes durable and its row complete.", buckets)
+        histogram("spool_upload_duration_seconds", "From an upload's start (or resume) to its bytes durable and its row complete.",
+                  .uploadDuration)
+        histogram("spool_commit_seconds", "A batch of durable changes to the database: its transaction and COMMIT.", .commit)
+        histogram("spool_wal_sync_seconds", "The write-ahead log's sync after a batch of durable changes.", .logSync)
+        histogram("spool_file_sync_seconds", "Making uploaded files durable: fsync for one, syncfs for several.", .fileSync)
+        histogram("spool_commit_batch_size", "Changes sharing one durable commit (group commit).", .commitBatch)
         family("spool_worker_deaths_total", "counter", "Workers that exited without being asked (each is replaced).",
                [("", "\(value(.workerDeaths))")])
         family("spool_watchdog_aborts_total", "counter", "Workers aborted by the watchdog for a stale heartbeat.",
@@ -79,9 +86,12 @@ enum MetricsText {
         return out
     }
 
-    static func seconds(milliseconds: UInt64) -> String {
-        let whole = milliseconds / 1000, rest = milliseconds % 1000
-        let fraction = String(rest)
-        return "\(whole).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)"
+    /// `value / scale` written exactly: scale is 1 or a power of ten.
+    static func decimal(_ value: UInt64, scale: Double) -> String {
+        let divisor = UInt64(scale)
+        guard divisor > 1 else { return "\(value)" }
+        let digits = String(divisor).count - 1
+        let fraction = String(value % divisor)
+        return "\(value / divisor).\(String(repeating: "0", count: digits - fraction.count))\(fraction)"
     }
 }

@@ -48,7 +48,7 @@ final class WholeUploads: @unchecked Sendable {
             board.count(.uploadsStarted, door: door)
             board.count(.uploadsCompleted, door: door)
             board.count(.bytesReceived, door: door, by: UInt64(max(0, size)))
-            board.observe(uploadSeconds: seconds)
+            board.observe(.uploadDuration, seconds)
         case .refused:
             board.count(.uploadsRefused)
         case .checksumMismatch:

@@ -116,6 +116,18 @@ public enum WorkerProcess {
         // The event loop beats once a second; body chunks beat too (ConnectionHandler).
         loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(1)) { _ in board.beat() }
 
+        // The store's durability steps, timed into this worker's metrics.
+        StoreTimings.shared.observe { step, seconds, batch in
+            switch step {
+            case .commit:
+                board.observe(.commit, seconds)
+                board.observe(.commitBatch, Double(batch))
+            case .logSync:
+                board.observe(.logSync, seconds)
+            case .fileSync:
+                board.observe(.fileSync, seconds)
+            }
+        }
         let policy = AccessPolicy(limits: config.limits, tokensExist: (try? store.hasActiveTokens()) ?? true)
         loop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
             pool.submit { _ in policy.refresh(from: store) }

@@ -51,6 +51,11 @@ import Testing
             #expect(Self.sample(scraped.body, "spool_uploads_completed_total{protocol=\"http\"}") == 1)
             #expect(Self.sample(scraped.body, "spool_upload_duration_seconds_count") == 7)
             #expect(Self.sample(scraped.body, "spool_worker_deaths_total") == 1)
+            // The durability steps were timed: commits, log syncs, file syncs, batch sizes.
+            for name in ["spool_commit_seconds_count", "spool_wal_sync_seconds_count", "spool_file_sync_seconds_count",
+                         "spool_commit_batch_size_count"] {
+                #expect((Self.sample(scraped.body, name) ?? 0) >= 1, "\(name)")
+            }
             #expect(scraped.body.contains("spool_workers{state=\"up\"} 2\n"))
         }
         // Prometheus' own linter accepts it.

@@ -3,13 +3,12 @@ import Testing
 @testable import SpoolWorker
 
 @Suite struct MetricsTextTests {
-    @Test func histogramBucketsAreCumulativeAndTheSumIsInSeconds() {
-        var totals = [UInt64](repeating: 0, count: 64)
-        totals[Int(Metric.durationBucket0.rawValue)] = 2
-        totals[Int(Metric.durationBucket2.rawValue)] = 1
-        totals[Int(Metric.durationBucketInf.rawValue)] = 1
-        totals[Int(Metric.durationMilliseconds.rawValue)] = 1_234_005
-        totals[Int(Metric.durationCount.rawValue)] = 4
+    @Test func histogramBucketsAreCumulativeAndTheSumKeepsItsUnit() {
+        let h = Histogram.uploadDuration
+        var totals = [UInt64](repeating: 0, count: 128)
+        for value in [0.05, 0.1, 5.0, 601.0] { totals[Int(h.bucket(value))] += 1 }
+        totals[Int(h.slots.upperBound - 2)] = 1_234_005  // milliseconds
+        totals[Int(h.slots.upperBound - 1)] = 4
         let text = MetricsText.render(totals: totals, gauges: .init())
         for line in ["spool_upload_duration_seconds_bucket{le=\"0.1\"} 2", "spool_upload_duration_seconds_bucket{le=\"1.0\"} 2",
                      "spool_upload_duration_seconds_bucket{le=\"10.0\"} 3", "spool_upload_duration_seconds_bucket{le=\"600.0\"} 3",
@@ -17,8 +16,16 @@ import Testing
                      "spool_upload_duration_seconds_count 4"] {
             #expect(text.contains(line + "\n"), "\(line)")
         }
-        #expect(UploadDuration.bucket(seconds: 0.1) == .durationBucket0)
-        #expect(UploadDuration.bucket(seconds: 601) == .durationBucketInf)
+        #expect(MetricsText.decimal(1_500, scale: 1_000_000) == "0.001500")
+        #expect(MetricsText.decimal(7, scale: 1) == "7")
+    }
+
+    @Test func histogramsDoNotOverlapAndFitTheBoard() {
+        let all: [Histogram] = [.uploadDuration, .commit, .logSync, .fileSync, .commitBatch]
+        let counters = Metric.allCases.map(\.rawValue).max() ?? 0
+        #expect(counters + Int32(UploadDoor.allCases.count) <= all.map(\.base).min() ?? 0)
+        for (a, b) in zip(all, all.dropFirst()) { #expect(a.slots.upperBound <= b.base) }
+        #expect((all.last?.slots.upperBound ?? 0) <= 128)
     }
 
     @Test func everyFamilyHasHelpAndTypeAndCountersEndInTotal() {

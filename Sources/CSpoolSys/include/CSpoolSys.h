@@ -61,7 +61,7 @@ int spool_worker_take_reopen(void);
 /// publishes how it is doing (as Apache httpd's scoreboard): its heartbeat, its
 /// open connections, and the progress of each upload it is receiving. Any process
 /// reads it without a system call. Board i belongs to the worker holding index i.
-enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32, SPOOL_CLIENT_BUCKETS = 4096, SPOOL_METRICS = 64 };
+enum { SPOOL_BOARD_WORKERS = 1024, SPOOL_BOARD_UPLOADS = 128, SPOOL_ID_BYTES = 32, SPOOL_CLIENT_BUCKETS = 4096, SPOOL_METRICS = 128 };
 
 typedef struct {
     uint64_t seq;                 // odd while the worker writes the slot (a seqlock)
