@@ -34,8 +34,6 @@ extension Arbiter {
     /// Once per turn of the loop: READY=1 when every worker accepts (at start and
     /// after a HUP has replaced them all), STATUS= when it changed, WATCHDOG=1 when due.
     func reportToSystemd() {
-        // Published for every worker's readiness check (GET /readyz, HEALTH), systemd or not.
-        if case .running = phase { scoreboard?.wantedWorkers = wantedWorkers } else { scoreboard?.wantedWorkers = 0 }
         guard let notifier, let board = scoreboard else { return }
         let ready = readyWorkers()
         let totals = board.totals()
@@ -70,7 +68,7 @@ extension Arbiter {
     func reportReloading() {
         guard let notifier else { return }
         systemd.reloading = true
-        notifier.send(["RELOADING=1", "MONOTONIC_USEC=\(SystemdNotifier.monotonicMicroseconds())"])
+        notifier.send(["RELOADING=1", "MONOTONIC_USEC=\(UInt64(UTCTime.monotonic() * 1_000_000))"])
     }
 
     func reportStopping() {

@@ -84,6 +84,12 @@ extension Arbiter {
         }
     }
 
+    /// How many workers this master wants, for every worker's readiness check
+    /// (GET /readyz, HEALTH): none while idle (WINCH) or stopping.
+    func publishWantedWorkers() {
+        if case .running = phase { scoreboard?.wantedWorkers = wantedWorkers } else { scoreboard?.wantedWorkers = 0 }
+    }
+
     /// HUP: start a new worker for the next old one, and QUIT the old one once the new one is ready.
     func advanceReplacement() {
         guard let board = scoreboard else { return }

@@ -238,6 +238,7 @@ public final class Arbiter {
                     phase = .stopping(termAt: .infinity, killAt: killAt)
                 }
             }
+            publishWantedWorkers()
             reportToSystemd()
             waitForSignals(timeoutMilliseconds: 200)
             while !signalQueue.isEmpty {

@@ -64,11 +64,4 @@ struct SystemdNotifier {
 
     /// The descriptor, for a forked worker to close (it must never report for the master).
     var descriptor: Int32 { fd }
-
-    /// CLOCK_MONOTONIC in microseconds, which `RELOADING=1` is sent with.
-    static func monotonicMicroseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec / 1000)
-    }
 }

@@ -37,23 +37,9 @@ extension HTTPHandler {
         }
         let (store, scoreboard, minFree) = (services.store, services.scoreboard, services.limits.admission.minFreeBytes)
         pause(context)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { () -> String in
-            var gauges = MetricsText.Gauges()
-            let live = scoreboard.totals()
-            gauges.workersUp = live.workers
-            gauges.workersWanted = scoreboard.wantedWorkers
-            gauges.uploadsInFlight = live.uploads
-            gauges.connections = (0..<Scoreboard.capacity).compactMap { index in
-                let board = scoreboard.board(index)
-                return board.heartbeat > 0 ? (index, board.connections) : nil
-            }
-            gauges.freeBytes = try? store.freeBytes()
-            gauges.reservedFreeBytes = minFree
-            let database = store.directory.databasePath
-            gauges.databaseBytes = [database, database + "-wal"].reduce(Int64(0)) { sum, path in
-                sum + ((try? Files.size(path)).flatMap { $0 } ?? 0)
-            }
-            return MetricsText.render(totals: scoreboard.metricTotals(), gauges: gauges)
+        services.pool.runIfActive(eventLoop: context.eventLoop) {
+            MetricsText.render(totals: scoreboard.metricTotals(),
+                               gauges: .read(store: store, scoreboard: scoreboard, minFree: minFree))
         }.assumeIsolated().whenComplete { result in
             self.unpause(context)
             switch result {

@@ -1,8 +1,9 @@
+import SpoolStore
 import SpoolSystem
 
 /// GET /metrics in Prometheus' text exposition format (0.0.4): counters end in
-/// `_total`, units are in the names, as Prometheus' naming conventions ask. Pure:
-/// it formats what it is given, so its output is tested without a server.
+/// `_total`, units are in the names, as Prometheus' naming conventions ask.
+/// `render` is pure: it formats what it is given, so its output is tested without a server.
 enum MetricsText {
     struct Gauges: Sendable {
         /// Open connections by worker board index, for workers that are up.
@@ -13,6 +14,26 @@ enum MetricsText {
         var freeBytes: Int64?
         var reservedFreeBytes: Int64 = 0
         var databaseBytes: Int64?
+
+        /// Reads them now. On the thread pool: it asks the file system.
+        static func read(store: Store, scoreboard: Scoreboard, minFree: Int64) -> Gauges {
+            var gauges = Gauges()
+            let live = scoreboard.totals()
+            gauges.workersUp = live.workers
+            gauges.workersWanted = scoreboard.wantedWorkers
+            gauges.uploadsInFlight = live.uploads
+            gauges.connections = (0..<Scoreboard.capacity).compactMap { index in
+                let board = scoreboard.board(index)
+                return board.heartbeat > 0 ? (index, board.connections) : nil
+            }
+            gauges.freeBytes = try? store.freeBytes()
+            gauges.reservedFreeBytes = minFree
+            let database = store.directory.databasePath
+            gauges.databaseBytes = [database, database + "-wal"].reduce(Int64(0)) { sum, path in
+                sum + ((try? Files.size(path)).flatMap { $0 } ?? 0)
+            }
+            return gauges
+        }
     }
 
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
