@@ -151,7 +151,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolMasterTests",
-            dependencies: ["SpoolMaster"]
+            dependencies: ["SpoolMaster", "SpoolSystem"]
         ),
         .testTarget(
             name: "IntegrationTests",

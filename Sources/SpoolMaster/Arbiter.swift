@@ -267,6 +267,7 @@ public final class Arbiter {
         case SIGHUP:
             guard isAcceptingChanges else { break }
             reportReloading()
+            rereadSettings()
             reloadTLS()
             logger.info("reload: replacing every worker, one at a time")
             phase = .running

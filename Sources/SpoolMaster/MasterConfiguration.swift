@@ -44,6 +44,10 @@ public struct MasterConfiguration: Sendable {
     public var tlsFiles: (certificate: String, key: String)?
     /// Serve plain text on an address that is not loopback (tokens and files then cross the network in clear).
     public var allowPlaintext = false
+    /// The checked settings this configuration was made from, and the sources to
+    /// read again on HUP (nil when made in code, as tests do).
+    public var settings: Settings?
+    public var settingSources: SettingSources?
 
     public init(listeners: [ListenerSpec], directory: DataDirectory, workers: Int) {
         self.listeners = listeners

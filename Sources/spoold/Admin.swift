@@ -71,7 +71,7 @@ extension ParsableCommand {
 
 func openStore(_ options: DataDirectoryOptions) throws -> Store {
     let user = ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-    return try Store(directory: DataDirectory(options.dataDir), actor: "admin:\(user)")
+    return try Store(directory: DataDirectory(try options.path), actor: "admin:\(user)")
 }
 
 func printStandardError(_ message: String) {

@@ -142,7 +142,7 @@ extension Admin {
         func run() throws {
             var pending = false
             try reporting {
-                let directory = DataDirectory(data.dataDir)
+                let directory = DataDirectory(try data.path)
                 if check {
                     let status = try Store.schemaStatus(directory: directory)
                     print("schema version \(status.current) of \(status.latest)"

@@ -1,9 +1,9 @@
 import ArgumentParser
 import SpoolSystem
 
-/// A value on the command line in the form people type (`512K`, `2G`; `90s`,
-/// `7d`), read once, where the option is parsed: the rest of the program sees
-/// bytes or seconds, and a default is written once, as a user would spell it.
+/// A size on an admin command line in the form people type (`512K`, `2G`), read
+/// once, where the option is parsed: the rest of the program sees bytes. (The
+/// settings of `serve` are read by Settings.resolve, whichever layer sets them.)
 struct ParsedOption<Unit: OptionUnit>: ExpressibleByArgument, Sendable {
     let value: Unit.Value
     let text: String
@@ -35,19 +35,8 @@ enum Bytes: OptionUnit {
     static var zero: Int64 { 0 }
 }
 
-/// Durations (`DurationText`).
-enum Seconds: OptionUnit {
-    static func parse(_ text: String) -> Double? { DurationText.seconds(text) }
-    static var zero: Double { 0 }
-}
-
 typealias SizeValue = ParsedOption<Bytes>
-typealias DurationValue = ParsedOption<Seconds>
 
 extension ParsedOption where Unit == Bytes {
     var bytes: Int64 { value }
-}
-
-extension ParsedOption where Unit == Seconds {
-    var seconds: Double { value }
 }

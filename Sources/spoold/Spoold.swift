@@ -1,4 +1,5 @@
 import ArgumentParser
+import SpoolMaster
 import SpoolSystem
 
 @main
@@ -7,16 +8,32 @@ struct Spoold: ParsableCommand {
         commandName: "spoold",
         abstract: "The Spool upload server: a master process supervising forked workers.",
         version: "0.1.0",
-        subcommands: [Serve.self, Admin.self]
+        subcommands: [Serve.self, Config.self, Admin.self]
     )
 }
 
-/// Where the database and the spool live; shared by every subcommand.
+/// Where the database and the spool live, for the admin commands: --data-dir,
+/// else data-dir as `spoold serve` would resolve it (SPOOL_DATA_DIR, the
+/// configuration file), else var.
 struct DataDirectoryOptions: ParsableArguments {
-    @Option(name: .customLong("data-dir"), help: "Data directory: database, spool, pid file.")
-    var dataDir: String = "var"
+    @Option(name: .customLong("data-dir"), help: "Data directory: database, spool, pid file (default: as spoold serve, else var).")
+    var dataDir: String?
+
+    @OptionGroup var file: ConfigFileOptions
 
     func validate() throws {
-        if dataDir.isEmpty { throw ValidationError("--data-dir must not be empty") }
+        if dataDir?.isEmpty == true { throw ValidationError("--data-dir must not be empty") }
+    }
+
+    var path: String {
+        get throws {
+            var flags: SettingLayer = [:]
+            if let dataDir { flags[SettingKey.dataDir.name] = Assignment([dataDir], from: .flag("--data-dir")) }
+            do {
+                return Settings.dataDirectory(try file.sources(flags: flags))
+            } catch {
+                throw AdminFailure(error.description)
+            }
+        }
     }
 }

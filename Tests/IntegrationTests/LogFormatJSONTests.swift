@@ -34,6 +34,6 @@ import Testing
 
     @Test func anUnknownFormatIsRefused() throws {
         let result = try run(Binaries.spoold, ["serve", "--log-format", "xml", "--data-dir", "/nonexistent"])
-        #expect(result.status == 64 && result.stderr.contains("--log-format must be text or json, got \"xml\""), "\(result.stderr)")
+        #expect(result.status == 64 && result.stderr.contains("--log-format: expected text or json, got \"xml\""), "\(result.stderr)")
     }
 }

@@ -60,13 +60,13 @@ import Testing
     }
 
     @Test(arguments: [
-        (["serve", "--workers", "0"], "--workers must be from 1 to 512"),
-        (["serve", "--listen", "localhost"], "--listen must be HOST:PORT"),
-        (["serve", "--listen", "127.0.0.1:70000"], "--listen must be HOST:PORT"),
-        (["serve", "--log-level", "loud"], "unknown --log-level"),
-        (["serve", "--min-free", "lots"], "The value 'lots' is invalid for '--min-free <size>'"),
-        (["serve", "--partial-ttl", "1y"], "The value '1y' is invalid for '--partial-ttl <duration>'"),
-        (["serve", "--idle-timeout", "0s"], "--idle-timeout takes a duration of at least 1s"),
+        (["serve", "--workers", "0"], "--workers: expected a number from 1 to 512, got \"0\""),
+        (["serve", "--listen", "localhost"], "--listen: expected HOST:PORT with a numeric host"),
+        (["serve", "--listen", "127.0.0.1:70000"], "--listen: expected HOST:PORT"),
+        (["serve", "--log-level", "loud"], "--log-level: expected trace, debug, info"),
+        (["serve", "--min-free", "lots"], "--min-free: expected a size like 500M, 2G or 1T, got \"lots\""),
+        (["serve", "--partial-ttl", "1y"], "--partial-ttl: expected a duration like 90s, 30m, 24h or 7d, got \"1y\""),
+        (["serve", "--idle-timeout", "0s"], "--idle-timeout: expected a duration like 90s, 30m, 24h or 7d, at least 1s, got \"0s\""),
         (["admin", "token", "create", "--name", "x", "--quota-bytes", "10Q"], "The value '10Q' is invalid for '--quota-bytes <size>'"),
         (["admin", "list", "--limit", "0"], "--limit must be at least 1"),
     ])

@@ -1,0 +1,51 @@
+import Logging
+
+/// HUP reads the configuration file again, as nginx's reload does: what can change
+/// while serving goes to the workers HUP then starts; what cannot is logged and
+/// left for a restart or a USR2 upgrade; a file that no longer passes the checks
+/// changes nothing.
+extension Arbiter {
+    func rereadSettings() {
+        guard let settings = config.settings, var sources = config.settingSources, let path = sources.file?.path else { return }
+        let fresh: Settings
+        switch SettingsFile.read(path).flatMap({ file in
+            sources.file = file
+            return Settings.resolve(sources)
+        }) {
+        case .success(let resolved): fresh = resolved
+        case .failure(let error):
+            for problem in error.problems {
+                logger.error("configuration not reloaded; the settings in force stay", metadata: ["problem": "\(problem)"])
+            }
+            return
+        }
+        var reload = settings.reloading(fresh)
+        for key in reload.needsRestart {
+            logger.warning("setting changed but not applied: it takes a restart or a USR2 upgrade", metadata: [
+                "key": "\(key.name)", "in_force": "\(settings.display(key))", "in_file": "\(fresh.display(key))",
+            ])
+        }
+        // Dropping TLS would put a listener that may face the network in clear text
+        // without the checks made at start.
+        if settings.tlsCert != nil && reload.settings.tlsCert == nil {
+            reload.settings.tlsCert = settings.tlsCert
+            reload.settings.tlsKey = settings.tlsKey
+            reload.settings.assignments[SettingKey.tlsCert.name] = settings.assignments[SettingKey.tlsCert.name]
+            reload.settings.assignments[SettingKey.tlsKey.name] = settings.assignments[SettingKey.tlsKey.name]
+            reload.applied.removeAll { $0 == .tlsCert || $0 == .tlsKey }
+            logger.warning("setting changed but not applied: turning TLS off takes a restart", metadata: ["key": "tls-cert"])
+        }
+        for key in reload.applied {
+            logger.notice("setting reloaded", metadata: ["key": "\(key.name)", "value": "\(reload.settings.display(key))"])
+        }
+        var next = MasterConfiguration(reload.settings)
+        next.listeners = config.listeners
+        next.limits.loopback = config.limits.loopback
+        next.settingSources = sources
+        config = next
+        if reload.applied.contains(.workers) {
+            wantedWorkers = reload.settings.workers
+            retire(slotsFrom: wantedWorkers)
+        }
+    }
+}
