@@ -214,7 +214,8 @@ extension Arbiter {
         let pid = forkChild()
         if pid == 0 {
             WorkerProcess.run(WorkerConfiguration(
-                listenFD: line.fd, httpFD: sockets.first(where: { $0.kind == .http })?.socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
+                listenFD: line.fd, httpFD: sockets.first(where: { $0.kind == .http })?.socket.fd,
+                metricsFD: sockets.first(where: { $0.kind == .metrics })?.socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
                 scoreboard: board, board: board.board(index), logFile: config.logFile,
                 limits: config.limits, tls: tls))
         }

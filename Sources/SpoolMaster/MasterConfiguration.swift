@@ -8,6 +8,8 @@ public struct ListenerSpec: Sendable, Equatable {
         case line
         /// HTTP/1.1 (docs/HTTP.md).
         case http
+        /// HTTP/1.1 for /metrics, /healthz and /readyz only, without a token; loopback only (docs/OPERATIONS.md).
+        case metrics
     }
 
     public var kind: Kind

@@ -55,6 +55,8 @@ extension SettingKey {
     public static let dataDir = SettingKey("data-dir", default: "var", expected: "a directory path", reload: .restart)
     public static let listen = SettingKey("listen", default: "127.0.0.1:8888", expected: address, reload: .restart)
     public static let http = SettingKey("http", default: "127.0.0.1:8889", expected: address + ", or none", reload: .restart)
+    public static let metrics = SettingKey(
+        "metrics", default: "none", expected: "a loopback HOST:PORT (127.0.0.1:9464, [::1]:9464), or none", reload: .restart)
     public static let corsOrigin = SettingKey(
         "cors-origin", default: nil, expected: "an origin like https://app.example.com (no path), or *", reload: .onHUP,
         repeats: true)
@@ -87,7 +89,7 @@ extension SettingKey {
 
     /// Every setting, in the order `spoold config show` prints them.
     public static let all: [SettingKey] = [
-        dataDir, listen, http, corsOrigin, workers, logLevel, logFormat, logFile,
+        dataDir, listen, http, metrics, corsOrigin, workers, logLevel, logFormat, logFile,
         gracefulTimeout, timeout, partialTTL, maxFileSize, minFree, idleTimeout, lineTimeout, stallTimeout,
         maxConnections, maxClientConnections, allowAnonymous, tlsCert, tlsKey, allowPlaintext, maxBootFailures,
     ]

@@ -5,6 +5,7 @@ extension MasterConfiguration {
     public init(_ settings: Settings) {
         var listeners = [ListenerSpec(.line, host: settings.listen.host, port: settings.listen.port)]
         if let web = settings.http { listeners.append(ListenerSpec(.http, host: web.host, port: web.port)) }
+        if let metrics = settings.metrics { listeners.append(ListenerSpec(.metrics, host: metrics.host, port: metrics.port)) }
         self.init(listeners: listeners, directory: DataDirectory(settings.dataDir), workers: settings.workers)
         self.settings = settings
         gracefulTimeout = settings.gracefulTimeout

@@ -111,6 +111,8 @@ public struct Settings: Sendable {
     public var dataDir: String
     public var listen: HostPort
     public var http: HostPort?
+    /// A listener of its own for /metrics, /healthz and /readyz, without a token: loopback only.
+    public var metrics: HostPort?
     public var corsOrigins: [String]
     public var workers: Int
     public var logLevel: Logger.Level
@@ -159,6 +161,11 @@ public struct Settings: Sendable {
         dataDir = r.text(.dataDir, notEmpty: true) ?? "var"
         listen = r.value(.listen, HostPort.init) ?? HostPort(host: "127.0.0.1", port: 8888)
         http = r.value(.http) { $0 == "none" ? .some(nil) : HostPort($0).map { .some($0) } } ?? nil
+        metrics = r.value(.metrics) { text -> HostPort?? in
+            if text == "none" { return .some(nil) }
+            guard let address = HostPort(text), ListenerSpec(.metrics, host: address.host, port: address.port).isLoopback else { return nil }
+            return .some(address)
+        } ?? nil
         corsOrigins = r.list(.corsOrigin) { CORSPolicy.isValidOrigin($0) ? $0 : nil }
         workers = r.value(.workers) { Int($0).flatMap { (1...512).contains($0) ? $0 : nil } } ?? 1
         logLevel = r.value(.logLevel) { Logger.Level(rawValue: $0) } ?? .info

@@ -21,9 +21,9 @@ enum SocketActivation {
         guard let count = Int(countText), count >= 1 else {
             throw .startup("socket activation: LISTEN_FDS=\(countText) is not a number of sockets")
         }
-        guard count <= 2 else {
-            throw .startup("socket activation: \(count) sockets were passed; spoold takes two at most, "
-                + "one named line (the line protocol) and one named http (FileDescriptorName= in the socket unit)")
+        guard count <= 3 else {
+            throw .startup("socket activation: \(count) sockets were passed; spoold takes three at most, "
+                + "named line (the line protocol), http and metrics (FileDescriptorName= in the socket unit)")
         }
         let names = environment["LISTEN_FDNAMES"].map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) } ?? []
         var kinds: [ListenerSpec.Kind?] = (0..<count).map { index in
@@ -33,7 +33,7 @@ enum SocketActivation {
         guard Set(named).count == named.count else {
             throw .startup("socket activation: two sockets are named \(named.first { kind in named.filter { $0 == kind }.count > 1 }?.rawValue ?? "")")
         }
-        var unnamed = [ListenerSpec.Kind.line, .http].filter { !named.contains($0) }
+        var unnamed = [ListenerSpec.Kind.line, .http, .metrics].filter { !named.contains($0) }
         for index in kinds.indices where kinds[index] == nil {
             kinds[index] = unnamed.removeFirst()
         }

@@ -75,12 +75,16 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
 
     /// Whether downloads may go out with sendfile (not through TLS, which must see the bytes).
     let sendfile: Bool
+    /// The metrics listener (`--metrics`): /metrics, /healthz and /readyz, without a
+    /// token (it listens on loopback only); anything else is 404.
+    let operationsOnly: Bool
 
-    init(services: WorkerServices, registry: ConnectionRegistry, activity: ByteActivity, sendfile: Bool = true) {
+    init(services: WorkerServices, registry: ConnectionRegistry, activity: ByteActivity, sendfile: Bool = true, operationsOnly: Bool = false) {
         self.services = services
         self.registry = registry
         self.activity = activity
         self.sendfile = sendfile
+        self.operationsOnly = operationsOnly
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
@@ -250,7 +254,15 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             method = override.uppercased()  // tus: for clients that can send only GET and POST
         }
         tusResponse = false
-        switch HTTPRoute.parse(method: method, target: head.uri) {
+        let route = HTTPRoute.parse(method: method, target: head.uri)
+        if operationsOnly {
+            switch route {
+            case .health(let ready, let headOnly): return health(ready: ready, headOnly: headOnly, context)
+            case .metrics(let headOnly): return metrics(token: nil, headOnly: headOnly, context)
+            default: return respond(.notFound, message: "this listener serves /metrics, /healthz and /readyz only", context)
+            }
+        }
+        switch route {
         case .tusCreate:
             tusCreate(head, context)
         case .tus(let id, let tusMethod):

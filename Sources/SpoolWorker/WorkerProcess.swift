@@ -28,6 +28,8 @@ public struct WorkerConfiguration: Sendable {
     public var listenFD: Int32
     /// HTTP's listening socket, if the server speaks HTTP.
     public var httpFD: Int32?
+    /// The listener for /metrics, /healthz and /readyz alone (plain text, loopback), if any.
+    public var metricsFD: Int32?
     public var directory: DataDirectory
     public var masterPID: Int32
     public var slot: Int
@@ -41,13 +43,14 @@ public struct WorkerConfiguration: Sendable {
     public var tls: TLSCredentials?
 
     public init(
-        listenFD: Int32, httpFD: Int32?, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
+        listenFD: Int32, httpFD: Int32?, metricsFD: Int32? = nil, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
         board: WorkerBoard, logFile: String?, limits: ServerLimits, tls: TLSCredentials? = nil
     ) {
         self.limits = limits
         self.tls = tls
         self.listenFD = listenFD
         self.httpFD = httpFD
+        self.metricsFD = metricsFD
         self.directory = directory
         self.masterPID = masterPID
         self.slot = slot
@@ -55,6 +58,13 @@ public struct WorkerConfiguration: Sendable {
         self.board = board
         self.logFile = logFile
     }
+}
+
+/// An HTTP listener of a worker: the HTTP door, or the metrics listener, which
+/// answers only what operators' tools ask (HTTPHandler's `operationsOnly`).
+struct HTTPDoor: Sendable {
+    let fd: Int32
+    let operationsOnly: Bool
 }
 
 /// A worker process, entered in the child right after fork.
@@ -104,10 +114,12 @@ public enum WorkerProcess {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 16)
         pool.start()
-        // HTTP's listener gets a blocking accept thread of its own, as the line
+        // Each HTTP listener gets a blocking accept thread of its own, as the line
         // protocol's has the main thread: the kernel still wakes one acceptor per connection.
-        let httpAcceptor = config.httpFD.map { _ in NIOThreadPool(numberOfThreads: 1) }
-        httpAcceptor?.start()
+        let httpDoors = (config.httpFD.map { [HTTPDoor(fd: $0, operationsOnly: false)] } ?? [])
+            + (config.metricsFD.map { [HTTPDoor(fd: $0, operationsOnly: true)] } ?? [])
+        let acceptors = httpDoors.map { _ in NIOThreadPool(numberOfThreads: 1) }
+        acceptors.forEach { $0.start() }
         _ = spool_worker_signals_mask(0)
 
         let loop = group.next()
@@ -151,10 +163,12 @@ public enum WorkerProcess {
             }
 
         let acceptorsStopped = NIOLockedValueBox(false)
-        if let httpFD = config.httpFD, let httpAcceptor {
+        for (door, acceptor) in zip(httpDoors, acceptors) {
             let logger = logger
+            // The metrics listener is loopback only, and plain text.
+            let tls = door.operationsOnly ? nil : tls
             // Made on the accept thread, which alone uses it (a bootstrap is not Sendable).
-            httpAcceptor.submit { _ in
+            acceptor.submit { _ in
                 let http = ClientBootstrap(group: group)
                     .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                         minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
@@ -168,11 +182,12 @@ public enum WorkerProcess {
                             try channel.pipeline.syncOperations.addHandler(activity)
                             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                             // sendfile cannot go through TLS: downloads are then read and encrypted in pieces.
-                            try channel.pipeline.syncOperations.addHandler(
-                                HTTPHandler(services: services, registry: registry, activity: activity, sendfile: tls == nil))
+                            try channel.pipeline.syncOperations.addHandler(HTTPHandler(
+                                services: services, registry: registry, activity: activity, sendfile: tls == nil,
+                                operationsOnly: door.operationsOnly))
                         }
                     }
-                if case .now(let code) = acceptLoop(config, listenFD: httpFD, bootstrap: http, logger: logger, stopped: acceptorsStopped),
+                if case .now(let code) = acceptLoop(config, listenFD: door.fd, bootstrap: http, logger: logger, stopped: acceptorsStopped),
                     code != WorkerExit.normal
                 {
                     exit(code)
@@ -184,9 +199,9 @@ public enum WorkerProcess {
         logger.info("worker ready", metadata: ["pid": "\(pid)"])
         let stop = acceptLoop(config, listenFD: config.listenFD, bootstrap: bootstrap, logger: logger, stopped: nil)
         acceptorsStopped.withLockedValue { $0 = true }
-        try? httpAcceptor?.syncShutdownGracefully()  // its accept() returns within a second
+        for acceptor in acceptors { try? acceptor.syncShutdownGracefully() }  // each accept() returns within a second
         close(config.listenFD)
-        if let httpFD = config.httpFD { close(httpFD) }
+        for door in httpDoors { close(door.fd) }
 
         var code = WorkerExit.normal
         switch stop {

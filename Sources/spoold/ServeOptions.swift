@@ -42,6 +42,10 @@ struct ServeOptions: ParsableArguments {
     var http: String?
 
     @Option(help: described(
+        .metrics, "A loopback address for /metrics, /healthz and /readyz without a token (for a local Prometheus), HOST:PORT, or none."))
+    var metrics: String?
+
+    @Option(help: described(
         .corsOrigin, "A web origin whose pages may call the HTTP door (CORS), like https://app.example.com, or * for any; repeat for more.",
         valueName: "origin"))
     var corsOrigin: [String] = []
@@ -118,6 +122,7 @@ struct ServeOptions: ParsableArguments {
         set(.dataDir, dataDir)
         set(.listen, listen)
         set(.http, http)
+        set(.metrics, metrics)
         set(.corsOrigin, corsOrigin)
         set(.workers, workers)
         set(.logLevel, logLevel)

@@ -77,6 +77,34 @@ import Testing
         try server.stop()
     }
 
+    /// `--metrics`: a loopback listener of its own, for a local Prometheus, answering
+    /// without a token what operators' tools ask, and nothing else.
+    @Test func aSeparateLoopbackListenerServesMetricsWithoutAToken() throws {
+        let server = try Server(workers: 2, arguments: ["--metrics", "127.0.0.1:0"])
+        let port = try #require(server.ports()["metrics"])
+        _ = try server.createToken(["--name", "ops", "--admin"])
+        #expect(server.waitForAuthRequired())
+        #expect(try Self.scrape(server).status == 401, "the HTTP door still asks for a token")
+        func get(_ path: String) throws -> (status: Int, body: String) {
+            let dir = try TempDirectory()
+            let result = try HTTPTests.curl(["-o", dir.path + "/body", "-w", "%{http_code}", "http://127.0.0.1:\(port)\(path)"])
+            return (Int(result.stdout) ?? 0, (try? String(contentsOfFile: dir.path + "/body", encoding: .utf8)) ?? "")
+        }
+        for _ in 0..<4 {  // whichever worker accepts
+            let scraped = try get("/metrics")
+            #expect(scraped.status == 200 && scraped.body.contains("spool_workers{state=\"up\"} 2\n"), "\(scraped)")
+        }
+        #expect(try get("/readyz").status == 200)
+        #expect(try get("/healthz").body == "ok\n")
+        let other = try get("/uploads")
+        #expect(other.status == 404 && other.body.contains("this listener serves /metrics, /healthz and /readyz only"), "\(other)")
+        try server.stop()
+
+        // Only loopback: it has no token check.
+        let refused = try run(Binaries.spoold, ["serve", "--metrics", "0.0.0.0:9464"], timeout: 20)
+        #expect(refused.status == 64 && refused.stderr.contains("--metrics: expected a loopback HOST:PORT"), "\(refused.stderr)")
+    }
+
     @Test func aRealPrometheusScrapesTheBytesJustUploaded() throws {
         let server = try Server(workers: 2)
         let files = try TempDirectory()
