@@ -1,4 +1,5 @@
 import Logging
+import SpoolSystem
 
 /// HUP reads the configuration file again, as nginx's reload does: what can change
 /// while serving goes to the workers HUP then starts; what cannot is logged and
@@ -35,6 +36,8 @@ extension Arbiter {
             reload.applied.removeAll { $0 == .tlsCert || $0 == .tlsKey }
             logger.warning("setting changed but not applied: turning TLS off takes a restart", metadata: ["key": "tls-cert"])
         }
+        // Before the lines below, and before the new workers are forked: they inherit it.
+        if reload.applied.contains(.logLevel) { SpoolLogging.level = reload.settings.logLevel }
         for key in reload.applied {
             logger.notice("setting reloaded", metadata: ["key": "\(key.name)", "value": "\(reload.settings.display(key))"])
         }

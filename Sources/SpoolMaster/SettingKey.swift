@@ -64,7 +64,7 @@ extension SettingKey {
     public static let workers = SettingKey(
         "workers", default: String(sysconf(Int32(_SC_NPROCESSORS_ONLN))), expected: "a number from 1 to 512", reload: .onHUP)
     public static let logLevel = SettingKey(
-        "log-level", default: "info", expected: "trace, debug, info, notice, warning, error or critical", reload: .restart)
+        "log-level", default: "info", expected: "trace, debug, info, notice, warning, error or critical", reload: .onHUP)
     public static let logFormat = SettingKey("log-format", default: "text", expected: "text or json", reload: .restart)
     public static let logFile = SettingKey("log-file", default: nil, expected: path, reload: .restart)
     public static let gracefulTimeout = SettingKey(

@@ -19,14 +19,18 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// One log line per event on standard error, in the chosen `LogFormat`.
 /// The pid is read on each line because workers inherit the handler across fork.
 public struct SpoolLogHandler: LogHandler {
-    public var logLevel: Logger.Level
+    /// Process-wide, not per logger: HUP changes it in the master (`log-level` in the
+    /// configuration file) before forking the new workers, which inherit it.
+    public var logLevel: Logger.Level {
+        get { SpoolLogging.level }
+        set { SpoolLogging.level = newValue }
+    }
     public var metadata: Logger.Metadata = [:]
     private let label: String
     private let format: LogFormat
 
-    public init(label: String, level: Logger.Level, format: LogFormat = .text) {
+    public init(label: String, format: LogFormat = .text) {
         self.label = label
-        self.logLevel = level
         self.format = format
     }
 
@@ -86,6 +90,17 @@ extension SpoolLogHandler {
 public enum SpoolLogging {
     /// Installs the handler once per process, before any fork, so workers inherit it.
     public static func bootstrap(level: Logger.Level, format: LogFormat = .text) {
-        LoggingSystem.bootstrap { label in SpoolLogHandler(label: label, level: level, format: format) }
+        self.level = level
+        LoggingSystem.bootstrap { label in SpoolLogHandler(label: label, format: format) }
+    }
+
+    private static let lock = Lock()
+    nonisolated(unsafe) private static var current = Logger.Level.info
+
+    /// The level every logger of this process logs at. (A lock, not an atomic: the
+    /// package still builds for macOS 13; a log line is far dearer than the lock.)
+    public static var level: Logger.Level {
+        get { lock.withLock { current } }
+        set { lock.withLock { current = newValue } }
     }
 }

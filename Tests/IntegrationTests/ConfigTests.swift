@@ -37,11 +37,11 @@ import Testing
     @Test func hupAppliesWhatItCanNamesWhatItCannotAndKeepsGoingOnABrokenFile() throws {
         let dir = try TempDirectory()
         let config = dir.path + "/spoold.conf"
-        try "max-file-size = 1M\nlog-level = info\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "max-file-size = 1M\nlog-format = text\n".write(toFile: config, atomically: true, encoding: .utf8)
         let server = try Server(workers: 1, arguments: ["--config", config])
         #expect(try admits(server, size: 4096))
 
-        try "max-file-size = 1K\nlog-level = debug\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "max-file-size = 1K\nlog-format = json\nlog-level = debug\n".write(toFile: config, atomically: true, encoding: .utf8)
         var before = Set(server.workerPIDs())
         server.signal(SIGHUP)
         #expect(eventually(timeout: 30) {
@@ -50,7 +50,12 @@ import Testing
         }, "\(server.log())")
         let log = server.log()
         #expect(log.contains("setting reloaded key=max-file-size value=1K"), "\(log)")
-        #expect(log.contains("setting changed but not applied: it takes a restart or a USR2 upgrade in_file=debug in_force=info key=log-level"), "\(log)")
+        #expect(log.contains("setting changed but not applied: it takes a restart or a USR2 upgrade in_file=json in_force=text key=log-format"), "\(log)")
+        #expect(log.contains("setting reloaded key=log-level value=debug"), "\(log)")
+        // At debug, the master now logs each signal it takes; at info it did not.
+        #expect(!log.contains("debug master: signal signal=HUP"))
+        server.signal(SIGUSR1)
+        #expect(eventually { server.log().contains("debug master: signal signal=USR1") }, "\(server.log())")
         #expect(try !admits(server, size: 4096))
         #expect(try admits(server, size: 1024))
 

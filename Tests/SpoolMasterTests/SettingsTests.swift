@@ -123,13 +123,13 @@ struct SettingsTests {
     }
 
     @Test func reloadTakesWhatCanChangeAndNamesWhatCannot() throws {
-        let before = try resolve(file: "max-file-size = 1G\nlisten = 127.0.0.1:9000\nlog-level = info\n").get()
-        let after = try resolve(file: "max-file-size = 2G\nlisten = 127.0.0.1:9001\nlog-level = debug\nidle-timeout = 1m\n").get()
+        let before = try resolve(file: "max-file-size = 1G\nlisten = 127.0.0.1:9000\nlog-format = text\n").get()
+        let after = try resolve(file: "max-file-size = 2G\nlisten = 127.0.0.1:9001\nlog-format = json\nidle-timeout = 1m\nlog-level = debug\n").get()
         let reload = before.reloading(after)
-        #expect(reload.applied.map(\.name) == ["max-file-size", "idle-timeout"])
-        #expect(reload.needsRestart.map(\.name) == ["listen", "log-level"])
-        #expect(reload.settings.maxFileSize == 2 << 30 && reload.settings.idleTimeout == 60)
-        #expect(reload.settings.listen.port == 9000 && reload.settings.logLevel == .info)
+        #expect(reload.applied.map(\.name) == ["log-level", "max-file-size", "idle-timeout"])
+        #expect(reload.needsRestart.map(\.name) == ["listen", "log-format"])
+        #expect(reload.settings.maxFileSize == 2 << 30 && reload.settings.idleTimeout == 60 && reload.settings.logLevel == .debug)
+        #expect(reload.settings.listen.port == 9000 && reload.settings.logFormat == .text)
         #expect(reload.settings.assignments["max-file-size"]?.source == .file(path: "spoold.conf", line: 1))
         #expect(before.reloading(before).applied.isEmpty && before.reloading(before).needsRestart.isEmpty)
     }
