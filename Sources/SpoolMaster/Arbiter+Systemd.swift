@@ -34,7 +34,10 @@ extension Arbiter {
     /// Once per turn of the loop: READY=1 when every worker accepts (at start and
     /// after a HUP has replaced them all), STATUS= when it changed, WATCHDOG=1 when due.
     func reportToSystemd() {
-        guard let notifier, let board = scoreboard else { return }
+        // Handed over (USR2), the new master speaks for the service: with NotifyAccess=all
+        // systemd takes any process's word, and this one's STATUS= while it drained
+        // ("0 of 2 workers ready") replaced the new master's (seen under systemd 252).
+        guard let notifier, let board = scoreboard, !upgrade.handedOver else { return }
         let ready = readyWorkers()
         let totals = board.totals()
         let status = "\(ready) of \(wantedWorkers) workers ready, \(totals.connections) connections, "

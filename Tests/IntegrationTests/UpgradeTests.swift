@@ -146,10 +146,29 @@ import Testing
         let server = try Server(workers: 1, environment: ["NOTIFY_SOCKET": notify.name])
         defer { Self.killMaster(server) }
         #expect(notify.wait { SystemdTests.fields($0).contains("READY=1") } != nil)
-        let new = try Self.upgrade(server.pid, server)
-        let ready = notify.wait { SystemdTests.fields($0).contains("READY=1") }
+        // An upload half sent keeps the old master's worker draining after the handover.
+        let upload = try PartialUpload(server: server, size: 1 << 20)
+        try upload.send(1 << 19, directory: server.directory)
+        kill(server.pid, SIGUSR2)
+        var new: Int32 = 0
+        #expect(eventually(timeout: 30) {
+            new = Self.pidFile(server) ?? 0
+            return new != 0 && new != server.pid
+        })
+        let ready = notify.wait { SystemdTests.fields($0).contains("MAINPID=\(new)") }
         #expect(ready.map { SystemdTests.fields($0).contains("MAINPID=\(new)") } == true, "\(notify.messages)")
         #expect(!notify.messages.contains { SystemdTests.fields($0).contains("STOPPING=1") }, "\(notify.messages)")
+        // Handed over, the old master says nothing more: its STATUS= while it drained
+        // ("0 of 1 workers ready") replaced the new master's in systemctl status
+        // (seen under a real systemd 252, which takes any process's word with NotifyAccess=all).
+        Thread.sleep(forTimeInterval: 1)  // turns of the old master's loop while its worker drains
+        try upload.sendRest()
+        #expect(try upload.connection.readReply().code == .stored)
+        #expect(eventually(timeout: 30) { !server.process.isRunning })
+        _ = notify.wait(timeout: 1) { _ in false }  // read what is queued
+        let sinceReady = notify.messages.drop { !SystemdTests.fields($0).contains("MAINPID=\(new)") }.dropFirst()
+        #expect(!sinceReady.contains { message in SystemdTests.fields(message).contains { $0.hasPrefix("STATUS=0 of") } },
+                "\(notify.messages)")
         kill(new, SIGQUIT)
         #expect(notify.wait { SystemdTests.fields($0).contains("STOPPING=1") } != nil)
     }
