@@ -293,17 +293,23 @@ import Testing
         kill(slow.processIdentifier, SIGKILL)
         slow.waitUntilExit()
         #expect(eventually { (try? server.upload(id: id))?.state == .interrupted }, "\(server.log())")
+        // The watch ends once the upload is no longer receiving, and it stays interrupted until resumed.
+        func finalLine(_ session: RawSession) throws -> String {
+            while true {
+                let next = try session.readLine()
+                if next.hasPrefix("211 ") { return next }
+            }
+        }
+        let cut = try finalLine(watcher)
+        #expect(cut.hasPrefix("211 id=\(id) state=interrupted"), "\(cut)")
         let head = try Self.request("HEAD", url, Self.tus)
         let offset = try #require(Int(head["Upload-Offset"] ?? ""))
         #expect(offset > 100_000 && offset < bytes.count && offset == server.directory.tempBytes(id: id), "\(head)")
         let rest = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "\(offset)"]) { $1 },
                                     body: Array(bytes[offset...]))
         #expect(rest.status == 204 && rest["Upload-Offset"] == "\(bytes.count)", "\(rest)")
-        var final = ""
-        while final.isEmpty {
-            let next = try watcher.readLine()
-            if next.hasPrefix("211 ") { final = next }
-        }
+        try watcher.send("WATCH \(id)\n")
+        let final = try finalLine(watcher)
         #expect(final.hasPrefix("211 id=\(id) state=complete"), "\(final)")
         #expect(try server.upload(id: id)?.sha256 == sha256Hex(bytes))
         try server.stop()

@@ -58,8 +58,11 @@ import Testing
     static func install(_ source: String, at path: String) throws {
         let temporary = path + ".new"
         try? FileManager.default.removeItem(atPath: temporary)
-        try FileManager.default.copyItem(atPath: source, toPath: temporary)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: temporary)
+        // Copied by another process: a copy written here would leave its descriptor, open
+        // for writing, to every process the other tests spawn meanwhile, and exec of
+        // the new binary would then fail with ETXTBSY (seen in CI).
+        let copied = try run("/usr/bin/install", ["-m", "755", source, temporary])
+        guard copied.status == 0 else { throw HarnessError("install \(source): \(copied.stderr)") }
         guard rename(temporary, path) == 0 else { throw HarnessError("rename \(temporary): errno \(errno)") }
     }
 
