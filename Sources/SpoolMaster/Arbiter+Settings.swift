@@ -20,21 +20,11 @@ extension Arbiter {
             }
             return
         }
-        var reload = settings.reloading(fresh)
+        let reload = settings.reloading(fresh)
         for key in reload.needsRestart {
             logger.warning("setting changed but not applied: it takes a restart or a USR2 upgrade", metadata: [
                 "key": "\(key.name)", "in_force": "\(settings.display(key))", "in_file": "\(fresh.display(key))",
             ])
-        }
-        // Dropping TLS would put a listener that may face the network in clear text
-        // without the checks made at start.
-        if settings.tlsCert != nil && reload.settings.tlsCert == nil {
-            reload.settings.tlsCert = settings.tlsCert
-            reload.settings.tlsKey = settings.tlsKey
-            reload.settings.assignments[SettingKey.tlsCert.name] = settings.assignments[SettingKey.tlsCert.name]
-            reload.settings.assignments[SettingKey.tlsKey.name] = settings.assignments[SettingKey.tlsKey.name]
-            reload.applied.removeAll { $0 == .tlsCert || $0 == .tlsKey }
-            logger.warning("setting changed but not applied: turning TLS off takes a restart", metadata: ["key": "tls-cert"])
         }
         // Before the lines below, and before the new workers are forked: they inherit it.
         if reload.applied.contains(.logLevel) { SpoolLogging.level = reload.settings.logLevel }

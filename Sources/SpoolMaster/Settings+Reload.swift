@@ -44,6 +44,9 @@ extension Settings {
         var merged: SettingLayer = [:]
         var applied: [SettingKey] = []
         var needsRestart: [SettingKey] = []
+        // Turning TLS off would put a listener that may face the network in clear
+        // text without the checks made at start: that takes a restart.
+        let turnsTLSOff = tlsCert != nil && fresh.tlsCert == nil
         for key in SettingKey.all {
             let now = assignments[key.name]
             let next = fresh.assignments[key.name]
@@ -51,7 +54,7 @@ extension Settings {
                 merged[key.name] = next ?? now
                 continue
             }
-            switch key.reload {
+            switch turnsTLSOff && (key == .tlsCert || key == .tlsKey) ? .restart : key.reload {
             case .onHUP:
                 merged[key.name] = next
                 applied.append(key)

@@ -134,6 +134,19 @@ struct SettingsTests {
         #expect(before.reloading(before).applied.isEmpty && before.reloading(before).needsRestart.isEmpty)
     }
 
+    @Test func tlsMayBeTurnedOnOrRenewedByReloadButNotOff() throws {
+        let plain = try resolve(file: "max-file-size = 1G\n").get()
+        let tls = try resolve(file: "tls-cert = /c.pem\ntls-key = /k.pem\n").get()
+        let on = plain.reloading(tls)
+        #expect(on.applied.map(\.name) == ["max-file-size", "tls-cert", "tls-key"] && on.settings.tlsCert == "/c.pem")
+        let renewed = tls.reloading(try resolve(file: "tls-cert = /c2.pem\ntls-key = /k2.pem\n").get())
+        #expect(renewed.applied.map(\.name) == ["tls-cert", "tls-key"] && renewed.settings.tlsKey == "/k2.pem")
+        let off = tls.reloading(plain)
+        #expect(off.needsRestart.map(\.name) == ["tls-cert", "tls-key"], "\(off.needsRestart)")
+        #expect(off.applied.map(\.name) == ["max-file-size"])
+        #expect(off.settings.tlsCert == "/c.pem" && off.settings.tlsKey == "/k.pem" && off.settings.maxFileSize == 1 << 30)
+    }
+
     @Test func masterConfigurationFollowsTheSettings() throws {
         let settings = try resolve(file: "http = none\nmax-client-connections = 7\nstall-timeout = 45s\nlisten = 0.0.0.0:1\n").get()
         let config = MasterConfiguration(settings)
