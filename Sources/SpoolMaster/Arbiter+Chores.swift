@@ -73,6 +73,17 @@ extension Arbiter {
                 logger.error("cannot expire partial uploads", metadata: ["error": "\(error)"])
                 ok = false
             }
+            // Retention runs at the same pace, a batch at a time; what is left waits for the next turn.
+            do {
+                for row in try store.applyRetention(config.retention, nowMilliseconds: UTCTime.epochMilliseconds()) {
+                    logger.info("upload removed by retention", metadata: [
+                        "id": "\(row.id)", "state": "\(row.state.rawValue)", "updated": "\(row.updatedAt)", "retain": "\(config.retention)",
+                    ])
+                }
+            } catch {
+                logger.error("cannot apply the retention policy", metadata: ["error": "\(error)"])
+                ok = false
+            }
         }
         return ok
     }

@@ -38,6 +38,8 @@ public struct MasterConfiguration: Sendable {
     public var maxBootFailures = 5
     /// Interrupted uploads not resumed within this many seconds expire.
     public var partialTTL: Double = 86_400
+    /// Finished uploads removed by age and state, by the master's chores (`--retain`).
+    public var retention = RetentionPolicy()
     /// What workers enforce: sizes, space, quotas, timeouts, connections, anonymous access.
     public var limits = ServerLimits()
     /// Where log lines go instead of standard error (reopened on USR1).

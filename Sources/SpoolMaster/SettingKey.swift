@@ -72,6 +72,10 @@ extension SettingKey {
     // Workers beat once a second: a shorter timeout would kill healthy ones.
     public static let timeout = SettingKey("timeout", default: "60", expected: "seconds from 2 to 86400", reload: .onHUP)
     public static let partialTTL = SettingKey("partial-ttl", default: "24h", expected: duration, reload: .onHUP)
+    public static let retain = SettingKey(
+        "retain", default: "complete=forever,failed=7d,expired=7d",
+        expected: "STATE=AGE pairs for complete, failed, expired, lost, like complete=90d,failed=7d (AGE a duration or forever)",
+        reload: .onHUP)
     public static let maxFileSize = SettingKey("max-file-size", default: "1T", expected: size, reload: .onHUP)
     public static let minFree = SettingKey("min-free", default: "1G", expected: size, reload: .onHUP)
     public static let idleTimeout = SettingKey("idle-timeout", default: "5m", expected: duration + ", at least 1s", reload: .onHUP)
@@ -90,7 +94,7 @@ extension SettingKey {
     /// Every setting, in the order `spoold config show` prints them.
     public static let all: [SettingKey] = [
         dataDir, listen, http, metrics, corsOrigin, workers, logLevel, logFormat, logFile,
-        gracefulTimeout, timeout, partialTTL, maxFileSize, minFree, idleTimeout, lineTimeout, stallTimeout,
+        gracefulTimeout, timeout, partialTTL, retain, maxFileSize, minFree, idleTimeout, lineTimeout, stallTimeout,
         maxConnections, maxClientConnections, allowAnonymous, tlsCert, tlsKey, allowPlaintext, maxBootFailures,
     ]
 

@@ -15,6 +15,7 @@ extension MasterConfiguration {
         if let certificate = settings.tlsCert, let key = settings.tlsKey { tlsFiles = (certificate, key) }
         allowPlaintext = settings.allowPlaintext
         partialTTL = settings.partialTTL
+        retention = settings.retention
         limits.admission.maxFileSize = settings.maxFileSize
         limits.admission.minFreeBytes = settings.minFree
         limits.timeouts = .init(idle: settings.idleTimeout, line: settings.lineTimeout, stall: settings.stallTimeout)

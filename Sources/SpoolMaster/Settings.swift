@@ -1,5 +1,6 @@
 import Logging
 import SpoolProtocol
+import SpoolStore
 import SpoolSystem
 
 /// One value (or, for a repeated key, several) and where it was set.
@@ -121,6 +122,7 @@ public struct Settings: Sendable {
     public var gracefulTimeout: Double
     public var timeout: Double
     public var partialTTL: Double
+    public var retention: RetentionPolicy
     public var maxFileSize: Int64
     public var minFree: Int64
     public var idleTimeout: Double
@@ -174,6 +176,7 @@ public struct Settings: Sendable {
         gracefulTimeout = r.value(.gracefulTimeout) { Double($0).flatMap { (0...86_400).contains($0) ? $0 : nil } } ?? 30
         timeout = r.value(.timeout) { Double($0).flatMap { (2...86_400).contains($0) ? $0 : nil } } ?? 60
         partialTTL = r.value(.partialTTL) { DurationText.seconds($0) } ?? 86_400
+        retention = r.value(.retain) { RetentionPolicy($0) } ?? RetentionPolicy()
         maxFileSize = r.value(.maxFileSize) { ByteSize.parse($0) } ?? 1 << 40
         minFree = r.value(.minFree) { ByteSize.parse($0) } ?? 1 << 30
         idleTimeout = r.value(.idleTimeout, Self.atLeastASecond) ?? 300

@@ -72,6 +72,11 @@ struct ServeOptions: ParsableArguments {
         .partialTTL, "Interrupted uploads not resumed within this time expire: 90s, 30m, 24h, 7d.", valueName: "duration"))
     var partialTTL: String?
 
+    @Option(help: described(
+        .retain, "How long finished uploads are kept, by state: complete=90d,failed=7d,expired=7d,lost=30d (forever keeps them).",
+        valueName: "policy"))
+    var retain: String?
+
     @Option(help: described(.maxFileSize, "Largest upload accepted, checked against the declared size: 500M, 2G, 1T.", valueName: "size"))
     var maxFileSize: String?
 
@@ -131,6 +136,7 @@ struct ServeOptions: ParsableArguments {
         set(.gracefulTimeout, gracefulTimeout)
         set(.timeout, timeout)
         set(.partialTTL, partialTTL)
+        set(.retain, retain)
         set(.maxFileSize, maxFileSize)
         set(.minFree, minFree)
         set(.idleTimeout, idleTimeout)
