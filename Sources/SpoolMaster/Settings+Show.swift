@@ -1,3 +1,5 @@
+import SpoolSystem
+
 extension Settings {
     /// The effective configuration as a configuration file, each line saying
     /// where its value came from: `spoold config show` prints it, and what it

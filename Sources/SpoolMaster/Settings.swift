@@ -54,6 +54,11 @@ public struct SettingSources: Sendable {
         self.file = file
     }
 
+    /// Flags, environment, file: in the order they win.
+    func layers(_ problems: inout [SettingsProblem]) -> [SettingLayer] {
+        [flags, environmentLayer(), fileLayer(&problems)]
+    }
+
     /// The file's entries as a layer; unknown keys and keys set twice are problems.
     func fileLayer(_ problems: inout [SettingsProblem]) -> SettingLayer {
         guard let file else { return [:] }
@@ -141,15 +146,15 @@ public struct Settings: Sendable {
     /// Flags over the environment over the file over the defaults; every problem at once.
     public static func resolve(_ sources: SettingSources) -> Result<Settings, SettingsError> {
         var problems: [SettingsProblem] = []
-        let file = sources.fileLayer(&problems)
-        return resolve(layers: [sources.flags, sources.environmentLayer(), file], problems: problems)
+        let layers = sources.layers(&problems)
+        return resolve(layers: layers, problems: problems)
     }
 
     /// The value of `data-dir` alone, for commands that need nothing else (`spoold admin`).
     public static func dataDirectory(_ sources: SettingSources) -> String {
         var ignored: [SettingsProblem] = []
-        let layers = [sources.flags, sources.environmentLayer(), sources.fileLayer(&ignored)]
-        return layers.lazy.compactMap { $0[SettingKey.dataDir.name]?.values.last }.first ?? SettingKey.dataDir.defaultText ?? "var"
+        var reader = SettingsReader(layers: sources.layers(&ignored), problems: [])
+        return reader.assignment(.dataDir)?.values.last ?? "var"
     }
 
     static func resolve(layers: [SettingLayer], problems: [SettingsProblem]) -> Result<Settings, SettingsError> {

@@ -103,10 +103,3 @@ public struct SettingsFile: Sendable, Equatable {
         init(_ message: String) { self.message = message }
     }
 }
-
-extension StringProtocol {
-    func trimmingWhitespace() -> String {
-        guard let first = firstIndex(where: { !$0.isWhitespace }), let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
-        return String(self[first...last])
-    }
-}

@@ -16,7 +16,7 @@ public struct RetentionPolicy: Sendable, Equatable, CustomStringConvertible {
 
     public init?(_ text: String) {
         for part in text.split(separator: ",") {
-            let pair = part.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
             guard pair.count == 2, let state = UploadState(rawValue: pair[0]), Self.states.contains(state), ages[state] == nil
             else { return nil }
             if pair[1] == "forever" { continue }
