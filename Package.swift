@@ -49,11 +49,21 @@ let package = Package(
             plugins: ["EmbedMigrations"]
         ),
 
+        // Hooks (docs/HOOKS.md): running a hook's command, the pre-create verdict,
+        // and the dispatcher that delivers the event log to the notification hooks.
+        .target(
+            name: "SpoolHooks",
+            dependencies: [
+                "SpoolStore", "SpoolSystem", "CSpoolSys",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
         // A worker process: accepts on the inherited socket, serves connections with NIO.
         .target(
             name: "SpoolWorker",
             dependencies: [
-                "SpoolProtocol", "SpoolStore", "SpoolSystem",
+                "SpoolProtocol", "SpoolStore", "SpoolSystem", "SpoolHooks",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -68,7 +78,7 @@ let package = Package(
         .target(
             name: "SpoolMaster",
             dependencies: [
-                "SpoolWorker", "SpoolStore", "SpoolSystem", "CSpoolSys",
+                "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolHooks", "CSpoolSys",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -90,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "spoold",
             dependencies: [
-                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem",
+                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolHooks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -148,6 +158,10 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "SpoolHooksTests",
+            dependencies: ["SpoolHooks", "SpoolStore", "SpoolSystem", "SpoolTestSupport"]
         ),
         .testTarget(
             name: "SpoolMasterTests",

@@ -74,6 +74,8 @@ public final class Arbiter {
     var nextExpiry = 0.0
     /// Database work handed to a short-lived child (Arbiter+Chores.swift), and what waits for the next one.
     var chore: Chore?
+    var dispatcher: Dispatcher?
+    var nextDispatcherAt = 0.0
     var pendingRecoveries: [(pid: Int32, how: String)] = []
     var expiryDue = false
     var nextChoreAt = 0.0
@@ -217,10 +219,11 @@ public final class Arbiter {
                 forgiveBootFailures()
                 advanceReplacement()
                 maintainWorkerCount()
+                maintainDispatcher()
             case .idle:
-                break
+                maintainDispatcher()
             case .stopping(let termAt, let killAt):
-                if workers.isEmpty {
+                if workers.isEmpty && dispatcher == nil {
                     finishChoresBeforeExit()
                     logger.info("stopped", metadata: ["exit": "\(exitCode)"])
                     return exitCode
@@ -231,6 +234,7 @@ public final class Arbiter {
                         logger.warning("worker still running; killing", metadata: ["pid": "\(pid)"])
                         kill(pid, SIGKILL)
                     }
+                    stopDispatcher(SIGKILL)
                     phase = .stopping(termAt: .infinity, killAt: now + 5)
                 } else if now >= termAt {
                     logger.warning("graceful stop timed out; stopping workers now", metadata: ["workers": "\(workers.count)"])
@@ -269,6 +273,7 @@ public final class Arbiter {
             reportReloading()
             rereadSettings()
             reloadTLS()
+            stopDispatcher()  // the next one runs with the settings just read
             logger.info("reload: replacing every worker, one at a time")
             phase = .running
             toReplace = workers.filter { !$0.value.retiring }.keys.sorted()
@@ -318,6 +323,7 @@ public final class Arbiter {
             return
         }
         if !upgrade.handedOver { reportStopping() }
+        stopDispatcher()
         // Stop accepting here too: once the workers close theirs, the socket is gone.
         for (_, socket) in sockets { close(socket.fd) }
         sockets = []

@@ -1,3 +1,4 @@
+import SpoolHooks
 import SpoolStore
 import SpoolWorker
 
@@ -40,6 +41,8 @@ public struct MasterConfiguration: Sendable {
     public var partialTTL: Double = 86_400
     /// Finished uploads removed by age and state, by the master's chores (`--retain`).
     public var retention = RetentionPolicy()
+    /// The pre-create hook (run by workers) and the notification hooks (run by the dispatcher).
+    public var hooks = HookConfiguration()
     /// What workers enforce: sizes, space, quotas, timeouts, connections, anonymous access.
     public var limits = ServerLimits()
     /// Where log lines go instead of standard error (reopened on USR1).

@@ -88,6 +88,16 @@ extension SettingKey {
     public static let tlsCert = SettingKey("tls-cert", default: nil, expected: path, reload: .onHUP)
     public static let tlsKey = SettingKey("tls-key", default: nil, expected: path, reload: .onHUP)
     public static let allowPlaintext = SettingKey("allow-plaintext", default: "false", expected: boolean, reload: .restart)
+    public static let hookDir = SettingKey("hook-dir", default: nil, expected: "a directory path", reload: .onHUP)
+    public static let hook = SettingKey(
+        "hook", default: nil,
+        expected: "NAME=COMMAND with NAME one of pre-create, post-finish, post-fail, post-expire, post-delete", reload: .onHUP,
+        repeats: true)
+    public static let preCreateTimeout = SettingKey(
+        "pre-create-timeout", default: "5s", expected: duration + ", from 0.1s to 5m", reload: .onHUP)
+    public static let hookTimeout = SettingKey("hook-timeout", default: "10m", expected: duration + ", at least 1s", reload: .onHUP)
+    public static let hookRetry = SettingKey(
+        "hook-retry", default: "1s", expected: duration + ", from 0.01s to 5m (the first wait; it doubles)", reload: .onHUP)
     public static let maxBootFailures = SettingKey(
         "max-boot-failures", default: "5", expected: "a number from 1 to 1000", reload: .onHUP)
 
@@ -96,6 +106,7 @@ extension SettingKey {
         dataDir, listen, http, metrics, corsOrigin, workers, logLevel, logFormat, logFile,
         gracefulTimeout, timeout, partialTTL, retain, maxFileSize, minFree, idleTimeout, lineTimeout, stallTimeout,
         maxConnections, maxClientConnections, allowAnonymous, tlsCert, tlsKey, allowPlaintext, maxBootFailures,
+        hookDir, hook, preCreateTimeout, hookTimeout, hookRetry,
     ]
 
     public static func named(_ name: String) -> SettingKey? { all.first { $0.name == name } }

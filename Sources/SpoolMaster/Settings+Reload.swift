@@ -25,6 +25,7 @@ extension MasterConfiguration {
         limits.loopback = listeners.allSatisfy(\.isLoopback)
         limits.cors = .init(origins: settings.corsOrigins)
         limits.partialTTL = settings.partialTTL
+        hooks = settings.hooks
     }
 }
 

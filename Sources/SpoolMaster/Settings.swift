@@ -1,4 +1,5 @@
 import Logging
+import SpoolHooks
 import SpoolProtocol
 import SpoolStore
 import SpoolSystem
@@ -140,6 +141,7 @@ public struct Settings: Sendable {
     public var tlsKey: String?
     public var allowPlaintext: Bool
     public var maxBootFailures: Int
+    public var hooks: HookConfiguration
     /// The winning assignment of every setting, defaults included.
     public var assignments: SettingLayer
 
@@ -194,6 +196,14 @@ public struct Settings: Sendable {
         tlsKey = r.text(.tlsKey, notEmpty: true)
         allowPlaintext = r.value(.allowPlaintext, Self.boolean) ?? false
         maxBootFailures = r.value(.maxBootFailures) { Int($0).flatMap { (1...1000).contains($0) ? $0 : nil } } ?? 5
+        hooks = HookConfiguration()
+        hooks.directory = r.text(.hookDir, notEmpty: true)
+        for line in r.list(.hook, { HookConfiguration.parseCommand($0) == nil ? nil : $0 }) {
+            if let (name, command) = HookConfiguration.parseCommand(line) { hooks.commands[name] = command }
+        }
+        hooks.preCreateTimeout = r.value(.preCreateTimeout) { DurationText.seconds($0).flatMap { (0.1...300).contains($0) ? $0 : nil } } ?? 5
+        hooks.timeout = r.value(.hookTimeout, Self.atLeastASecond) ?? 600
+        hooks.backoff = r.value(.hookRetry) { DurationText.seconds($0).flatMap { (0.01...300).contains($0) ? $0 : nil } } ?? 1
         if (tlsCert == nil) != (tlsKey == nil) {
             let given = tlsCert == nil ? SettingKey.tlsKey : SettingKey.tlsCert
             r.problems.append(SettingsProblem(

@@ -113,6 +113,8 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
     case notFound
     /// 552: the upload exceeds the size limit or the token's quota.
     case exceedsLimit
+    /// 553: the server's policy (its pre-create hook) does not take this upload.
+    case notAllowed
     /// 554: the received bytes do not match the declared SHA-256.
     case checksumMismatch
     /// A code this build does not know (from a newer server).
@@ -142,6 +144,7 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case 535: self = .authenticationFailed
         case 550: self = .notFound
         case 552: self = .exceedsLimit
+        case 553: self = .notAllowed
         case 554: self = .checksumMismatch
         default: return nil
         }
@@ -171,6 +174,7 @@ public enum ReplyCode: Equatable, Hashable, Sendable {
         case .authenticationFailed: 535
         case .notFound: 550
         case .exceedsLimit: 552
+        case .notAllowed: 553
         case .checksumMismatch: 554
         case .unknown(let value): value
         }

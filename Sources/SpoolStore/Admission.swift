@@ -20,6 +20,8 @@ public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
     case quotaBytes(used: Int64, size: Int64, quota: Int64)
     case quotaFiles(used: Int, quota: Int)
     case insufficientStorage(free: Int64, reserved: Int64, size: Int64, minimum: Int64)
+    /// The server's pre-create hook said no (docs/HOOKS.md); the hook's words.
+    case byPolicy(String)
 
     public var description: String {
         switch self {
@@ -32,6 +34,7 @@ public enum Refusal: Error, Equatable, Sendable, CustomStringConvertible {
         case .insufficientStorage(let free, let reserved, let size, let minimum):
             "not enough space: \(free) bytes free, \(reserved) reserved for uploads in flight, \(size) asked, "
                 + "\(minimum) must stay free; try again later"
+        case .byPolicy(let message): message
         }
     }
 

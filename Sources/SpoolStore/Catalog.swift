@@ -84,6 +84,21 @@ public protocol Catalog: AnyObject, Sendable {
     func tusUpload(id: String) throws(StoreError) -> (UploadRecord, TusFields)?
     func events(id: String?, since: String?, limit: Int?) throws(StoreError) -> [UploadEvent]
 
+    // MARK: Hooks (docs/HOOKS.md)
+
+    /// The dispatcher's cursor: the last event delivered; nil before it first ran.
+    func hookCursor() throws(StoreError) -> Int64?
+    /// The cursor, set at the end of the log if there was none.
+    func startHookCursor() throws(StoreError) -> Int64
+    /// Moves the cursor on, durably, unless it is no longer at `old` (an admin moved it).
+    func advanceHookCursor(from old: Int64, to new: Int64) throws(StoreError) -> Bool
+    /// Puts the cursor anywhere (`admin hooks --replay-from`).
+    func setHookCursor(_ seq: Int64) throws(StoreError)
+    func recordHookFailure(_ failure: HookFailure) throws(StoreError)
+    func hookLedger(failures limit: Int) throws(StoreError) -> HookLedger
+    /// Events after `seq`, oldest first, in the order they committed.
+    func events(after seq: Int64, limit: Int) throws(StoreError) -> [UploadEvent]
+
     // MARK: Tokens
 
     func createToken(name: String, admin: Bool, quota: TokenQuota) throws(StoreError) -> String

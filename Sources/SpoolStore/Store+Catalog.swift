@@ -76,3 +76,16 @@ extension Store {
         try catalog.authenticate(secret: secret)
     }
 }
+
+/// The hook dispatcher's ledger (docs/HOOKS.md).
+extension Store {
+    public func hookCursor() throws(StoreError) -> Int64? { try catalog.hookCursor() }
+    public func startHookCursor() throws(StoreError) -> Int64 { try catalog.startHookCursor() }
+    public func advanceHookCursor(from old: Int64, to new: Int64) throws(StoreError) -> Bool {
+        try catalog.advanceHookCursor(from: old, to: new)
+    }
+    public func setHookCursor(_ seq: Int64) throws(StoreError) { try catalog.setHookCursor(seq) }
+    public func recordHookFailure(_ failure: HookFailure) throws(StoreError) { try catalog.recordHookFailure(failure) }
+    public func hookLedger(failures limit: Int = 10) throws(StoreError) -> HookLedger { try catalog.hookLedger(failures: limit) }
+    public func events(after seq: Int64, limit: Int) throws(StoreError) -> [UploadEvent] { try catalog.events(after: seq, limit: limit) }
+}

@@ -14,4 +14,9 @@ public enum DurationText {
         else { return nil }
         return value * scale
     }
+
+    /// Seconds as `5s`, `0.25s`: for messages.
+    public static func format(_ seconds: Double) -> String {
+        seconds == seconds.rounded() && seconds < 1e15 ? "\(Int64(seconds))s" : "\(seconds)s"
+    }
 }

@@ -63,7 +63,12 @@ extension ConnectionHandler {
             return Checksum.hex(hasher.finalize())
         }
         // Reading goes on: the client may send more small uploads behind this one (see updateReading).
-        services.wholeUploads.store(whole, door: .line, on: context.eventLoop).assumeIsolated().whenComplete { result in
+        let stored = services.wholeUploads.store(whole, door: .line, on: context.eventLoop)
+        let delivered = context.eventLoop.makePromise(of: Void.self)
+        let previous = lastWhole ?? context.eventLoop.makeSucceededVoidFuture()
+        lastWhole = delivered.futureResult
+        previous.and(stored).map(\.1).assumeIsolated().whenComplete { result in
+            defer { delivered.succeed() }
             let (stored, reply): (String?, Reply)
             switch result {
             case .success(let outcome):
@@ -156,9 +161,11 @@ extension ConnectionHandler {
 
     // MARK: - Replies
 
-    /// Admission said no: `452` while it may pass later (space), `552` for good (size, quota).
+    /// Admission said no: `452` while it may pass later (space), `552` for good
+    /// (size, quota), `553` when the pre-create hook refused it.
     static func refusedReply(_ refusal: Refusal) -> Reply {
-        Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description)
+        if case .byPolicy = refusal { return Reply(.notAllowed, refusal.description) }
+        return Reply(refusal.isTransient ? .insufficientStorage : .exceedsLimit, refusal.description)
     }
 
     /// The store could not open an upload at all.

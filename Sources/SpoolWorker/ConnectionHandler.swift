@@ -28,6 +28,8 @@ struct WorkerServices: Sendable {
     let policy: AccessPolicy
     /// Small uploads that arrived whole, stored in batches.
     let wholeUploads: WholeUploads
+    /// The pre-create hook, when the server has one.
+    var preCreate: PreCreateGate? = nil
     /// The hash states tus PATCHes ended with.
     let prefixes = PrefixCache()
     /// How often "too many connections from one address" has been logged, per address.
@@ -93,6 +95,9 @@ final class ConnectionHandler: ChannelInboundHandler, DrainableConnection {
 
     /// The upload being received, if any.
     var incoming: IncomingUpload?
+    /// The last small upload's reply, delivered: the next waits for it (the session
+    /// wants them in order, and a pre-create hook may answer them out of order).
+    var lastWhole: EventLoopFuture<Void>?
     /// Reading stopped because the upload's hash fell behind.
     var pausedForDigest = false
 

@@ -453,9 +453,11 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         }
     }
 
-    /// An admission refusal's status: `507` for a lack of space (try later), `413` for a limit or a quota.
+    /// An admission refusal's status: `507` for a lack of space (try later), `413`
+    /// for a limit or a quota, `403` when the pre-create hook refused it.
     static func status(for refusal: Refusal) -> HTTPResponseStatus {
-        refusal.isTransient ? .insufficientStorage : .payloadTooLarge
+        if case .byPolicy = refusal { return .forbidden }
+        return refusal.isTransient ? .insufficientStorage : .payloadTooLarge
     }
 
     /// `100 Continue`: NIOHTTP1 does not send it; curl waits a second for it before sending a body.

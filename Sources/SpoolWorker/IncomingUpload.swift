@@ -134,7 +134,11 @@ final class IncomingUpload {
         row.tusMetadata = tusMetadata
         row.lengthDeferred = lengthDeferred && tusMetadata != nil
         let (store, limits, quota, new) = (services.store, services.limits.admission, sender.token?.quota, row)
-        return opening(services: services, lengthDeferred: lengthDeferred, tus: tusMetadata != nil, door: sender.door, quota: quota, on: eventLoop) {
+        let admitted = services.preCreate?.check(new, id: id, lengthDeferred: lengthDeferred, door: sender.door, on: eventLoop)
+        return opening(
+            services: services, lengthDeferred: lengthDeferred, tus: tusMetadata != nil, door: sender.door, quota: quota,
+            admitted: admitted, on: eventLoop
+        ) {
             do {
                 return .opened(try store.begin(new, id: id, limits: limits, quota: quota), nil)
             } catch StoreError.refused(let refusal) {
@@ -188,9 +192,16 @@ final class IncomingUpload {
 
     private static func opening(
         services: WorkerServices, lengthDeferred: Bool = false, tus: Bool = false, door: UploadDoor, quota: TokenQuota? = nil,
-        on eventLoop: EventLoop, _ work: @escaping @Sendable () throws -> Opened
+        admitted: EventLoopFuture<Refusal?>? = nil, on eventLoop: EventLoop, _ work: @escaping @Sendable () throws -> Opened
     ) -> EventLoopFuture<Opening> {
-        services.pool.runIfActive(eventLoop: eventLoop, work).assumeIsolated().map { opened -> Opening in
+        // `admitted`: the pre-create hook's answer, asked before the store is.
+        let opened = admitted.map { answer in
+            answer.flatMap { refusal -> EventLoopFuture<Opened> in
+                if let refusal { return eventLoop.makeSucceededFuture(.refused(refusal)) }
+                return services.pool.runIfActive(eventLoop: eventLoop, work)
+            }
+        } ?? services.pool.runIfActive(eventLoop: eventLoop, work)
+        return opened.assumeIsolated().map { opened -> Opening in
             switch opened {
             case .opened(let upload, let prefix):
                 if let prefix {

@@ -18,11 +18,14 @@ final class WholeUploads: @unchecked Sendable {
     private let pool: NIOThreadPool
     /// Where the outcomes are counted (GET /metrics), as IncomingUpload counts its own.
     private let board: WorkerBoard
+    /// Asked before an upload joins a batch.
+    private let gate: PreCreateGate?
     private let lock = Lock()
     private var arrived = Stage<Waiting>()
     private var prepared = Stage<Prepared>()
 
-    init(store: Store, pool: NIOThreadPool, board: WorkerBoard) {
+    init(store: Store, pool: NIOThreadPool, board: WorkerBoard, gate: PreCreateGate? = nil) {
+        self.gate = gate
         self.store = store
         self.pool = pool
         self.board = board
@@ -31,12 +34,17 @@ final class WholeUploads: @unchecked Sendable {
     /// Succeeds with the upload's outcome once its batch is stored; fails only if
     /// the pool is shutting down (nothing was done then).
     func store(_ upload: WholeUpload, door: UploadDoor, on eventLoop: any EventLoop) -> EventLoopFuture<WholeOutcome> {
-        let promise = eventLoop.makePromise(of: WholeOutcome.self)
-        if lock.withLock({ arrived.add((upload, promise)) }) {
-            pool.submit { state in self.prepare(active: state == .active) }
-        }
         let (board, size, arrivedAt) = (self.board, upload.new.size, UTCTime.monotonic())
-        return promise.futureResult.map { outcome in
+        let admitted = gate?.check(upload.new, id: upload.id, lengthDeferred: false, door: door, on: eventLoop)
+            ?? eventLoop.makeSucceededFuture(nil)
+        return admitted.flatMap { refusal -> EventLoopFuture<WholeOutcome> in
+            if let refusal { return eventLoop.makeSucceededFuture(.refused(refusal)) }
+            let promise = eventLoop.makePromise(of: WholeOutcome.self)
+            if self.lock.withLock({ self.arrived.add((upload, promise)) }) {
+                self.pool.submit { state in self.prepare(active: state == .active) }
+            }
+            return promise.futureResult
+        }.map { outcome in
             Self.count(outcome, door: door, size: size, seconds: UTCTime.monotonic() - arrivedAt, on: board)
             return outcome
         }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import SpoolHooks
 import SpoolProtocol
 import SpoolStore
 import SpoolSystem
@@ -41,11 +42,14 @@ public struct WorkerConfiguration: Sendable {
     public var limits: ServerLimits
     /// The certificate and key both listeners serve, checked by the master; nil: plain text.
     public var tls: TLSCredentials?
+    /// The pre-create hook, if any (the notification hooks are the dispatcher's).
+    public var hooks = HookConfiguration()
 
     public init(
         listenFD: Int32, httpFD: Int32?, metricsFD: Int32? = nil, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
-        board: WorkerBoard, logFile: String?, limits: ServerLimits, tls: TLSCredentials? = nil
+        board: WorkerBoard, logFile: String?, limits: ServerLimits, tls: TLSCredentials? = nil, hooks: HookConfiguration = HookConfiguration()
     ) {
+        self.hooks = hooks
         self.limits = limits
         self.tls = tls
         self.listenFD = listenFD
@@ -144,10 +148,11 @@ public enum WorkerProcess {
         loop.scheduleRepeatedTask(initialDelay: .seconds(2), delay: .seconds(2)) { _ in
             pool.submit { _ in policy.refresh(from: store) }
         }
+        let gate = config.hooks.hasPreCreate ? PreCreateGate(hooks: config.hooks, logger: logger) : nil
         let services = WorkerServices(
             store: store, pool: pool, pid: pid, logger: logger, board: board, scoreboard: config.scoreboard,
             slots: UploadSlots(), limits: config.limits, policy: policy,
-            wholeUploads: WholeUploads(store: store, pool: pool, board: board))
+            wholeUploads: WholeUploads(store: store, pool: pool, board: board, gate: gate), preCreate: gate)
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))
@@ -211,6 +216,7 @@ public enum WorkerProcess {
             code = exitCode
         }
         try? group.syncShutdownGracefully()
+        gate?.shutdown()
         try? pool.syncShutdownGracefully()  // runs the work already queued (interruptions to record)
         exit(code)
     }

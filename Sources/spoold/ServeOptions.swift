@@ -117,6 +117,24 @@ struct ServeOptions: ParsableArguments {
     @Option(help: described(.maxBootFailures, "Early worker deaths in a row after which the server gives up and exits 3."))
     var maxBootFailures: String?
 
+    @Option(help: described(
+        .hookDir, "A directory of hooks: executables named pre-create, post-finish, post-fail, post-expire, post-delete (docs/HOOKS.md)."))
+    var hookDir: String?
+
+    @Option(help: described(
+        .hook, "One hook as NAME=COMMAND, run by /bin/sh, like post-finish=/usr/local/bin/scan; repeat for more. Wins over --hook-dir.",
+        valueName: "name=command"))
+    var hook: [String] = []
+
+    @Option(help: described(.preCreateTimeout, "How long a pre-create hook may take; one that takes longer refuses the upload."))
+    var preCreateTimeout: String?
+
+    @Option(help: described(.hookTimeout, "How long a notification hook may take before it is killed and its delivery tried again."))
+    var hookTimeout: String?
+
+    @Option(help: described(.hookRetry, "The wait before a failed notification is tried again; it doubles each time, up to 5m."))
+    var hookRetry: String?
+
     /// The flags given, as the top layer.
     var flags: SettingLayer {
         var layer: SettingLayer = [:]
@@ -149,6 +167,11 @@ struct ServeOptions: ParsableArguments {
         set(.tlsKey, tlsKey)
         set(.allowPlaintext, allowPlaintext.map { "\($0)" })
         set(.maxBootFailures, maxBootFailures)
+        set(.hookDir, hookDir)
+        set(.hook, hook)
+        set(.preCreateTimeout, preCreateTimeout)
+        set(.hookTimeout, hookTimeout)
+        set(.hookRetry, hookRetry)
         return layer
     }
 

@@ -31,6 +31,14 @@ int spool_accept_cloexec(int listen_fd);
 /// pipe2(fds, O_NONBLOCK | O_CLOEXEC), hidden from Swift for the same reason.
 int spool_pipe_nonblocking(int fds[2]);
 
+/// pipe2(fds, O_CLOEXEC): the ends a child gets are dup2'ed, so stay blocking for it.
+int spool_pipe_cloexec(int fds[2]);
+
+/// posix_spawn of `path` with `in_fd`, `out_fd`, `err_fd` as its standard streams,
+/// every other descriptor closed, default signal dispositions, an empty signal
+/// mask and a process group of its own. Returns 0 (and the pid) or an errno value.
+int spool_spawn(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, int *pid);
+
 /// Closes every descriptor from `lowest` up, before an exec: a new master starts
 /// with its sockets and standard streams only, not what the old one inherited.
 void spool_close_from(int lowest);
