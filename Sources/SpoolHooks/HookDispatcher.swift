@@ -56,6 +56,12 @@ public struct HookDispatcher {
         while !shouldStop() {
             let events = try store.events(after: cursor, limit: Self.batch)
             if events.isEmpty {
+                // Caught up; an administrator may have moved the cursor back (a replay).
+                if let stored = try store.hookCursor(), stored != cursor {
+                    logger.info("hook cursor moved by an administrator", metadata: ["cursor": "\(stored)"])
+                    cursor = stored
+                    continue
+                }
                 pause(Self.idle)
                 continue
             }

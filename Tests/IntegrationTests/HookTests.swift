@@ -106,4 +106,159 @@ import Testing
         #expect(try server.uploads().isEmpty)
         try server.stop()
     }
+
+    // MARK: - Notifications
+
+    /// A post-finish (and post-delete) hook run by /bin/sh that counts its runs
+    /// per event, fails the first `failing` of them, hangs while `<state>/hang`
+    /// exists, and appends what it read to `<state>/delivered.jsonl`.
+    struct Recorder {
+        let state: TempDirectory
+        var log: String { state.path + "/delivered.jsonl" }
+
+        init(failing: Int = 0) throws {
+            state = try TempDirectory()
+            _ = writeFile(state.path + "/record.sh", Array("""
+                runs=$(cat "\(state.path)/runs-$SPOOL_EVENT_SEQ" 2>/dev/null || echo 0)
+                runs=$((runs + 1))
+                echo "$runs" > "\(state.path)/runs-$SPOOL_EVENT_SEQ"
+                if [ "$runs" -le \(failing) ]; then echo "not yet (run $runs)" >&2; exit 1; fi
+                if [ -e "\(state.path)/hang" ]; then
+                    echo "$SPOOL_EVENT_SEQ $$" > "\(state.path)/hanging"
+                    sleep 60
+                fi
+                cat >> "\(log)"
+                """.utf8))
+        }
+
+        var arguments: [String] {
+            ["--hook", "post-finish=sh \(state.path)/record.sh", "--hook", "post-delete=sh \(state.path)/record.sh", "--hook-retry", "0.01s"]
+        }
+
+        var delivered: [[String: Any]] { HookTests.records(log) }
+
+        func runs(ofEvent seq: Int) -> Int {
+            Int(((try? String(contentsOfFile: state.path + "/runs-\(seq)", encoding: .utf8)) ?? "0").trimmingWhitespace()) ?? 0
+        }
+    }
+
+    /// `count` small files of distinct bytes, uploaded by one client run; returns name → bytes.
+    static func uploadMany(_ count: Int, to server: Server, seed: UInt64) throws -> [String: [UInt8]] {
+        let dir = try TempDirectory()
+        var files: [String: [UInt8]] = [:]
+        for index in 0..<count {
+            let name = "file-\(index).bin"
+            files[name] = pseudoRandomBytes(count: 100 + index, seed: seed + UInt64(index))
+            _ = writeFile(dir.path + "/" + name, files[name] ?? [])
+        }
+        let sent = try run(Binaries.spool, ["upload", "--quiet", "--recursive", "--server", server.address, dir.path], timeout: 300)
+        guard sent.status == 0 else { throw HarnessError("upload failed: \(sent.stderr)") }
+        return files
+    }
+
+    /// Every finished upload delivered once, with its fields; each upload's events in order.
+    static func checkDeliveries(
+        _ recorder: Recorder, files: [String: [UInt8]], deleted: Set<String>, server: Server, exactlyOnce: Bool
+    ) throws {
+        let delivered = recorder.delivered
+        let finished = delivered.filter { $0["hook"] as? String == "post-finish" }
+        var ids: [String: String] = [:]  // id → name
+        for record in finished {
+            let event = try #require(record["event"] as? [String: Any])
+            let upload = try #require(record["upload"] as? [String: Any] ?? (deleted.contains(event["upload_id"] as? String ?? "") ? [:] : nil),
+                                      "\(record)")
+            #expect(event["kind"] as? String == "completed")
+            // The client names a file under a directory by its path from there.
+            guard let name = (upload["name"] as? String)?.split(separator: "/").last.map(String.init) else { continue }
+            let bytes = try #require(files[name], "\(name)")
+            #expect(upload["sha256"] as? String == sha256Hex(bytes) && upload["size"] as? Int == bytes.count && upload["state"] as? String == "complete")
+            let path = try #require(record["path"] as? String)
+            #expect(FileManager.default.contents(atPath: path) == Data(bytes), "the object the hook is told of holds the bytes")
+            ids[event["upload_id"] as? String ?? ""] = name
+        }
+        let complete = try server.uploads().filter { $0.state == .complete }.map(\.id)
+        #expect(Set(finished.compactMap { ($0["event"] as? [String: Any])?["upload_id"] as? String }) == Set(complete).union(deleted))
+        if exactlyOnce { #expect(finished.count == files.count, "each finished upload exactly once") }
+        #expect(Set(ids.values).count == files.count - deleted.count || !deleted.isEmpty)
+
+        // In the log's order: seqs rise, so each upload's post-finish comes before its post-delete.
+        let seqs = delivered.compactMap { ($0["event"] as? [String: Any])?["seq"] as? Int }
+        #expect(seqs == seqs.sorted() && seqs.count == delivered.count, "delivered in the log's order")
+        for id in deleted {
+            let kinds = delivered.filter { ($0["event"] as? [String: Any])?["upload_id"] as? String == id }.map { $0["hook"] as? String ?? "" }
+            #expect(kinds == ["post-finish", "post-delete"], "\(id): \(kinds)")
+        }
+    }
+
+    @Test func fiveHundredFinishedUploadsAreDeliveredOnceEachInOrder() throws {
+        let recorder = try Recorder()
+        let server = try Server(workers: 2, arguments: recorder.arguments)
+        let files = try Self.uploadMany(500, to: server, seed: 1000)
+        let rows = try server.uploads()
+        #expect(rows.count == 500 && rows.allSatisfy { $0.state == .complete })
+        let deleted = Set(rows.prefix(5).map(\.id))
+        let removal = try run(Binaries.spoold, ["admin", "delete", "--data-dir", server.directory.root] + deleted.sorted())
+        #expect(removal.status == 0, "\(removal.stderr)")
+        #expect(eventually(timeout: 120) { recorder.delivered.count >= 505 }, "\(recorder.delivered.count) delivered")
+        try Self.checkDeliveries(recorder, files: files, deleted: deleted, server: server, exactlyOnce: true)
+
+        // Nothing left behind, and an administrator can have a stretch delivered again.
+        let ledger = try run(Binaries.spoold, ["admin", "hooks", "--json", "--data-dir", server.directory.root])
+        let status = try #require(try JSONSerialization.jsonObject(with: Data(ledger.stdout.utf8)) as? [String: Any])
+        #expect(status["pending"] as? Int == 0 && status["cursor"] as? Int == status["last_event"] as? Int, "\(ledger.stdout)")
+        let lastThree = recorder.delivered.suffix(3).compactMap { ($0["event"] as? [String: Any])?["seq"] as? Int }
+        let replay = try run(Binaries.spoold, ["admin", "hooks", "--replay-from", "\(lastThree[0])", "--data-dir", server.directory.root])
+        #expect(replay.status == 0 && replay.stderr.contains("event \(lastThree[0]) is delivered next"), "\(replay.stderr)")
+        #expect(eventually(timeout: 20) { recorder.delivered.count == 508 }, "\(recorder.delivered.count)")
+        #expect(recorder.delivered.suffix(3).compactMap { ($0["event"] as? [String: Any])?["seq"] as? Int } == lastThree)
+        try server.stop()
+    }
+
+    @Test func aFailingHookIsTriedAgainUntilItSucceeds() throws {
+        let recorder = try Recorder(failing: 3)
+        let server = try Server(workers: 2, arguments: recorder.arguments)
+        let files = try Self.uploadMany(500, to: server, seed: 2000)
+        #expect(eventually(timeout: 240) { recorder.delivered.count >= 500 }, "\(recorder.delivered.count) delivered")
+        try Self.checkDeliveries(recorder, files: files, deleted: [], server: server, exactlyOnce: true)
+        for record in recorder.delivered {
+            let seq = try #require((record["event"] as? [String: Any])?["seq"] as? Int)
+            #expect(recorder.runs(ofEvent: seq) == 4, "event \(seq): three failures, then success")
+        }
+        #expect(server.count("hook failed; trying again") == 1500, "\(server.count("hook failed; trying again"))")
+        let ledger = try run(Binaries.spoold, ["admin", "hooks", "--data-dir", server.directory.root]).stdout
+        #expect(ledger.contains("lag         none") && ledger.contains("post-finish  attempt 3  exit 1: not yet (run 3)"), "\(ledger)")
+        try server.stop()
+    }
+
+    @Test func aDeliveryCutBySIGKILLIsMadeAgainAfterTheRestart() throws {
+        let recorder = try Recorder()
+        let data = try TempDirectory()
+        var server = try Server(workers: 2, data: data, arguments: recorder.arguments)
+        _ = try Self.uploadMany(20, to: server, seed: 3000)
+        #expect(eventually(timeout: 60) { recorder.delivered.count == 20 })
+        let hang = writeFile(recorder.state.path + "/hang", [])
+        let files = try Self.uploadMany(10, to: server, seed: 4000)
+        #expect(eventually(timeout: 30) { FileManager.default.fileExists(atPath: recorder.state.path + "/hanging") })
+        let hanging = ((try? String(contentsOfFile: recorder.state.path + "/hanging", encoding: .utf8)) ?? "").split(separator: " ")
+        let seq = try #require(Int(hanging.first ?? ""))
+        let hookPID = try #require(Int32(hanging.last?.trimmingWhitespace() ?? ""))
+
+        // The whole server at once: master, workers, dispatcher, and the hook it was running.
+        let group = getpgid(hookPID)
+        server.kill()
+        kill(-group, SIGKILL)
+        try FileManager.default.removeItem(atPath: hang)
+        #expect(recorder.delivered.count == 20, "the cut delivery wrote nothing")
+
+        server = try Server(workers: 2, data: data, arguments: recorder.arguments)
+        #expect(eventually(timeout: 60) { recorder.delivered.count >= 30 }, "\(recorder.delivered.count) delivered")
+        #expect(recorder.runs(ofEvent: seq) == 2, "the event being delivered at the kill ran again")
+        let seqs = recorder.delivered.compactMap { ($0["event"] as? [String: Any])?["seq"] as? Int }
+        #expect(seqs.contains(seq) && seqs == seqs.sorted() && Set(seqs).count == 30, "nothing skipped, nothing twice in the log: \(seqs)")
+        let names = Set(recorder.delivered.suffix(10).compactMap {
+            (($0["upload"] as? [String: Any])?["name"] as? String)?.split(separator: "/").last.map(String.init)
+        })
+        #expect(names == Set(files.keys))
+        try server.stop()
+    }
 }

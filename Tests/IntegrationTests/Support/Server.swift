@@ -79,10 +79,19 @@ final class Server: @unchecked Sendable {
     }
 
     /// Worker pids: the master's live children.
-    /// The master's children but its short-lived database helper (`spoold-chore`).
+    /// The master's children but its short-lived database helper (`spoold-chore`)
+    /// and its hook dispatcher (`spoold-hooks`).
     func workerPIDs() -> [Int32] {
         Processes.children(of: pid).filter { child in
-            (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8))?.hasPrefix("spoold-chore") != true
+            let name = (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8)) ?? ""
+            return !name.hasPrefix("spoold-chore") && !name.hasPrefix("spoold-hooks")
+        }
+    }
+
+    /// The hook dispatcher's pid, if it runs.
+    func dispatcherPID() -> Int32? {
+        Processes.children(of: pid).first { child in
+            (try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8))?.hasPrefix("spoold-hooks") == true
         }
     }
 
@@ -108,7 +117,7 @@ final class Server: @unchecked Sendable {
 
     /// Last resort in teardown: no test may leave a server behind.
     func kill() {
-        let children = workerPIDs()
+        let children = Processes.children(of: pid)
         if process.isRunning { Foundation.kill(pid, SIGKILL) }
         for child in children { Foundation.kill(child, SIGKILL) }
         if process.isRunning { process.waitUntilExit() }
