@@ -159,6 +159,13 @@ public struct Settings: Sendable {
         return reader.assignment(.dataDir)?.values.last ?? "var"
     }
 
+    /// The value of `retain` alone (`spoold admin stats`); nil when it does not parse.
+    public static func retention(_ sources: SettingSources) -> RetentionPolicy? {
+        var ignored: [SettingsProblem] = []
+        var reader = SettingsReader(layers: sources.layers(&ignored), problems: [])
+        return reader.value(.retain) { RetentionPolicy($0) }
+    }
+
     static func resolve(layers: [SettingLayer], problems: [SettingsProblem]) -> Result<Settings, SettingsError> {
         var reader = SettingsReader(layers: layers, problems: problems)
         let settings = Settings(reading: &reader)

@@ -32,6 +32,32 @@ public struct RetentionPolicy: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The uploads a policy says are too old, by state: what its next turns remove.
+public struct RetentionForecast: Codable, Equatable, Sendable {
+    public struct Due: Codable, Equatable, Sendable {
+        public var state: UploadState
+        public var uploads: Int
+        /// Their declared sizes: what goes from disk, less what other uploads share.
+        public var bytes: Int64
+    }
+
+    public var policy: String
+    public var due: [Due]
+}
+
+extension RetentionPolicy {
+    /// Uploads of `state` the policy says are too old at `nowMilliseconds`, oldest first; nil: kept forever.
+    func overdue(_ state: UploadState, nowMilliseconds: Int64) -> UploadFilter? {
+        guard let age = ages[state] else { return nil }
+        let cutoff = nowMilliseconds - Int64(age * 1000)
+        var filter = UploadFilter()
+        filter.states = [state]
+        filter.updatedBefore = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
+        filter.sort = .oldest
+        return filter
+    }
+}
+
 extension Store {
     /// Removes up to `batch` uploads the policy says are too old, oldest first, each
     /// as `admin delete` does (its row, then its object unless another upload names
@@ -40,17 +66,23 @@ extension Store {
     public func applyRetention(_ policy: RetentionPolicy, nowMilliseconds: Int64, batch: Int = 200) throws(StoreError) -> [UploadRecord] {
         var removed: [UploadRecord] = []
         for state in RetentionPolicy.states {
-            guard let age = policy.ages[state], removed.count < batch else { continue }
-            let cutoff = nowMilliseconds - Int64(age * 1000)
-            var filter = UploadFilter()
-            filter.states = [state]
-            filter.updatedBefore = UTCTime.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
-            filter.sort = .oldest
+            guard var filter = policy.overdue(state, nowMilliseconds: nowMilliseconds), removed.count < batch else { continue }
             filter.limit = batch - removed.count
             for row in try uploads(matching: filter) {
                 if case .deleted = try delete(id: row.id) { removed.append(row) }
             }
         }
         return removed
+    }
+
+    /// What `applyRetention` would remove now, in all its turns, removing nothing.
+    public func retentionForecast(_ policy: RetentionPolicy, nowMilliseconds: Int64) throws(StoreError) -> RetentionForecast {
+        var due: [RetentionForecast.Due] = []
+        for state in RetentionPolicy.states {
+            guard let filter = policy.overdue(state, nowMilliseconds: nowMilliseconds) else { continue }
+            let rows = try uploads(matching: filter)
+            due.append(.init(state: state, uploads: rows.count, bytes: rows.reduce(0) { $0 + $1.size }))
+        }
+        return RetentionForecast(policy: policy.description, due: due)
     }
 }

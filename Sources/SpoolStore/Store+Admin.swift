@@ -48,6 +48,8 @@ public struct AdminStats: Codable, Equatable, Sendable {
     public var bytesSaved: Int64
     /// (UTC day, uploads created that day), oldest first, the last 14 days.
     public var perDay: [DayCount]
+    /// What the retention policy removes on its next turns (filled by `admin stats`).
+    public var retention: RetentionForecast?
 
     public struct DayCount: Codable, Equatable, Sendable {
         public var day: String
@@ -60,6 +62,7 @@ public struct AdminStats: Codable, Equatable, Sendable {
         case bytesStored = "bytes_stored"
         case bytesSaved = "bytes_saved"
         case perDay = "per_day"
+        case retention
     }
 }
 

@@ -17,7 +17,9 @@ extension Admin {
             try reporting {
                 let today = Int(UTCTime.epochMilliseconds() / 1000) / 86_400 * 86_400
                 let days = (0..<14).reversed().map { String(UTCTime.format(seconds: today - $0 * 86_400).prefix(10)) }
-                let stats = try openStore(data).adminStats(today: days.last ?? "", days: days)
+                let store = try openStore(data)
+                var stats = try store.adminStats(today: days.last ?? "", days: days)
+                stats.retention = try store.retentionForecast(try data.retention, nowMilliseconds: UTCTime.epochMilliseconds())
                 if json {
                     print(try jsonText(stats, pretty: true))
                     return
@@ -30,6 +32,19 @@ extension Admin {
                 print("bytes saved    \(stats.bytesSaved) (\(UploadTable.humanSize(stats.bytesSaved)), by deduplication)")
                 print("uploads per day (UTC):")
                 for day in stats.perDay { print("  \(day.day)  \(day.uploads)") }
+                if let retention = stats.retention {
+                    print("retention      \(retention.policy)")
+                    let due = retention.due.filter { $0.uploads > 0 }
+                    if due.isEmpty {
+                        print("  nothing due")
+                    } else {
+                        print("  due now, removed by the server's next turns (200 a turn):")
+                        for item in due {
+                            print("  " + item.state.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0)
+                                + "\(item.uploads) (\(UploadTable.humanSize(item.bytes)))")
+                        }
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SpoolMaster
+import SpoolStore
 import SpoolSystem
 
 @main
@@ -23,6 +24,22 @@ struct DataDirectoryOptions: ParsableArguments {
 
     func validate() throws {
         if dataDir?.isEmpty == true { throw ValidationError("--data-dir must not be empty") }
+    }
+
+    /// The retention policy the server with these settings applies.
+    var retention: RetentionPolicy {
+        get throws {
+            let sources: SettingSources
+            do {
+                sources = try file.sources(flags: [:])
+            } catch {
+                throw AdminFailure(error.description)
+            }
+            guard let policy = Settings.retention(sources) else {
+                throw AdminFailure("the retain setting does not parse: spoold config check says why")
+            }
+            return policy
+        }
     }
 
     var path: String {

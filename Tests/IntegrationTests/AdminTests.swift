@@ -260,13 +260,13 @@ import Testing
         let missing = try run(Binaries.spoold, ["admin", "migrate", "--check"] + data)
         #expect(missing.status == 2 && missing.stderr.contains("no database at"))
         let applied = try run(Binaries.spoold, ["admin", "migrate"] + data)
-        #expect(applied.stdout == "applied 1 create_uploads\napplied 2 create_events\napplied 3 create_tokens\napplied 4 reserved_bytes\napplied 5 token_usage\napplied 6 tus\ncurrent\n")
+        #expect(applied.stdout == "applied 1 create_uploads\napplied 2 create_events\napplied 3 create_tokens\napplied 4 reserved_bytes\napplied 5 token_usage\napplied 6 tus\napplied 7 hooks\ncurrent\n")
         #expect(try run(Binaries.spoold, ["admin", "migrate"] + data).stdout == "already current\n")
         let check = try run(Binaries.spoold, ["admin", "migrate", "--check"] + data)
-        #expect(check.status == 0 && check.stdout == "schema version 6 of 6: current\n")
+        #expect(check.status == 0 && check.stdout == "schema version 7 of 7: current\n")
         try sqlite(dir.path + "/data/spool.db", "INSERT INTO spool_migrations VALUES (99, 'future', 'x', 'now')")
         let tooNew = try run(Binaries.spoold, ["admin", "migrate", "--check"] + data)
-        #expect(tooNew.status == 2 && tooNew.stderr.contains("schema version 99, newer than this spoold knows (6)"))
+        #expect(tooNew.status == 2 && tooNew.stderr.contains("schema version 99, newer than this spoold knows (7)"))
     }
 }
 

@@ -42,6 +42,30 @@ import Testing
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
     }
 
+    @Test func adminStatsForecastsWhatTheNextTurnsRemove() throws {
+        let server = try Server(workers: 1)
+        let files = try TempDirectory()
+        for (index, size) in [1000, 2000, 4000].enumerated() {
+            let path = writeFile(files.path + "/f\(index)", pseudoRandomBytes(count: size, seed: UInt64(index)))
+            #expect(try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, path]).status == 0)
+        }
+        try server.stop()
+        let rows = try server.uploads().sorted { $0.size < $1.size }
+        try sqlite(server.directory.databasePath, """
+            UPDATE uploads SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-31 days') WHERE id IN ('\(rows[0].id)', '\(rows[1].id)');
+            UPDATE uploads SET state = 'failed' WHERE id = '\(rows[1].id)';
+            """)
+        let stats = try run(Binaries.spoold, ["admin", "stats", "--data-dir", server.directory.root], environment: ["SPOOL_RETAIN": "complete=30d,failed=7d,expired=7d"])
+        #expect(stats.stdout.contains("retention      complete=30d,failed=7d,expired=7d,lost=forever"), "\(stats.stdout)")
+        #expect(stats.stdout.contains("  complete     1 (1000 B)") && stats.stdout.contains("  failed       1 (2.0 KiB)"), "\(stats.stdout)")
+        let json = try run(Binaries.spoold, ["admin", "stats", "--json", "--data-dir", server.directory.root])
+        let forecast = try #require(try JSONDecoder().decode(AdminStats.self, from: Data(json.stdout.utf8)).retention)
+        #expect(forecast.policy == "complete=forever,failed=7d,expired=7d,lost=forever")
+        #expect(forecast.due.map(\.state) == [.failed, .expired] && forecast.due.map(\.uploads) == [1, 0] && forecast.due[0].bytes == 2000)
+        // Nothing was removed by asking.
+        #expect(try server.uploads().count == 3)
+    }
+
     @Test func aPolicyOfTheWrongFormIsRefused() throws {
         for bad in ["complete=soon", "receiving=1d", "complete=1d,complete=2d", "complete"] {
             let result = try run(Binaries.spoold, ["config", "check", "--config", "none", "--retain", bad], timeout: 20)
