@@ -261,4 +261,59 @@ import Testing
         #expect(names == Set(files.keys))
         try server.stop()
     }
+
+    // MARK: - The documentation's example, and the pool's bound
+
+    @Test func theWorkedExampleMovesFinishedFilesToTheInbox() throws {
+        let dir = try TempDirectory()
+        let server = try Server(workers: 1, arguments: ["--hook-dir", dir.path + "/hooks"])
+        let docs = try String(contentsOfFile: Binaries.repository + "/docs/HOOKS.md", encoding: .utf8)
+        let example = try #require(docs.components(separatedBy: "<!-- example: post-finish begin -->").last?
+            .components(separatedBy: "<!-- example: post-finish end -->").first)
+        let script = example.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("```") }.joined(separator: "\n")
+            .replacingOccurrences(of: "/srv/inbox", with: dir.path + "/inbox")
+            .replacingOccurrences(of: "/var/lib/spool", with: server.directory.root)
+            .replacingOccurrences(of: "spoold admin", with: Binaries.spoold + " admin")
+        #expect(script.hasPrefix("\n#!/bin/sh") || script.hasPrefix("#!/bin/sh"), "\(script)")
+        try FileManager.default.createDirectory(atPath: dir.path + "/hooks", withIntermediateDirectories: true)
+        try Self.installExecutable(script.trimmingWhitespace() + "\n", at: dir.path + "/hooks/post-finish")
+
+        let files = try TempDirectory()
+        try FileManager.default.createDirectory(atPath: files.path + "/photos/2026", withIntermediateDirectories: true)
+        let contents: [String: [UInt8]] = [
+            "photos/2026/beach.jpg": pseudoRandomBytes(count: 300_000, seed: 5), "photos/notes.txt": Array("hello\n".utf8),
+        ]
+        for (name, bytes) in contents { _ = writeFile(files.path + "/" + name, bytes) }
+        let sent = try run(Binaries.spool, ["upload", "--quiet", "--recursive", "--server", server.address, files.path + "/photos"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        // In the inbox under their names, and gone from Spool.
+        #expect(eventually(timeout: 30) { (try? server.uploads().isEmpty) == true }, "\(server.log())")
+        for (name, bytes) in contents {
+            #expect(FileManager.default.contents(atPath: dir.path + "/inbox/" + name) == Data(bytes), "\(name)")
+        }
+        let left = try FileManager.default.subpathsOfDirectory(atPath: dir.path + "/inbox").filter { $0.hasSuffix(".part") }
+        #expect(left.isEmpty, "no temporary copy left: \(left)")
+        try server.stop()
+        let audit = try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root])
+        #expect(audit.status == 0, "\(audit.stdout)")
+    }
+
+    @Test func aWorkerRunsAtMostFourPreCreateHooksAtOnce() throws {
+        let state = try TempDirectory()
+        // Each run counts the runs under way (a file each) and keeps the highest count seen.
+        _ = writeFile(state.path + "/gate.sh", Array("""
+            touch "\(state.path)/running.$$"
+            ls "\(state.path)" | grep -c '^running\\.' >> "\(state.path)/seen"
+            sleep 0.5
+            rm "\(state.path)/running.$$"
+            """.utf8))
+        let server = try Server(workers: 1, arguments: ["--hook", "pre-create=sh \(state.path)/gate.sh"])
+        // Twelve clients announce an upload at once: twelve hooks to run in one worker.
+        let sessions = try (0..<12).map { _ in try RawSession(port: server.port) }
+        for (index, nc) in sessions.enumerated() { try nc.send("UPLOAD 10 \(Self.sha) f\(index)\r\n") }
+        for nc in sessions { #expect(code(try nc.readReply().first) == 150) }
+        let seen = ((try? String(contentsOfFile: state.path + "/seen", encoding: .utf8)) ?? "").split(separator: "\n").compactMap { Int($0) }
+        #expect(seen.count == 12 && seen.max() == 4, "at most 4 at once, and 4 reached: \(seen)")
+        try server.stop()
+    }
 }
