@@ -262,6 +262,44 @@ import Testing
         try server.stop()
     }
 
+    @Test func failuresAndExpiriesReachTheirHooksAndHUPChangesTheHooks() throws {
+        let recorder = try Recorder()
+        let config = recorder.state.path + "/spoold.conf"
+        let hook = { (name: String) in "hook = \"\(name)=sh \(recorder.state.path)/record.sh\"\n" }
+        _ = writeFile(config, Array(("partial-ttl = 2s\nhook-retry = 0.01s\n" + hook("post-fail") + hook("post-expire")).utf8))
+        let server = try Server(workers: 1, arguments: ["--config", config])
+
+        // A checksum mismatch fails its upload; an upload cut short and never resumed expires.
+        let nc = try RawSession(port: server.port)
+        #expect(code(try nc.ask("UPLOAD 3 \(sha256Hex(Array("xyz".utf8))) wrong.bin").first) == 150)
+        try nc.send("abc")
+        #expect(code(try nc.readReply().first) == 554)
+        do {
+            let cut = try RawSession(port: server.port)
+            #expect(code(try cut.ask("UPLOAD 10 \(Self.sha) cut.bin").first) == 150)
+            try cut.send("abc")
+        }  // closed here: the upload is interrupted, then expires after the 2 s TTL
+        let files = try TempDirectory()
+        let before = writeFile(files.path + "/before-hup.txt", Array("before".utf8))
+        #expect(try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, before]).status == 0)
+        #expect(eventually(timeout: 30) { recorder.delivered.count == 2 }, "\(recorder.delivered)")
+        let kinds = recorder.delivered.map { ($0["hook"] as? String ?? "", ($0["event"] as? [String: Any])?["kind"] as? String ?? "") }
+        #expect(kinds.map(\.0) == ["post-fail", "post-expire"] && kinds.map(\.1) == ["failed", "expired"], "\(kinds)")
+        let failed = try #require(recorder.delivered.first?["upload"] as? [String: Any])
+        #expect(failed["name"] as? String == "wrong.bin" && failed["state"] as? String == "failed" && (failed["error"] as? String)?.contains("mismatch") == true)
+
+        // HUP: a post-finish hook added to the file is delivered from then on (the upload before it had none).
+        _ = writeFile(config, Array(("partial-ttl = 2s\nhook-retry = 0.01s\n" + hook("post-fail") + hook("post-expire") + hook("post-finish")).utf8))
+        server.signal(SIGHUP)
+        #expect(eventually(timeout: 20) { server.count("setting reloaded key=hook ") == 1 }, "\(server.log())")
+        let after = writeFile(files.path + "/after-hup.txt", Array("after".utf8))
+        #expect(try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, after]).status == 0)
+        #expect(eventually(timeout: 30) { recorder.delivered.count == 3 }, "\(recorder.delivered)")
+        let finished = try #require(recorder.delivered.last?["upload"] as? [String: Any])
+        #expect(finished["name"] as? String == "after-hup.txt" && recorder.delivered.last?["hook"] as? String == "post-finish")
+        try server.stop()
+    }
+
     // MARK: - The documentation's example, and the pool's bound
 
     @Test func theWorkedExampleMovesFinishedFilesToTheInbox() throws {
