@@ -23,6 +23,8 @@ public struct HookDispatcher {
     let logger: Logger
     /// True when the dispatcher should end (its master is gone).
     let shouldStop: () -> Bool
+    /// Where deliveries and failures are counted for /metrics: the master's board.
+    public var board: WorkerBoard?
     var cursor: Int64 = 0
 
     static let batch = 100
@@ -115,6 +117,7 @@ public struct HookDispatcher {
             let metadata: Logger.Metadata = [
                 "hook": "\(hook.rawValue)", "event": "\(event.seq)", "id": "\(event.uploadID)", "attempt": "\(attempt)",
             ]
+            board?.count(result.succeeded ? .hookDeliveries : .hookFailures)
             if result.succeeded {
                 logger.debug("hook delivered", metadata: metadata.merging(["seconds": "\(UTCTime.monotonic() - started)"]) { $1 })
                 return true

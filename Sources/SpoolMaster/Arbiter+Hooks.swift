@@ -23,7 +23,7 @@ extension Arbiter {
 
     func maintainDispatcher() {
         guard dispatcher == nil, config.hooks.hasNotifications, UTCTime.monotonic() >= nextDispatcherAt else { return }
-        let (hooks, directory, master) = (config.hooks, config.directory, masterPID)
+        let (hooks, directory, master, board) = (config.hooks, config.directory, masterPID, scoreboard?.master)
         let pid = forkChild()
         if pid == 0 {
             _ = spool_set_thread_name("spoold-hooks")
@@ -34,6 +34,7 @@ extension Arbiter {
             do {
                 let store = try Store(directory: directory, actor: "hooks:\(getpid())")
                 var dispatcher = HookDispatcher(store: store, hooks: hooks, logger: logger) { getppid() != master }
+                dispatcher.board = board
                 dispatcher.run(lockPath: directory.runPath + "/hooks.lock")
             } catch {
                 logger.error("hook dispatcher cannot open the database", metadata: ["error": "\(error)"])

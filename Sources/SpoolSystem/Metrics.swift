@@ -39,6 +39,9 @@ public enum Metric: Int32, CaseIterable, Sendable {
     case workerDeaths
     /// Master: workers the watchdog aborted for a stale heartbeat.
     case watchdogAborts
+    /// The hook dispatcher (on the master's board): events its hooks took, and runs that failed.
+    case hookDeliveries
+    case hookFailures
 }
 
 /// A histogram's slots: one counter per bucket (`le` each bound, then +Inf), then

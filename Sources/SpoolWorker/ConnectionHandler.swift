@@ -30,6 +30,8 @@ struct WorkerServices: Sendable {
     let wholeUploads: WholeUploads
     /// The pre-create hook, when the server has one.
     var preCreate: PreCreateGate? = nil
+    /// Notification hooks are configured: /metrics shows the dispatcher's lag.
+    var hooksNotify = false
     /// The hash states tus PATCHes ended with.
     let prefixes = PrefixCache()
     /// How often "too many connections from one address" has been logged, per address.

@@ -36,10 +36,11 @@ extension HTTPHandler {
             return respond(.forbidden, message: "metrics count every token's uploads: use an admin token", context)
         }
         let (store, scoreboard, minFree) = (services.store, services.scoreboard, services.limits.admission.minFreeBytes)
+        let hooks = services.hooksNotify
         pause(context)
         services.pool.runIfActive(eventLoop: context.eventLoop) {
             MetricsText.render(totals: scoreboard.metricTotals(),
-                               gauges: .read(store: store, scoreboard: scoreboard, minFree: minFree))
+                               gauges: .read(store: store, scoreboard: scoreboard, minFree: minFree, hooks: hooks))
         }.assumeIsolated().whenComplete { result in
             self.unpause(context)
             switch result {

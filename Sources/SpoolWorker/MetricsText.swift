@@ -14,9 +14,11 @@ enum MetricsText {
         var freeBytes: Int64?
         var reservedFreeBytes: Int64 = 0
         var databaseBytes: Int64?
+        /// With notification hooks: events after the dispatcher's cursor, and the age of the oldest.
+        var hookLag: (events: Int64, seconds: Int64)?
 
         /// Reads them now. On the thread pool: it asks the file system.
-        static func read(store: Store, scoreboard: Scoreboard, minFree: Int64) -> Gauges {
+        static func read(store: Store, scoreboard: Scoreboard, minFree: Int64, hooks: Bool = false) -> Gauges {
             var gauges = Gauges()
             let live = scoreboard.totals()
             gauges.workersUp = live.workers
@@ -31,6 +33,10 @@ enum MetricsText {
             let database = store.directory.databasePath
             gauges.databaseBytes = [database, database + "-wal"].reduce(Int64(0)) { sum, path in
                 sum + ((try? Files.size(path)).flatMap { $0 } ?? 0)
+            }
+            if hooks, let ledger = try? store.hookLedger(failures: 0) {
+                let oldest = ledger.oldestPendingAt.flatMap(UTCTime.epochSeconds)
+                gauges.hookLag = (ledger.pending, oldest.map { max(0, UTCTime.epochMilliseconds() / 1000 - $0) } ?? 0)
             }
             return gauges
         }
@@ -55,7 +61,7 @@ enum MetricsText {
                byDoor(.uploadsStarted))
         family("spool_uploads_completed_total", "counter", "Uploads stored durably and verified, by the protocol that began them.",
                byDoor(.uploadsCompleted))
-        family("spool_uploads_refused_total", "counter", "Uploads refused at admission: size limit, quota or free space.",
+        family("spool_uploads_refused_total", "counter", "Uploads refused at admission: size limit, quota, free space, or the pre-create hook.",
                [("", "\(value(.uploadsRefused))")])
         family("spool_uploads_failed_total", "counter", "Uploads that ended failed, by reason.", [
             ("{reason=\"checksum\"}", "\(value(.uploadsFailedChecksum))"),
@@ -91,6 +97,15 @@ enum MetricsText {
                [("", "\(value(.workerDeaths))")])
         family("spool_watchdog_aborts_total", "counter", "Workers aborted by the watchdog for a stale heartbeat.",
                [("", "\(value(.watchdogAborts))")])
+        family("spool_hook_deliveries_total", "counter", "Events delivered to their notification hook (exit 0).",
+               [("", "\(value(.hookDeliveries))")])
+        family("spool_hook_failures_total", "counter", "Notification hook runs that failed (each is tried again).",
+               [("", "\(value(.hookFailures))")])
+        if let lag = gauges.hookLag {
+            family("spool_hook_lag_events", "gauge", "Events in the log after the hook dispatcher's cursor.", [("", "\(lag.events)")])
+            family("spool_hook_lag_seconds", "gauge", "Age of the oldest event after the hook dispatcher's cursor (0 when none).",
+                   [("", "\(lag.seconds)")])
+        }
         family("spool_workers", "gauge", "Workers up (a heartbeat), and how many the master wants.",
                [("{state=\"up\"}", "\(gauges.workersUp)"), ("{state=\"wanted\"}", "\(gauges.workersWanted)")])
         family("spool_connections", "gauge", "Open connections, by worker board.",

@@ -152,7 +152,8 @@ public enum WorkerProcess {
         let services = WorkerServices(
             store: store, pool: pool, pid: pid, logger: logger, board: board, scoreboard: config.scoreboard,
             slots: UploadSlots(), limits: config.limits, policy: policy,
-            wholeUploads: WholeUploads(store: store, pool: pool, board: board, gate: gate), preCreate: gate)
+            wholeUploads: WholeUploads(store: store, pool: pool, board: board, gate: gate), preCreate: gate,
+            hooksNotify: config.hooks.hasNotifications)
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
                 minimum: 1024, initial: 64 * 1024, maximum: 1024 * 1024))

@@ -227,6 +227,10 @@ import Testing
         #expect(server.count("hook failed; trying again") == 1500, "\(server.count("hook failed; trying again"))")
         let ledger = try run(Binaries.spoold, ["admin", "hooks", "--data-dir", server.directory.root]).stdout
         #expect(ledger.contains("lag         none") && ledger.contains("post-finish  attempt 3  exit 1: not yet (run 3)"), "\(ledger)")
+        let metrics = try HTTPTests.curl([server.httpBase + "/metrics"]).stdout
+        for line in ["spool_hook_deliveries_total 500", "spool_hook_failures_total 1500", "spool_hook_lag_events 0", "spool_hook_lag_seconds 0"] {
+            #expect(metrics.contains(line + "\n"), "\(line)")
+        }
         try server.stop()
     }
 
