@@ -590,7 +590,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--output", help="also write the report to this Markdown file")
-    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7,p8")
+    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7,p8,p9")
     args = parser.parse_args()
     if args.quick:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 64, 400, 128, 200
@@ -660,7 +660,8 @@ def main():
         from instructions import p6_instructions
         from tus import p7_tus
         from tls import p8_tls
-        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus, p8_tls):
+        from hooks import p9_hooks
+        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus, p8_tls, p9_hooks):
             if chosen and scenario.__name__.split("_")[0] not in chosen:
                 continue
             lines, _ = scenario(args, workdir, ceiling) if scenario is p1_large else scenario(args, workdir)

@@ -133,6 +133,15 @@ int spool_spawn(const char *path, char *const argv[], char *const envp[], int in
     return rc;
 }
 
+int spool_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 void spool_close_from(int lowest) {
 #ifdef SYS_close_range
     if (syscall(SYS_close_range, (unsigned)lowest, ~0U, 0) == 0) return;

@@ -71,8 +71,9 @@ public struct HookDispatcher {
         }
     }
 
-    /// One batch, in order. Events no hook hears move the cursor in one step,
-    /// before the next delivery; it returns early when the cursor was moved.
+    /// One batch, in order. Events no hook hears are passed over; the cursor moves
+    /// past them with the next delivery (one commit), or at the end of the batch.
+    /// Returns early when the cursor was moved by someone else.
     private mutating func deliver(_ events: [UploadEvent]) throws(StoreError) {
         var skipped: Int64?
         for event in events {
@@ -81,15 +82,12 @@ public struct HookDispatcher {
                 skipped = event.seq
                 continue
             }
-            if let last = skipped {
-                guard try advance(to: last) else { return }
-                skipped = nil
-            }
             guard try deliver(event, hook: hook, command: command) else {
                 cursor = try store.hookCursor() ?? cursor
                 return
             }
             guard try advance(to: event.seq) else { return }
+            skipped = nil
         }
         if let last = skipped { _ = try advance(to: last) }
     }

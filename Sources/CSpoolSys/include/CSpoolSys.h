@@ -39,6 +39,9 @@ int spool_pipe_cloexec(int fds[2]);
 /// mask and a process group of its own. Returns 0 (and the pid) or an errno value.
 int spool_spawn(const char *path, char *const argv[], char *const envp[], int in_fd, int out_fd, int err_fd, int *pid);
 
+/// A descriptor that polls readable when the child `pid` exits (Linux 5.3+), or -1.
+int spool_pidfd_open(int pid);
+
 /// Closes every descriptor from `lowest` up, before an exec: a new master starts
 /// with its sockets and standard streams only, not what the old one inherited.
 void spool_close_from(int lowest);
