@@ -304,6 +304,30 @@ import Testing
         try server.stop()
     }
 
+    @Test func aUSR2UpgradeHandsTheDeliveriesOverWithoutATwoDispatcherOverlap() throws {
+        let recorder = try Recorder()
+        let bin = try TempDirectory()
+        let spoold = bin.path + "/spoold"
+        try UpgradeTests.install(Binaries.spoold, at: spoold)
+        let server = try Server(workers: 1, arguments: recorder.arguments, executable: spoold)
+        defer { UpgradeTests.killMaster(server) }
+        _ = try Self.uploadMany(20, to: server, seed: 5000)
+        #expect(eventually(timeout: 60) { recorder.delivered.count == 20 })
+
+        kill(server.pid, SIGUSR2)
+        #expect(eventually(timeout: 60) { UpgradeTests.pidFile(server).map { $0 != server.pid } == true && !server.process.isRunning },
+                "\(server.log())")
+        // The new master's dispatcher started while the old one's still held the lock, and waited.
+        #expect(server.count("hook dispatcher waiting for another to finish") == 1, "\(server.log())")
+        _ = try Self.uploadMany(20, to: server, seed: 6000)
+        #expect(eventually(timeout: 60) { recorder.delivered.count >= 40 }, "\(recorder.delivered.count)")
+        let seqs = recorder.delivered.compactMap { ($0["event"] as? [String: Any])?["seq"] as? Int }
+        #expect(seqs.count == 40 && Set(seqs).count == 40 && seqs == seqs.sorted(), "each once, in order: \(seqs)")
+        let master = try #require(UpgradeTests.pidFile(server))
+        kill(master, SIGTERM)
+        #expect(eventually(timeout: 20) { !Processes.isAlive(master) })
+    }
+
     // MARK: - The documentation's example, and the pool's bound
 
     @Test func theWorkedExampleMovesFinishedFilesToTheInbox() throws {
