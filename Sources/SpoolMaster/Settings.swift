@@ -154,16 +154,19 @@ public struct Settings: Sendable {
 
     /// The value of `data-dir` alone, for commands that need nothing else (`spoold admin`).
     public static func dataDirectory(_ sources: SettingSources) -> String {
-        var ignored: [SettingsProblem] = []
-        var reader = SettingsReader(layers: sources.layers(&ignored), problems: [])
-        return reader.assignment(.dataDir)?.values.last ?? "var"
+        value(.dataDir, sources) { $0 } ?? "var"
     }
 
     /// The value of `retain` alone (`spoold admin stats`); nil when it does not parse.
     public static func retention(_ sources: SettingSources) -> RetentionPolicy? {
+        value(.retain, sources) { RetentionPolicy($0) }
+    }
+
+    /// One setting read through the layers, the others' problems left to `serve`.
+    static func value<T>(_ key: SettingKey, _ sources: SettingSources, _ parse: (String) -> T?) -> T? {
         var ignored: [SettingsProblem] = []
         var reader = SettingsReader(layers: sources.layers(&ignored), problems: [])
-        return reader.value(.retain) { RetentionPolicy($0) }
+        return reader.value(key, parse)
     }
 
     static func resolve(layers: [SettingLayer], problems: [SettingsProblem]) -> Result<Settings, SettingsError> {

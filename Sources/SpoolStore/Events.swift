@@ -44,13 +44,24 @@ extension SQLiteCatalog {
             + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
             + " ORDER BY seq" + (limit == nil ? "" : " LIMIT ?")
         if let limit { values.append(.integer(Int64(limit))) }
-        return try locked { db throws(StoreError) in
-            try db.query(sql, values) { row in
-                UploadEvent(
-                    seq: row.int(0), at: row.text(1), uploadID: row.text(2), kind: row.text(3), actor: row.text(4),
-                    client: row.optionalText(5), detail: row.optionalText(6))
-            }
+        return try locked { db throws(StoreError) in try db.query(sql, values, Self.event) }
+    }
+
+    /// Events after `seq`, oldest first. SQLite has one writer at a time, so
+    /// events commit in `seq` order: none can appear later below one already read.
+    public func events(after seq: Int64, limit: Int) throws(StoreError) -> [UploadEvent] {
+        try locked { db throws(StoreError) in
+            try db.query(
+                "SELECT seq, at, upload_id, kind, actor, client, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                [.integer(seq), .integer(Int64(limit))], Self.event)
         }
+    }
+
+    /// A row of `SELECT seq, at, upload_id, kind, actor, client, detail`.
+    static func event(_ row: Statement) -> UploadEvent {
+        UploadEvent(
+            seq: row.int(0), at: row.text(1), uploadID: row.text(2), kind: row.text(3), actor: row.text(4),
+            client: row.optionalText(5), detail: row.optionalText(6))
     }
 }
 

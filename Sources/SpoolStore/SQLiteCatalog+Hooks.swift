@@ -104,19 +104,4 @@ extension SQLiteCatalog {
                 oldestPendingAt: oldest, failures: failures)
         }
     }
-
-    /// Events after `seq`, oldest first. SQLite has one writer at a time, so
-    /// events commit in `seq` order: none can appear later below one already read.
-    public func events(after seq: Int64, limit: Int) throws(StoreError) -> [UploadEvent] {
-        try locked { db throws(StoreError) in
-            try db.query(
-                "SELECT seq, at, upload_id, kind, actor, client, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                [.integer(seq), .integer(Int64(limit))]
-            ) { row in
-                UploadEvent(
-                    seq: row.int(0), at: row.text(1), uploadID: row.text(2), kind: row.text(3), actor: row.text(4),
-                    client: row.optionalText(5), detail: row.optionalText(6))
-            }
-        }
-    }
 }

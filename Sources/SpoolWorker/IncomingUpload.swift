@@ -134,7 +134,7 @@ final class IncomingUpload {
         row.tusMetadata = tusMetadata
         row.lengthDeferred = lengthDeferred && tusMetadata != nil
         let (store, limits, quota, new) = (services.store, services.limits.admission, sender.token?.quota, row)
-        let admitted = services.preCreate?.check(new, id: id, lengthDeferred: lengthDeferred, door: sender.door, on: eventLoop)
+        let admitted = services.preCreate?.check(new, lengthDeferred: lengthDeferred, door: sender.door, on: eventLoop)
         return opening(
             services: services, lengthDeferred: lengthDeferred, tus: tusMetadata != nil, door: sender.door, quota: quota,
             admitted: admitted, on: eventLoop

@@ -26,7 +26,7 @@ final class PreCreateGate: Sendable {
     func shutdown() { try? pool.syncShutdownGracefully() }
 
     /// nil: admitted. Without a pre-create hook (the directory has none) at once.
-    func check(_ new: NewUpload, id: String, lengthDeferred: Bool, door: UploadDoor, on eventLoop: EventLoop) -> EventLoopFuture<Refusal?> {
+    func check(_ new: NewUpload, lengthDeferred: Bool, door: UploadDoor, on eventLoop: EventLoop) -> EventLoopFuture<Refusal?> {
         guard let command = hooks.command(for: .preCreate) else { return eventLoop.makeSucceededFuture(nil) }
         let request = PreCreateRequest(
             name: new.name, size: lengthDeferred ? nil : new.size, sha256: new.sha256.isEmpty ? nil : new.sha256,

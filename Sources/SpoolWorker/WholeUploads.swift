@@ -35,19 +35,24 @@ final class WholeUploads: @unchecked Sendable {
     /// the pool is shutting down (nothing was done then).
     func store(_ upload: WholeUpload, door: UploadDoor, on eventLoop: any EventLoop) -> EventLoopFuture<WholeOutcome> {
         let (board, size, arrivedAt) = (self.board, upload.new.size, UTCTime.monotonic())
-        let admitted = gate?.check(upload.new, id: upload.id, lengthDeferred: false, door: door, on: eventLoop)
-            ?? eventLoop.makeSucceededFuture(nil)
-        return admitted.flatMap { refusal -> EventLoopFuture<WholeOutcome> in
-            if let refusal { return eventLoop.makeSucceededFuture(.refused(refusal)) }
-            let promise = eventLoop.makePromise(of: WholeOutcome.self)
-            if self.lock.withLock({ self.arrived.add((upload, promise)) }) {
-                self.pool.submit { state in self.prepare(active: state == .active) }
+        let outcome = gate.map { gate in
+            gate.check(upload.new, lengthDeferred: false, door: door, on: eventLoop).flatMap { refusal in
+                refusal.map { eventLoop.makeSucceededFuture(.refused($0)) } ?? self.enqueue(upload, on: eventLoop)
             }
-            return promise.futureResult
-        }.map { outcome in
+        } ?? enqueue(upload, on: eventLoop)
+        return outcome.map { outcome in
             Self.count(outcome, door: door, size: size, seconds: UTCTime.monotonic() - arrivedAt, on: board)
             return outcome
         }
+    }
+
+    /// Joins the next batch.
+    private func enqueue(_ upload: WholeUpload, on eventLoop: any EventLoop) -> EventLoopFuture<WholeOutcome> {
+        let promise = eventLoop.makePromise(of: WholeOutcome.self)
+        if lock.withLock({ arrived.add((upload, promise)) }) {
+            pool.submit { state in self.prepare(active: state == .active) }
+        }
+        return promise.futureResult
     }
 
     static func count(_ outcome: WholeOutcome, door: UploadDoor, size: Int64, seconds: Double, on board: WorkerBoard) {
