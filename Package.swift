@@ -59,11 +59,20 @@ let package = Package(
             ]
         ),
 
+        // The upload page served at / on the HTTP door (docs/WEB.md): its files,
+        // embedded at build time, with their ETags and gzip.
+        .target(
+            name: "SpoolWeb",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Resources"],
+            plugins: ["EmbedWeb"]
+        ),
+
         // A worker process: accepts on the inherited socket, serves connections with NIO.
         .target(
             name: "SpoolWorker",
             dependencies: [
-                "SpoolProtocol", "SpoolStore", "SpoolSystem", "SpoolHooks",
+                "SpoolProtocol", "SpoolStore", "SpoolSystem", "SpoolHooks", "SpoolWeb",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -128,12 +137,18 @@ let package = Package(
             path: "fuzz/spool-fuzz"
         ),
 
-        // Build-time embedding of migrations/*.sql into SpoolStore.
-        .executableTarget(name: "EmbedMigrationsTool"),
+        // Build-time embedding of migrations/*.sql into SpoolStore, and of the web
+        // page's files into SpoolWeb.
+        .executableTarget(name: "EmbedTool"),
         .plugin(
             name: "EmbedMigrations",
             capability: .buildTool(),
-            dependencies: ["EmbedMigrationsTool"]
+            dependencies: ["EmbedTool"]
+        ),
+        .plugin(
+            name: "EmbedWeb",
+            capability: .buildTool(),
+            dependencies: ["EmbedTool"]
         ),
 
         // What the test targets share (temporary directories). Only tests depend on it.

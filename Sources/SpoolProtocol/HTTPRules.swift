@@ -23,6 +23,8 @@ public enum HTTPRoute: Equatable, Sendable {
     case health(ready: Bool, headOnly: Bool)
     /// `GET|HEAD /metrics`: Prometheus' text format; an admin token once tokens exist.
     case metrics(headOnly: Bool)
+    /// A file of the upload page: `/` or `/<name>.<ext>` (the worker knows which exist).
+    case page(path: String, headOnly: Bool)
     /// The target exists, but not for this method; `allow` lists the methods that work there.
     case methodNotAllowed(allow: String)
     /// `OPTIONS` on a target that exists: what it allows (and, from a browser, a CORS preflight).
@@ -35,6 +37,15 @@ public enum HTTPRoute: Equatable, Sendable {
 
     /// The longest request target taken, as nginx's default header buffer holds (8 KiB).
     public static let maxTargetBytes = 8192
+
+    /// `app.js`, `icon.svg`: one path component, a dot, nothing to decode.
+    static func isPageFile(_ name: Substring) -> Bool {
+        name.contains(".") && !name.hasPrefix(".")
+            && name.utf8.allSatisfy { c in
+                (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                    || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            }
+    }
 
     public static func parse(method: String, target: String) -> HTTPRoute {
         guard target.utf8.count <= maxTargetBytes else { return .targetTooLong }
@@ -101,6 +112,10 @@ public enum HTTPRoute: Equatable, Sendable {
             guard isRead else { return refused("GET, HEAD") }
             let upper = id.uppercased()
             return parts.count == 2 ? .download(id: upper, headOnly: method == "HEAD") : .record(id: upper, headOnly: method == "HEAD")
+        }
+        if path == "/" || isPageFile(path.dropFirst()) {
+            guard isRead else { return refused("GET, HEAD") }
+            return .page(path: path, headOnly: method == "HEAD")
         }
         return .notFound
     }

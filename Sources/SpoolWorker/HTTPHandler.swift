@@ -281,6 +281,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
             authorized(head, context) { token in self.list(query, token: token, context) }
         case .health(let ready, let headOnly):
             health(ready: ready, headOnly: headOnly, context)
+        case .page(let path, let headOnly):
+            page(path, headOnly: headOnly, head, context)
         case .metrics(let headOnly):
             authorized(head, context) { token in self.metrics(token: token, headOnly: headOnly, context) }
         case .options(let allow):
@@ -603,9 +605,17 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         filter.since = query["since"]
         filter.until = query["until"]
         filter.token = token?.admin == true ? nil : token?.name
-        let (store, limit) = (services.store, filter.limit ?? 100)
+        let (store, limit, scoreboard) = (services.store, filter.limit ?? 100, services.scoreboard)
         pause(context)
-        services.pool.runIfActive(eventLoop: context.eventLoop) { [filter] in try store.uploads(matching: filter) }.assumeIsolated().whenComplete { result in
+        services.pool.runIfActive(eventLoop: context.eventLoop) { [filter] in
+            // An upload being received: its bytes so far from the scoreboard, live, whichever worker has it.
+            try store.uploads(matching: filter).map { row in
+                guard row.state == .receiving, let live = scoreboard.progress(of: row.id) else { return row }
+                var row = row
+                row.received = live.received
+                return row
+            }
+        }.assumeIsolated().whenComplete { result in
             self.unpause(context)
             switch result {
             case .success(let rows):
@@ -734,10 +744,16 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         _ status: HTTPResponseStatus, _ headers: [String: String], body: String?, headOnly: Bool = false,
         _ context: ChannelHandlerContext
     ) {
+        respond(status, headers, buffer: body.map { context.channel.allocator.buffer(string: $0) }, headOnly: headOnly, context)
+    }
+
+    func respond(
+        _ status: HTTPResponseStatus, _ headers: [String: String], buffer: ByteBuffer?, headOnly: Bool = false,
+        _ context: ChannelHandlerContext
+    ) {
         guard isActive else { return }
         var head = HTTPResponseHead(version: .http1_1, status: status)
         for (name, value) in headers { head.headers.add(name: name, value: value) }
-        let buffer = body.map { context.channel.allocator.buffer(string: $0) }
         if !head.headers.contains(name: "Content-Length"), status != .noContent { head.headers.add(name: "Content-Length", value: "\(buffer?.readableBytes ?? 0)") }
         finishHeaders(&head)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
