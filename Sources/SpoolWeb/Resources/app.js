@@ -205,9 +205,10 @@ class Upload {
         wait = Math.min(wait * 2, RETRY_MAX);
         const head = await this.ask("HEAD", this.url);
         if (head.status !== 200) return this.fail(meaning(head.status, head.text));
+        // At the end too: the PATCH of no bytes that follows finishes an upload cut just
+        // before it was stored, and answers at once for one that was.
         this.offset = Number(head.header("Upload-Offset"));
         this.show(this.offset);
-        if (this.offset === this.file.size) return this.finish(head);
         this.say("sending…");
         continue;
       }
@@ -241,10 +242,18 @@ class Upload {
     });
   }
 
-  finish(answer) {
+  async finish(answer) {
     this.done = true;
+    let stored = digestHex(answer.header("Repr-Digest"));
+    if (!stored) {
+      // Stored by an earlier request whose answer was lost: the record says so, and has the digest.
+      const record = await send("GET", "/uploads/" + this.url.split("/").pop());
+      let row = {};
+      try { row = JSON.parse(record.text); } catch (error) { row = {}; }
+      if (row.state !== "complete") return this.fail("the server did not store this upload (" + (row.state || meaning(record.status, record.text)) + ")");
+      stored = row.sha256 || "";
+    }
     localStorage.removeItem(this.key);
-    const stored = digestHex(answer.header("Repr-Digest"));
     this.sums(this.sha256, stored);
     const same = this.sha256 && stored === this.sha256;
     this.say(same ? "stored, and the server's SHA-256 is the file's" : "stored", "done");
@@ -274,7 +283,6 @@ class Upload {
     if (head.status !== 200) return this.fail(meaning(head.status, head.text));
     this.offset = Number(head.header("Upload-Offset"));
     this.show(this.offset);
-    if (this.offset === this.file.size) return this.finish(head);
     await this.run();
   }
 }
