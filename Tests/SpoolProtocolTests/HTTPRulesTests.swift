@@ -13,7 +13,13 @@ import Testing
         #expect(HTTPRoute.parse(method: "GET", target: "/uploads/not-an-id/content") == .notFound)
         #expect(HTTPRoute.parse(method: "GET", target: "/files/a.txt") == .methodNotAllowed(allow: "PUT, HEAD, PATCH, DELETE"))
         #expect(HTTPRoute.parse(method: "DELETE", target: "/uploads/01M8W5WPHJ6VF86VAWEGX48Z1B") == .methodNotAllowed(allow: "GET, HEAD"))
-        #expect(HTTPRoute.parse(method: "GET", target: "/") == .notFound)
+        // The upload page: / and files of one plain component; anything else is not one of its files.
+        #expect(HTTPRoute.parse(method: "GET", target: "/") == .page(path: "/", headOnly: false))
+        #expect(HTTPRoute.parse(method: "HEAD", target: "/app.js?v=2") == .page(path: "/app.js", headOnly: true))
+        #expect(HTTPRoute.parse(method: "PUT", target: "/app.js") == .methodNotAllowed(allow: "GET, HEAD"))
+        for other in ["/x", "/.env", "/a/b.js", "/App.js", "/a%2Fb.js", "/a b.js"] {
+            #expect(HTTPRoute.parse(method: "GET", target: other) == .notFound, "\(other)")
+        }
         #expect(HTTPRoute.parse(method: "GET", target: "/healthz") == .health(ready: false, headOnly: false))
         #expect(HTTPRoute.parse(method: "HEAD", target: "/readyz?verbose") == .health(ready: true, headOnly: true))
         #expect(HTTPRoute.parse(method: "POST", target: "/readyz") == .methodNotAllowed(allow: "GET, HEAD"))
