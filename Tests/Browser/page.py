@@ -198,6 +198,33 @@ def scenario_reload(driver, args):
     print(f"reloaded with {at} bytes stored; {total} bytes received in all for {size}", flush=True)
 
 
+def scenario_pause(driver, args):
+    """Pause stops the bytes; Resume goes on from where the server has them."""
+    size = 64 * MiB
+    path, sha = make_file(args.files, "large.bin", size, 8)
+    driver.get(args.base + "/")
+    throttle(driver, 8 * MiB)
+    choose(driver, [path])
+    until("some of the file stored", lambda: (uploads(args.base) or [{}])[0].get("received", 0) >= 8 * MiB)
+    driver.find_element(By.CSS_SELECTOR, "#queue .pause").click()
+    until("the page paused", lambda: "paused at" in items(driver)[0]["message"])
+    time.sleep(1)  # what was in flight when the pause came settles
+    held = received_bytes(args.base)
+    time.sleep(2)
+    if received_bytes(args.base) != held:
+        fail("bytes kept arriving after the pause")
+    button = driver.find_element(By.CSS_SELECTOR, "#queue .pause")
+    if button.text != "Resume":
+        fail("the button says " + button.text)
+    throttle(driver, 64 * MiB)
+    button.click()
+    done = until("the upload stored", lambda: all_stored(driver, 1), timeout=120)
+    if done[0]["sums"] != [sha, sha]:
+        fail(f"the page shows {done[0]['sums']}")
+    if received_bytes(args.base) > size + 8 * MiB:
+        fail("the upload started over after the pause")
+
+
 def scenario_token(driver, args):
     """Wrong token refused in words, the right one works, another token's uploads not shown."""
     path, sha = make_file(args.files, "mine.txt", 5000, 6)
@@ -220,6 +247,12 @@ def scenario_token(driver, args):
     theirs = [row["name"] for row in uploads(args.base, args.other_token)]
     if theirs != ["theirs.txt"]:
         fail(f"the other token's uploads: {theirs}")
+    # This token's quota is 10,000 bytes: 5,000 are stored, 6,000 more do not fit.
+    over, _ = make_file(args.files, "over.txt", 6000, 9)
+    choose(driver, [over])
+    item = until("the quota refusal shown", lambda: len(items(driver)) == 3 and "error" in items(driver)[2]["classes"] and items(driver)[2])
+    if "over this token's quota" not in item["message"]:
+        fail("the message: " + item["message"])
 
 
 def scenario_limit(driver, args):

@@ -47,9 +47,15 @@ import Testing
         try server.stop()
     }
 
+    @Test func pauseStopsTheBytesAndResumeGoesOn() throws {
+        let server = try Server(workers: 1)
+        try Self.scenario("pause", server)
+        try server.stop()
+    }
+
     @Test func tokensAreAskedForInWordsAndEachSeesItsOwn() throws {
         let server = try Server(workers: 1)
-        let mine = try server.createToken(["--name", "alice"])
+        let mine = try server.createToken(["--name", "alice", "--quota-bytes", "10000"])
         let theirs = try server.createToken(["--name", "bob"])
         #expect(server.waitForAuthRequired())
         let dir = try TempDirectory()

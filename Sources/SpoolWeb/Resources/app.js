@@ -43,7 +43,7 @@ function meaning(status, said) {
     case 401: return "this server needs a token, and the one given is wrong or missing";
     case 403: return said || "the server refused this file";
     case 404: case 410: return "the server no longer has this upload";
-    case 413: return "too large for this server" + (said ? ": " + said : "");
+    case 413: return (/quota/.test(said) ? "over this token's quota" : "too large for this server") + (said ? ": " + said : "");
     case 460: return "the bytes did not arrive intact (checksum mismatch)";
     case 507: return "not enough space on the server now" + (said ? ": " + said : "");
     default: return "the server answered " + status + (said ? ": " + said : "");
