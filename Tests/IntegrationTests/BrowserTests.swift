@@ -47,6 +47,12 @@ import Testing
         try server.stop()
     }
 
+    @Test func aFolderIsSentWithItsPaths() throws {
+        let server = try Server(workers: 1)
+        try Self.scenario("folder", server)
+        try server.stop()
+    }
+
     @Test func pauseStopsTheBytesAndResumeGoesOn() throws {
         let server = try Server(workers: 1)
         try Self.scenario("pause", server)
