@@ -59,6 +59,13 @@ let package = Package(
             ]
         ),
 
+        // S3 request signing (AWS Signature Version 4), pure: the first piece of
+        // the S3 object store (issue 20).
+        .target(
+            name: "SpoolS3",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+
         // The upload page served at / on the HTTP door (docs/WEB.md): its files,
         // embedded at build time, with their ETags and gzip.
         .target(
@@ -173,6 +180,10 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "SpoolS3Tests",
+            dependencies: ["SpoolS3"]
         ),
         .testTarget(
             name: "SpoolHooksTests",
