@@ -63,14 +63,14 @@ let package = Package(
         // the S3 object store (issue 20).
         .target(
             name: "SpoolS3",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SpoolProtocol", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         // The upload page served at / on the HTTP door (docs/WEB.md): its files,
         // embedded at build time, with their ETags and gzip.
         .target(
             name: "SpoolWeb",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["SpoolProtocol", .product(name: "Crypto", package: "swift-crypto")],
             exclude: ["Resources"],
             plugins: ["EmbedWeb"]
         ),

@@ -198,16 +198,9 @@ extension PercentCoding {
     /// RFC 5987's `attr-char`: letters, digits and `!#$&+-.^_`|~`; every other byte escaped.
     public static func encodeStrict(_ value: String) -> String {
         let allowed = Set("!#$&+-.^_`|~".utf8)
-        var out = ""
-        for byte in value.utf8 {
-            let isAlnum = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-            if isAlnum || allowed.contains(byte) {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            } else {
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2)
-            }
+        return encode(value) { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || allowed.contains(byte)
         }
-        return out
     }
 }
 
@@ -321,12 +314,6 @@ extension Substring {
         while result.first == " " || result.first == "\t" { result = result.dropFirst() }
         while result.last == " " || result.last == "\t" { result = result.dropLast() }
         return result
-    }
-}
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

@@ -4,11 +4,16 @@
 /// spaces, `=`, `%` or non-ASCII letters is one unambiguous token, and a plain
 /// name like `report-2026.pdf` needs no encoding at all when typed into `nc`.
 public enum PercentCoding {
-    public static func encode(_ value: String) -> String {
+    public static func encode(_ value: String) -> String { encode(value, keeping: isUnreserved) }
+
+    /// Every byte `keep` does not take becomes `%XX` (upper-case hex): the one
+    /// encoder under this protocol's names, RFC 5987 file names
+    /// (`encodeStrict`) and SigV4's URI encoding (RFC 3986 unreserved).
+    public static func encode(_ value: String, keeping keep: (UInt8) -> Bool) -> String {
         var out = ""
         out.reserveCapacity(value.utf8.count)
         for byte in value.utf8 {
-            if isUnreserved(byte) {
+            if keep(byte) {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
                 out += "%" + hex(byte >> 4) + hex(byte & 0x0F)
@@ -37,6 +42,17 @@ public enum PercentCoding {
             }
         }
         return bytes
+    }
+
+    /// RFC 3986's unreserved characters: `A-Z a-z 0-9 - . _ ~`.
+    public static func isURIUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
     }
 
     private static func isUnreserved(_ byte: UInt8) -> Bool {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SpoolProtocol
 
 /// AWS Signature Version 4 (the request signing every S3-compatible store
 /// takes), as pure functions: the canonical request, the string to sign, the
@@ -53,7 +54,7 @@ public struct SigV4: Sendable {
     public func scope(date: String) -> String { "\(date.prefix(8))/\(region)/\(service)/aws4_request" }
 
     public func stringToSign(date: String, canonicalRequest: String) -> String {
-        ["AWS4-HMAC-SHA256", date, scope(date: date), Self.hex(SHA256.hash(data: Data(canonicalRequest.utf8)))].joined(separator: "\n")
+        ["AWS4-HMAC-SHA256", date, scope(date: date), Checksum.hex(SHA256.hash(data: Data(canonicalRequest.utf8)))].joined(separator: "\n")
     }
 
     /// HMAC-SHA256 of the string to sign under the key derived for the day, region and service.
@@ -62,7 +63,7 @@ public struct SigV4: Sendable {
         for part in [String(date.prefix(8)), region, service, "aws4_request"] {
             key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
         }
-        return Self.hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
+        return Checksum.hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
     }
 
     /// The `Authorization` header for a request whose headers (with `x-amz-date`
@@ -75,25 +76,9 @@ public struct SigV4: Sendable {
         return "AWS4-HMAC-SHA256 Credential=\(credentials.accessKey)/\(scope(date: date)),SignedHeaders=\(signed),Signature=\(signature)"
     }
 
-    /// URI encoding as SigV4 wants it: every byte but `A-Z a-z 0-9 - _ . ~` as
-    /// `%XY` (upper case); `/` kept when encoding a path.
+    /// URI encoding as SigV4 wants it: every byte but RFC 3986's unreserved ones
+    /// as `%XY` (upper case); `/` kept when encoding a path.
     public static func encode(_ text: String, keepSlash: Bool = false) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: "/") where keepSlash:
-                out += "/"
-            default:
-                out += String(format: "%%%02X", byte)
-            }
-        }
-        return out
-    }
-
-    static func hex<D: Sequence>(_ bytes: D) -> String where D.Element == UInt8 {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        PercentCoding.encode(text) { PercentCoding.isURIUnreserved($0) || (keepSlash && $0 == UInt8(ascii: "/")) }
     }
 }

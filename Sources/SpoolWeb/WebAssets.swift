@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SpoolProtocol
 
 /// One file of the upload page, as it is served: its bytes, the same gzipped
 /// (when that is smaller), its type and its ETag (of the bytes, so a new build
@@ -20,7 +21,7 @@ public enum WebAssets {
         for file in EmbeddedWeb.files {
             let body = Array(file.text.utf8)
             let gzip = file.gzipBase64.flatMap { Data(base64Encoded: $0) }.map(Array.init).flatMap { $0.count < body.count ? $0 : nil }
-            let digest = SHA256.hash(data: body).prefix(12).map { String(format: "%02x", $0) }.joined()
+            let digest = Checksum.hex(SHA256.hash(data: body).prefix(12))
             let path = file.file == "index.html" ? "/" : "/" + file.file
             assets[path] = WebAsset(path: path, contentType: contentType(file.file), body: body, gzip: gzip, etag: "\"\(digest)\"")
         }

@@ -28,12 +28,13 @@ extension HTTPHandler {
         respond(.ok, headers, buffer: buffer, headOnly: headOnly, context)
     }
 
-    /// `gzip` listed without `q=0`.
+    /// `gzip` (or `*`) listed with a weight above 0 (RFC 9110 §12.5.3).
     static func acceptsGzip(_ values: [String]) -> Bool {
         values.flatMap { $0.split(separator: ",") }.contains { coding in
-            let parts = coding.split(separator: ";").map { $0.trimmingWhitespace().lowercased() }
+            let parts = coding.split(separator: ";").map { $0.filter { $0 != " " }.lowercased() }
             guard parts.first == "gzip" || parts.first == "*" else { return false }
-            return !parts.dropFirst().contains { $0.replacingOccurrences(of: " ", with: "") == "q=0" || $0 == "q=0.0" || $0 == "q=0.00" || $0 == "q=0.000" }
+            let weight = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return weight > 0
         }
     }
 }

@@ -41,21 +41,18 @@ import Testing
         try server.stop()
     }
 
-    @Test func aReloadedPageGoesOnFromTheServersOffset() throws {
-        let server = try Server(workers: 2)
-        try Self.scenario("reload", server)
-        try server.stop()
-    }
+    /// The scenarios that need a server and nothing more: (scenario, its server's arguments).
+    static let plain: [(String, [String])] = [
+        ("reload", []),  // a reload mid-upload goes on from the server's offset
+        ("pause", []),  // Pause stops the bytes, Resume goes on
+        ("folder", []),  // a folder is sent with its paths
+        ("limit", ["--max-file-size", "1M"]),  // over the limit: refused in words, nothing stored
+        ("keyboard", []),  // the keyboard reaches everything, a phone's screen fits
+    ]
 
-    @Test func aFolderIsSentWithItsPaths() throws {
-        let server = try Server(workers: 1)
-        try Self.scenario("folder", server)
-        try server.stop()
-    }
-
-    @Test func pauseStopsTheBytesAndResumeGoesOn() throws {
-        let server = try Server(workers: 1)
-        try Self.scenario("pause", server)
+    @Test(arguments: plain) func scenario(_ name: String, _ arguments: [String]) throws {
+        let server = try Server(workers: 1, arguments: arguments)
+        try Self.scenario(name, server)
         try server.stop()
     }
 
@@ -72,15 +69,4 @@ import Testing
         try server.stop()
     }
 
-    @Test func anUploadOverTheLimitIsRefusedInWords() throws {
-        let server = try Server(workers: 1, arguments: ["--max-file-size", "1M"])
-        try Self.scenario("limit", server)
-        try server.stop()
-    }
-
-    @Test func theKeyboardReachesEverythingAndAPhoneScreenFits() throws {
-        let server = try Server(workers: 1)
-        try Self.scenario("keyboard", server)
-        try server.stop()
-    }
 }
