@@ -169,6 +169,40 @@ func smallFiles(_ arguments: [String]) throws {
     print("small_files \(Int(Double(count) / elapsed))")
 }
 
+/// `spool-bench sha256 [MiB]`: the hash whose state can be saved (S3 resumes)
+/// against swift-crypto's, over the same bytes in 64 KiB pieces, in memory.
+func sha256(_ arguments: [String]) {
+    let totalMiB = arguments.first.flatMap(Int.init) ?? 1024
+    var bytes = [UInt8](repeating: 0, count: 64 << 10)
+    for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 2_654_435_761 >> 13) }
+    let pieces = totalMiB * 16
+    func rate(_ body: (UnsafeRawBufferPointer) -> Void) -> Double {
+        let start = UTCTime.monotonic()
+        bytes.withUnsafeBytes { raw in for _ in 0..<pieces { body(raw) } }
+        return Double(pieces * bytes.count) / (UTCTime.monotonic() - start) / 1e6
+    }
+    var runs: [String: [Double]] = [:]
+    for _ in 0..<5 {
+        var crypto = SHA256()
+        runs["swift-crypto SHA256", default: []].append(rate { crypto.update(bufferPointer: $0) })
+        _ = crypto.finalize()
+        var ours = ResumableSHA256()
+        runs["ResumableSHA256", default: []].append(rate { ours.update(bufferPointer: $0) })
+        _ = ours.finalize()
+        var portable = ResumableSHA256(portable: true)
+        runs["ResumableSHA256, portable rounds", default: []].append(rate { portable.update(bufferPointer: $0) })
+        _ = portable.finalize()
+    }
+    let baseline = runs["swift-crypto SHA256", default: [1]].sorted()[2]
+    print("SHA-256 of \(totalMiB) MiB in 64 KiB pieces, median of 5 runs each, alternating")
+    print("| hash | MB/s | vs swift-crypto |")
+    print("|---|---|---|")
+    for name in ["swift-crypto SHA256", "ResumableSHA256", "ResumableSHA256, portable rounds"] {
+        let median = runs[name, default: [0, 0, 0]].sorted()[2]
+        print("| \(name) | \(Int(median)) | \(String(format: "%.2f", median / baseline)) |")
+    }
+}
+
 struct BenchError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -180,8 +214,9 @@ do {
     case "progress": try progress(Array(arguments.dropFirst()))
     case "ceiling": try ceiling(Array(arguments.dropFirst()))
     case "small-files": try smallFiles(Array(arguments.dropFirst()))
+    case "sha256": sha256(Array(arguments.dropFirst()))
     default:
-        FileHandle.standardError.write(Data("usage: spool-bench progress [MiB] | ceiling [MiB] [DIR] | small-files [COUNT] [DIR]\n".utf8))
+        FileHandle.standardError.write(Data("usage: spool-bench progress [MiB] | ceiling [MiB] [DIR] | small-files [COUNT] [DIR] | sha256 [MiB]\n".utf8))
         exit(2)
     }
 } catch {

@@ -153,4 +153,24 @@ int spool_syncfs(int fd);
 /// CLOCK_MONOTONIC in milliseconds: the same clock in every process.
 uint64_t spool_monotonic_ms(void);
 
+// MARK: SHA-256 with a state that can be saved (sha256.c)
+
+#include <stddef.h>
+
+/// Plain data: copying the struct copies the hash so far; `h` and `length`
+/// (with `buffered` = 0) are all a saved state needs.
+typedef struct {
+    uint32_t h[8];
+    uint64_t length;
+    uint8_t buffer[64];
+    uint32_t buffered;
+    /// Nonzero: never the SHA-NI rounds (tests compare the two).
+    int32_t portable;
+} spool_sha256;
+
+void spool_sha256_init(spool_sha256 *s);
+void spool_sha256_update(spool_sha256 *s, const void *data, size_t count);
+/// Writes the digest of what was added so far; `s` can go on.
+void spool_sha256_final(const spool_sha256 *s, uint8_t out[32]);
+
 #endif
