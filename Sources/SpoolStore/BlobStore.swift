@@ -31,8 +31,8 @@ public protocol BlobStore: AnyObject, Sendable {
     func startWriteBack(_ upload: OpenUpload, from offset: Int64, count: Int64)
     func truncate(_ upload: OpenUpload, to length: Int64) throws(SystemError)
     /// Hashes the staged bytes from `start` to `end` onto `hasher`.
-    func hashStaged(_ upload: OpenUpload, from start: Int64, to end: Int64, continuing hasher: SHA256) throws(SystemError)
-        -> SHA256
+    func hashStaged(_ upload: OpenUpload, from start: Int64, to end: Int64, continuing hasher: ResumableSHA256) throws(SystemError)
+        -> ResumableSHA256
     /// Makes what is staged durable and lets the writer go: kept for a resume.
     func keep(_ upload: OpenUpload) throws(SystemError)
     /// Lets the writer go, the staging left as it is (published, or kept).

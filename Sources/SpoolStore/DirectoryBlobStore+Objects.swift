@@ -36,7 +36,7 @@ extension DirectoryBlobStore {
         let fd = try Files.open(path, flags: O_RDONLY)
         defer { Files.close(fd) }
         let size = try Files.size(fd: fd, path: path)
-        return Checksum.hex(try Self.hash(fd: fd, from: 0, to: size, continuing: SHA256(), path: path).finalize())
+        return Checksum.hex(try Self.hash(fd: fd, from: 0, to: size, continuing: ResumableSHA256(), path: path).finalize())
     }
 
     public func openObject(sha256: String, size: Int64) throws(SystemError) -> Int32 {

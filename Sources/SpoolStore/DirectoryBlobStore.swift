@@ -92,8 +92,8 @@ public final class DirectoryBlobStore: BlobStore {
     }
 
     /// Read through a descriptor of its own: the writer's may be write-only.
-    public func hashStaged(_ upload: OpenUpload, from start: Int64, to end: Int64, continuing hasher: SHA256)
-        throws(SystemError) -> SHA256
+    public func hashStaged(_ upload: OpenUpload, from start: Int64, to end: Int64, continuing hasher: ResumableSHA256)
+        throws(SystemError) -> ResumableSHA256
     {
         guard end > start else { return hasher }
         let reader = try Files.open(upload.tempPath, flags: O_RDONLY)
@@ -224,7 +224,7 @@ public final class DirectoryBlobStore: BlobStore {
         throw SystemError("link", objectPath, errno: EEXIST)
     }
 
-    static func hash(fd: Int32, from start: Int64, to length: Int64, continuing: SHA256, path: String) throws(SystemError) -> SHA256 {
+    static func hash(fd: Int32, from start: Int64, to length: Int64, continuing: ResumableSHA256, path: String) throws(SystemError) -> ResumableSHA256 {
         var hasher = continuing
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }

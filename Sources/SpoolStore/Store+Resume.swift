@@ -10,12 +10,12 @@ import SpoolSystem
 /// A worker keeps the state a tus PATCH ended with, so the next PATCH hashes only
 /// its own bytes instead of reading the whole prefix back (quadratic otherwise).
 public struct PrefixHash: @unchecked Sendable {
-    public var hasher: SHA256
+    public var hasher: ResumableSHA256
     public var offset: Int64
     /// How many of those bytes were read back from disk and hashed again to get here.
     public var reread: Int64
 
-    public init(hasher: SHA256, offset: Int64, reread: Int64 = 0) {
+    public init(hasher: ResumableSHA256, offset: Int64, reread: Int64 = 0) {
         self.hasher = hasher
         self.offset = offset
         self.reread = reread
@@ -90,7 +90,7 @@ extension Store {
             }
             let usable = cached.flatMap { $0.offset <= offset ? $0 : nil }
             let prefix = try system { () throws(SystemError) in
-                try blobs.hashStaged(upload, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? SHA256())
+                try blobs.hashStaged(upload, from: usable?.offset ?? 0, to: offset, continuing: usable?.hasher ?? ResumableSHA256())
             }
             let claimed = try catalog.claimForResume(
                 id: id, received: offset, workerPID: workerPID, clientIP: clientIP, clientPort: clientPort, sha256: sha256)

@@ -18,7 +18,7 @@ struct TusBody {
 struct ChunkDigest {
     private enum State {
         case sha1(Insecure.SHA1)
-        case sha256(SHA256)
+        case sha256(ResumableSHA256)
         case md5(Insecure.MD5)
     }
 
@@ -27,7 +27,7 @@ struct ChunkDigest {
     init(_ algorithm: Tus.ChecksumAlgorithm) {
         switch algorithm {
         case .sha1: state = .sha1(Insecure.SHA1())
-        case .sha256: state = .sha256(SHA256())
+        case .sha256: state = .sha256(ResumableSHA256())
         case .md5: state = .md5(Insecure.MD5())
         }
     }

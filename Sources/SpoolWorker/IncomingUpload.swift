@@ -69,7 +69,7 @@ final class IncomingUpload {
     /// It has failed by the time this is set.
     private(set) var refusal: Refusal?
     /// A large body is hashed on the pool (`pipelined`), a small one inline.
-    private var hasher: SHA256
+    private var hasher: ResumableSHA256
     private var pipelined: PipelinedDigest?
     /// Bytes written, counting those already there when a resume opened it.
     private(set) var received: Int64
@@ -103,11 +103,11 @@ final class IncomingUpload {
         self.lengthDeferred = lengthDeferred
         self.tus = tus
         self.door = door
-        start = prefix ?? PrefixHash(hasher: SHA256(), offset: open.offset)
+        start = prefix ?? PrefixHash(hasher: ResumableSHA256(), offset: open.offset)
         self.quota = quota
         self.services = services
         self.eventLoop = eventLoop
-        hasher = prefix?.hasher ?? SHA256()
+        hasher = prefix?.hasher ?? ResumableSHA256()
         received = open.offset
         writebackMark = open.offset
         if open.size - open.offset >= Self.pipelineThreshold {

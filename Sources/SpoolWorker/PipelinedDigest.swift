@@ -21,16 +21,16 @@ final class PipelinedDigest: @unchecked Sendable {
 
     private let pool: NIOThreadPool
     private let lock = Lock()
-    private var hasher: SHA256
+    private var hasher: ResumableSHA256
     private var pending = CircularBuffer<ByteBuffer>()
     private var pendingBytes = 0
     private var draining = false
     private var cancelled = false
     /// Waits for the queue to empty, then gets the hasher (`finish`, `state`).
-    private var result: (hashed: @Sendable (SHA256) -> Void, cancelled: @Sendable () -> Void)?
+    private var result: (hashed: @Sendable (ResumableSHA256) -> Void, cancelled: @Sendable () -> Void)?
     private var onDrained: (@Sendable () -> Void)?
 
-    init(continuing hasher: SHA256, pool: NIOThreadPool) {
+    init(continuing hasher: ResumableSHA256, pool: NIOThreadPool) {
         self.hasher = hasher
         self.pool = pool
     }
@@ -71,8 +71,8 @@ final class PipelinedDigest: @unchecked Sendable {
         whenHashed({ hasher in promise.succeed(PrefixHash(hasher: hasher, offset: offset)) }, cancelled: { promise.fail(Cancelled()) })
     }
 
-    private func whenHashed(_ body: @escaping @Sendable (SHA256) -> Void, cancelled: @escaping @Sendable () -> Void) {
-        let now = lock.withLock { () -> SHA256? in
+    private func whenHashed(_ body: @escaping @Sendable (ResumableSHA256) -> Void, cancelled: @escaping @Sendable () -> Void) {
+        let now = lock.withLock { () -> ResumableSHA256? in
             if draining {
                 result = (body, cancelled)
                 return nil
@@ -119,7 +119,7 @@ final class PipelinedDigest: @unchecked Sendable {
             callback?()
         }
         // The queue is empty: a finish that was waiting for it gets its digest now.
-        let done = lock.withLock { () -> ((@Sendable (SHA256) -> Void), SHA256)? in
+        let done = lock.withLock { () -> ((@Sendable (ResumableSHA256) -> Void), ResumableSHA256)? in
             guard let waiting = result, !draining, !cancelled else { return nil }
             result = nil
             return (waiting.hashed, hasher)

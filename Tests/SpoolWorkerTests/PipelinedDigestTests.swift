@@ -35,8 +35,8 @@ import Testing
         let (pool, loop) = Self.threads(pool: 4)
         defer { Self.shutDown(pool, loop) }
         let prefix = Array("bytes a resumed upload already had".utf8)
-        var start = SHA256()
-        start.update(data: prefix)
+        var start = ResumableSHA256()
+        start.update(prefix)
         let digest = PipelinedDigest(continuing: start, pool: pool)
         let chunks = Self.chunks(count: 200, size: 10_000)
         for chunk in chunks { _ = digest.add(chunk) }
@@ -50,7 +50,7 @@ import Testing
         let (pool, loop) = Self.threads(pool: 1)
         defer { Self.shutDown(pool, loop) }
         let gate = Gate.holding(pool)
-        let digest = PipelinedDigest(continuing: SHA256(), pool: pool)
+        let digest = PipelinedDigest(continuing: ResumableSHA256(), pool: pool)
         let chunks = Self.chunks(count: 9, size: 512 << 10)  // 4.5 MiB: past the high-water mark
         let asked = chunks.map { digest.add($0) }
         #expect(asked.prefix(8).allSatisfy { !$0 })  // 4 MiB exactly is not past it
@@ -69,7 +69,7 @@ import Testing
         let (pool, loop) = Self.threads(pool: 1)
         defer { Self.shutDown(pool, loop) }
         let gate = Gate.holding(pool)
-        let digest = PipelinedDigest(continuing: SHA256(), pool: pool)
+        let digest = PipelinedDigest(continuing: ResumableSHA256(), pool: pool)
         _ = digest.add(ByteBuffer(string: "queued behind the busy thread"))
         let result = loop.next().makePromise(of: String.self)
         digest.finish(result)
