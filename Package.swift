@@ -59,11 +59,12 @@ let package = Package(
             ]
         ),
 
-        // S3 request signing (AWS Signature Version 4), pure: the first piece of
-        // the S3 object store (issue 20).
+        // An S3 client of our own (no S3 SDK for Swift here): SigV4 signing as
+        // pure functions, the few operations the object store uses, over blocking
+        // kept-alive HTTP/1.1 connections (the store calls it from its thread pool).
         .target(
             name: "SpoolS3",
-            dependencies: ["SpoolProtocol", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SpoolProtocol", "SpoolSystem", "CSpoolSys", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         // The upload page served at / on the HTTP door (docs/WEB.md): its files,
@@ -183,7 +184,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolS3Tests",
-            dependencies: ["SpoolS3"]
+            dependencies: ["SpoolS3", "SpoolSystem", "SpoolTestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SpoolHooksTests",
