@@ -64,7 +64,7 @@ let package = Package(
         // kept-alive HTTP/1.1 connections (the store calls it from its thread pool).
         .target(
             name: "SpoolS3",
-            dependencies: ["SpoolProtocol", "SpoolSystem", "CSpoolSys", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SpoolProtocol", "SpoolStore", "SpoolSystem", "CSpoolSys", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
         // The upload page served at / on the HTTP door (docs/WEB.md): its files,
@@ -184,7 +184,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SpoolS3Tests",
-            dependencies: ["SpoolS3", "SpoolSystem", "SpoolTestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "SpoolS3", "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "SpoolHooksTests",

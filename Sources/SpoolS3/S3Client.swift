@@ -133,6 +133,16 @@ public final class S3Client: @unchecked Sendable {
         return true
     }
 
+    /// Copies an object within the bucket, on the store's side (up to 5 GiB, S3's
+    /// limit for one copy).
+    public func copy(from source: String, to key: String) throws(S3Error) {
+        let sourcePath = "/" + SigV4.encode(location.bucket) + "/" + SigV4.encode(source, keepSlash: true)
+        let response = try request("PUT", key: key, headers: [("x-amz-copy-source", sourcePath)], operation: "CopyObject")
+        guard (200..<300).contains(response.status), XMLScan.value("Code", in: response.text) == nil else {
+            throw failure("CopyObject", response)
+        }
+    }
+
     /// Removes the object; S3 answers the same whether it was there or not.
     public func delete(_ key: String) throws(S3Error) {
         let response = try request("DELETE", key: key, operation: "DeleteObject")

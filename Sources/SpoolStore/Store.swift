@@ -21,10 +21,13 @@ public final class Store: @unchecked Sendable {
     public let blobs: any BlobStore
 
     /// Opens an existing database whose schema is current (workers, admin commands).
-    /// Workers pass `queueWriters` (see `Database`).
-    public init(directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false) throws(StoreError) {
+    /// Workers pass `queueWriters` (see `Database`). `blobs`: where the bytes go,
+    /// the spool directory unless another store is given (S3).
+    public init(
+        directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false, blobs: (any BlobStore)? = nil
+    ) throws(StoreError) {
         self.directory = directory
-        blobs = DirectoryBlobStore(directory: directory)
+        self.blobs = blobs ?? DirectoryBlobStore(directory: directory)
         catalog = try SQLiteCatalog(path: directory.databasePath, actor: actor, queueWriters: queueWriters)
         // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
         guard directory.layoutIsCurrent else { throw .layoutBehind(path: directory.objectsPath) }

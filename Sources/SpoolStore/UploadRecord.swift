@@ -85,6 +85,17 @@ public struct OpenUpload: Sendable {
     public let offset: Int64
     /// The file has no name until it is published (`O_TMPFILE`; see `DirectoryBlobStore.createStaging`).
     package var unnamed = false
+
+    /// For blob stores in other modules of this package (the S3 one).
+    package init(id: String, size: Int64, sha256: String, tempPath: String, fd: Int32, offset: Int64, unnamed: Bool = false) {
+        self.id = id
+        self.size = size
+        self.sha256 = sha256
+        self.tempPath = tempPath
+        self.fd = fd
+        self.offset = offset
+        self.unnamed = unnamed
+    }
 }
 
 public enum CompletionOutcome: Equatable, Sendable {
