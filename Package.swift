@@ -117,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "spoold",
             dependencies: [
-                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolHooks",
+                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolHooks", "SpoolS3",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

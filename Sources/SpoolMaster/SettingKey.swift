@@ -98,6 +98,9 @@ extension SettingKey {
     public static let hookTimeout = SettingKey("hook-timeout", default: "10m", expected: duration + ", at least 1s", reload: .onHUP)
     public static let hookRetry = SettingKey(
         "hook-retry", default: "1s", expected: duration + ", from 0.01s to 5m (the first wait; it doubles)", reload: .onHUP)
+    public static let objects = SettingKey(
+        "objects", default: nil, expected: "s3://BUCKET[/PREFIX], with AWS_ENDPOINT_URL and the AWS_* credentials set", reload: .restart)
+    public static let partSize = SettingKey("part-size", default: "8M", expected: "a size from 5M to 64M, in whole MiB", reload: .restart)
     public static let maxBootFailures = SettingKey(
         "max-boot-failures", default: "5", expected: "a number from 1 to 1000", reload: .onHUP)
 
@@ -106,7 +109,7 @@ extension SettingKey {
         dataDir, listen, http, metrics, corsOrigin, workers, logLevel, logFormat, logFile,
         gracefulTimeout, timeout, partialTTL, retain, maxFileSize, minFree, idleTimeout, lineTimeout, stallTimeout,
         maxConnections, maxClientConnections, allowAnonymous, tlsCert, tlsKey, allowPlaintext, maxBootFailures,
-        hookDir, hook, preCreateTimeout, hookTimeout, hookRetry,
+        hookDir, hook, preCreateTimeout, hookTimeout, hookRetry, objects, partSize,
     ]
 
     public static func named(_ name: String) -> SettingKey? { all.first { $0.name == name } }

@@ -142,6 +142,9 @@ public struct Settings: Sendable {
     public var allowPlaintext: Bool
     public var maxBootFailures: Int
     public var hooks: HookConfiguration
+    /// Where the bytes go: nil for the spool directory, else an S3 URL (docs/SCALING.md).
+    public var objects: String?
+    public var partSize: Int64
     /// The winning assignment of every setting, defaults included.
     public var assignments: SettingLayer
 
@@ -160,6 +163,15 @@ public struct Settings: Sendable {
     /// The value of `retain` alone (`spoold admin stats`); nil when it does not parse.
     public static func retention(_ sources: SettingSources) -> RetentionPolicy? {
         value(.retain, sources) { RetentionPolicy($0) }
+    }
+
+    /// `objects` and `part-size` alone (`spoold admin`): nil objects for the spool directory.
+    public static func objectStore(_ sources: SettingSources) -> (objects: String?, partSize: Int64) {
+        (value(.objects, sources) { $0 }, value(.partSize, sources) { partSize($0) } ?? 8 << 20)
+    }
+
+    static func partSize(_ text: String) -> Int64? {
+        ByteSize.parse(text).flatMap { (5 << 20...64 << 20).contains($0) && $0 % (1 << 20) == 0 ? $0 : nil }
     }
 
     /// One setting read through the layers, the others' problems left to `serve`.
@@ -213,6 +225,8 @@ public struct Settings: Sendable {
         }
         hooks.preCreateTimeout = r.value(.preCreateTimeout) { DurationText.seconds($0).flatMap { (0.1...300).contains($0) ? $0 : nil } } ?? 5
         hooks.timeout = r.value(.hookTimeout, Self.atLeastASecond) ?? 600
+        objects = r.value(.objects) { $0.hasPrefix("s3://") && $0.count > 5 ? $0 : nil }
+        partSize = r.value(.partSize) { Self.partSize($0) } ?? 8 << 20
         hooks.backoff = r.value(.hookRetry) { DurationText.seconds($0).flatMap { (0.01...300).contains($0) ? $0 : nil } } ?? 1
         if (tlsCert == nil) != (tlsKey == nil) {
             let given = tlsCert == nil ? SettingKey.tlsKey : SettingKey.tlsCert

@@ -175,3 +175,18 @@ public final class S3BlobStore: BlobStore, @unchecked Sendable {
         return manifest
     }
 }
+
+extension S3BlobStore {
+    /// The blob store maker for `--objects s3://…` (each process makes its own
+    /// client and connections). The location is checked now, so a wrong setting
+    /// stops `serve` at once; the bucket is made, if missing, by each process
+    /// that opens the store (an unreachable store is an error then).
+    public static func maker(objects: String, partSize: Int64, environment: [String: String]) throws(S3Error) -> BlobStoreMaker {
+        let location = try S3Location(objects, environment: environment)
+        return { (directory: DataDirectory) throws(StoreError) -> any BlobStore in
+            let client = S3Client(location)
+            do throws(S3Error) { try client.createBucket() } catch { throw .system(SystemError("open", error.description, errno: EIO)) }
+            return S3BlobStore(client: client, directory: directory, partSize: partSize)
+        }
+    }
+}

@@ -91,6 +91,10 @@ extension BlobStore {
     public func stagingLocation(id: String) -> String { stagingLocation(named: "\(id).part") }
 }
 
+/// Makes the blob store one process uses (each its own, after fork): the
+/// spool directory's when there is none (`Store.init`), S3's with `--objects`.
+public typealias BlobStoreMaker = @Sendable (DataDirectory) throws(StoreError) -> any BlobStore
+
 public enum StagingReopened: Sendable {
     case opened(OpenUpload)
     /// Another writer holds it.

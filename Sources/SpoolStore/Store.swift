@@ -34,12 +34,12 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Creates the directories and database as needed and applies pending migrations (the master, `admin migrate`).
-    public static func openMigrating(directory: DataDirectory, actor: String = "pid:\(getpid())")
+    public static func openMigrating(directory: DataDirectory, actor: String = "pid:\(getpid())", blobs: BlobStoreMaker? = nil)
         throws(StoreError) -> (Store, [Migration])
     {
         do { try directory.prepare() } catch { throw .system(error) }
         let applied = try SQLiteCatalog.migrate(path: directory.databasePath)
-        return (try Store(directory: directory, actor: actor), applied)
+        return (try Store(directory: directory, actor: actor, blobs: try blobs?(directory)), applied)
     }
 
     /// Whether the catalog's schema is current (`admin migrate --check`), changing nothing.

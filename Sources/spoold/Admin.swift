@@ -71,7 +71,8 @@ extension ParsableCommand {
 
 func openStore(_ options: DataDirectoryOptions) throws -> Store {
     let user = ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-    return try Store(directory: DataDirectory(try options.path), actor: "admin:\(user)")
+    let directory = DataDirectory(try options.path)
+    return try Store(directory: directory, actor: "admin:\(user)", blobs: try options.blobs?(directory))
 }
 
 func printStandardError(_ message: String) {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
+import Foundation
 import SpoolMaster
+import SpoolS3
 import SpoolSystem
 
 struct Serve: ParsableCommand {
@@ -26,6 +28,15 @@ struct Serve: ParsableCommand {
         }
         var config = MasterConfiguration(settings)
         config.settingSources = sources
+        if let objects = settings.objects {
+            do {
+                config.blobs = try S3BlobStore.maker(
+                    objects: objects, partSize: settings.partSize, environment: ProcessInfo.processInfo.environment)
+            } catch {
+                logger.critical("cannot start: \(error)")
+                throw ExitCode(64)
+            }
+        }
         let code: Int32
         do {
             code = try Arbiter(config: config).run()

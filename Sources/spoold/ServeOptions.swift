@@ -135,6 +135,14 @@ struct ServeOptions: ParsableArguments {
     @Option(help: described(.hookRetry, "The wait before a failed notification is tried again; it doubles each time, up to 5m."))
     var hookRetry: String?
 
+    @Option(help: described(
+        .objects, "Keep uploads in an S3-compatible store instead of the spool directory: s3://BUCKET[/PREFIX] (docs/SCALING.md).",
+        valueName: "url"))
+    var objects: String?
+
+    @Option(help: described(.partSize, "With --objects: the size of the parts an upload is sent to S3 in (one is buffered locally per upload)."))
+    var partSize: String?
+
     /// The flags given, as the top layer.
     var flags: SettingLayer {
         var layer: SettingLayer = [:]
@@ -172,6 +180,8 @@ struct ServeOptions: ParsableArguments {
         set(.preCreateTimeout, preCreateTimeout)
         set(.hookTimeout, hookTimeout)
         set(.hookRetry, hookRetry)
+        set(.objects, objects)
+        set(.partSize, partSize)
         return layer
     }
 

@@ -1,5 +1,7 @@
 import ArgumentParser
+import Foundation
 import SpoolMaster
+import SpoolS3
 import SpoolStore
 import SpoolSystem
 
@@ -39,6 +41,21 @@ struct DataDirectoryOptions: ParsableArguments {
                 throw AdminFailure("the retain setting does not parse: spoold config check says why")
             }
             return policy
+        }
+    }
+
+    /// The blob store the server with these settings uses (`objects`, `part-size`); nil: the spool directory.
+    var blobs: BlobStoreMaker? {
+        get throws {
+            let sources: SettingSources
+            do { sources = try file.sources(flags: [:]) } catch { throw AdminFailure(error.description) }
+            let (objects, partSize) = Settings.objectStore(sources)
+            guard let objects else { return nil }
+            do {
+                return try S3BlobStore.maker(objects: objects, partSize: partSize, environment: ProcessInfo.processInfo.environment)
+            } catch {
+                throw AdminFailure(error.description)
+            }
         }
     }
 
