@@ -177,10 +177,7 @@ extension S3BlobStore {
     }
 
     public func isBeingWritten(id: String) -> Bool {
-        let path = directory.tempFile(id: id)
-        guard let fd = try? Files.open(path, flags: O_RDONLY) else { return false }
-        defer { Files.close(fd) }
-        return (try? Files.tryLock(fd, path: path)) == false
+        Files.isLockedElsewhere(directory.tempFile(id: id))
     }
 
     /// The local buffers and the uploads S3 holds parts of, as `<id>.part`.

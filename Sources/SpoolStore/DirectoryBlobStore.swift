@@ -133,10 +133,7 @@ public final class DirectoryBlobStore: BlobStore {
     }
 
     public func isBeingWritten(id: String) -> Bool {
-        let path = directory.tempFile(id: id)
-        guard let fd = try? Files.open(path, flags: O_RDONLY) else { return false }
-        defer { Files.close(fd) }
-        return (try? Files.tryLock(fd, path: path)) == false
+        Files.isLockedElsewhere(directory.tempFile(id: id))
     }
 
     public func stagingNames() throws(SystemError) -> [String] {

@@ -180,6 +180,14 @@ public enum Files {
         return true
     }
 
+    /// Whether another descriptor (in any process) holds the file's `flock`; false
+    /// when there is no such file. Looking takes the lock for an instant.
+    public static func isLockedElsewhere(_ path: String) -> Bool {
+        guard let fd = try? open(path, flags: O_RDONLY) else { return false }
+        defer { close(fd) }
+        return (try? tryLock(fd, path: path)) == false
+    }
+
     /// Size of an open file.
     public static func size(fd: Int32, path: String = "") throws(SystemError) -> Int64 {
         var st = stat()
