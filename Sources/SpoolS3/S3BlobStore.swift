@@ -117,21 +117,10 @@ public final class S3BlobStore: BlobStore, @unchecked Sendable {
         }
     }
 
-    /// Hashes buffer bytes `from..<to` (buffer offsets) onto `hasher`.
+    /// Hashes buffer bytes `from..<to` (buffer offsets, after the header) onto `hasher`.
     static func hashBuffer(_ fd: Int32, from: Int64, to: Int64, onto hasher: inout ResumableSHA256, path: String) throws(SystemError) {
-        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { chunk.deallocate() }
-        var position = from
-        while position < to {
-            let n = pread(fd, chunk.baseAddress, Int(min(Int64(chunk.count), to - position)), off_t(Int64(header) + position))
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                throw .last("read", path)
-            }
-            if n == 0 { throw SystemError("read", "\(path) ended early", errno: EIO) }
-            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
-            position += Int64(n)
-        }
+        let skip = Int64(header)
+        hasher = try DirectoryBlobStore.hash(fd: fd, from: skip + from, to: skip + to, continuing: hasher, path: path)
     }
 
     /// Sends what the buffer holds as the next part and empties it. `last`: the

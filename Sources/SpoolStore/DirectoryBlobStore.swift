@@ -221,7 +221,8 @@ public final class DirectoryBlobStore: BlobStore {
         throw SystemError("link", objectPath, errno: EEXIST)
     }
 
-    static func hash(fd: Int32, from start: Int64, to length: Int64, continuing: ResumableSHA256, path: String) throws(SystemError) -> ResumableSHA256 {
+    /// Hashes a file's bytes `start..<length` onto `continuing` (the S3 store's local buffer too).
+    package static func hash(fd: Int32, from start: Int64, to length: Int64, continuing: ResumableSHA256, path: String) throws(SystemError) -> ResumableSHA256 {
         var hasher = continuing
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
