@@ -200,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite", "CSpoolSys", "SpoolTestSupport",
+                "SpoolProtocol", "SpoolStore", "SpoolClient", "SpoolSystem", "CSQLite", "CSpoolSys", "SpoolTestSupport", "SpoolS3",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

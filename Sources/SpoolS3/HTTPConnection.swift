@@ -92,15 +92,14 @@ final class HTTPConnection {
         head: String, body: RequestBody, expectsBody: Bool = true,
         sink: ((UnsafeRawBufferPointer) throws(S3Error) -> Void)? = nil
     ) throws(S3Error) -> HTTPResponse {
-        used += 1
-        reusable = false  // until the answer has been read to its end
-        try send(Array(head.utf8))
-        switch body {
-        case .empty: break
-        case .bytes(let bytes): try send(bytes)
-        case .file(let file, let offset, let count): try sendFile(file, offset: offset, count: count)
-        }
-        var response = try readHead()
+        try readBody(of: begin(head: head, body: body), expectsBody: expectsBody, sink: sink)
+    }
+
+    /// Reads the body of an answer whose head `begin` read (see `exchange`).
+    func readBody(
+        of head: HTTPResponse, expectsBody: Bool = true, sink: ((UnsafeRawBufferPointer) throws(S3Error) -> Void)? = nil
+    ) throws(S3Error) -> HTTPResponse {
+        var response = head
         let length = response.header("Content-Length").flatMap { Int64($0.trimmingCharacters()) }
         let chunked = response.header("Transfer-Encoding")?.lowercased().contains("chunked") ?? false
         let closes = response.header("Connection")?.lowercased() == "close"
@@ -127,6 +126,36 @@ final class HTTPConnection {
         }
         response.body = kept
         return response
+    }
+
+    /// Sends a request and reads the head of its answer, leaving the body to be
+    /// read (`exchange`, or `readSome` a piece at a time for a download).
+    func begin(head: String, body: RequestBody) throws(S3Error) -> HTTPResponse {
+        used += 1
+        reusable = false  // until the answer has been read to its end
+        try send(Array(head.utf8))
+        switch body {
+        case .empty: break
+        case .bytes(let bytes): try send(bytes)
+        case .file(let file, let offset, let count): try sendFile(file, offset: offset, count: count)
+        }
+        return try readHead()
+    }
+
+    /// Reads at most `max` bytes of a body of `left` bytes still to come (a
+    /// download a piece at a time); when `left` reaches 0 the connection can carry
+    /// another request unless the answer said it closes.
+    func readSome(max: Int, left: inout Int64, closes: Bool, _ deliver: (UnsafeRawBufferPointer) -> Void) throws(S3Error) -> Int {
+        guard left > 0 else { return 0 }
+        if start == end, try !fill() {
+            throw .transport(SystemError("recv", "the answer ended \(left) bytes early", errno: ECONNRESET))
+        }
+        let take = Int(min(Int64(min(end - start, max)), left))
+        buffer.withUnsafeBytes { deliver(UnsafeRawBufferPointer(rebasing: $0[start..<(start + take)])) }
+        start += take
+        left -= Int64(take)
+        if left == 0 { reusable = !closes }
+        return take
     }
 
     // MARK: Sending

@@ -96,29 +96,19 @@ extension S3BlobStore {
         return Checksum.hex(hasher.finalize())
     }
 
-    /// The object fetched into an unnamed local file, the descriptor to send from.
-    /// (Streaming a download straight from S3 with Range is the next step; this
-    /// costs the object's size on local disk while it is sent.)
-    public func openObject(sha256: String, size: Int64) throws(SystemError) -> Int32 {
-        guard let fd = Files.openUnnamed(in: directory.tempPath) else { throw .last("open", directory.tempPath) }
-        do throws(SystemError) {
-            var written: Int64 = 0
-            let found = try Self.io("read object") { () throws(S3Error) in
-                try client.get(objectKey(sha256: sha256)) { (bytes: UnsafeRawBufferPointer) throws(S3Error) in
-                    do throws(SystemError) { try Files.writeAll(fd, bytes) } catch { throw .transport(error) }
-                    written += Int64(bytes.count)
-                }
-            }
-            guard found else { throw SystemError("open", objectLocation(sha256: sha256), errno: ENOENT) }
-            guard written == size else {
-                throw SystemError("read", "\(objectLocation(sha256: sha256)) (\(written) bytes, its record says \(size))", errno: EIO)
-            }
-            lseek(fd, 0, SEEK_SET)
-            return fd
-        } catch {
-            Files.close(fd)
-            throw error
+    /// The range streamed from S3 (a ranged GET; none for the whole object),
+    /// read a piece at a time as the client takes it.
+    public func openObject(sha256: String, size: Int64, range: Range<Int64>) throws(SystemError) -> ObjectBytes {
+        let whole = range == 0..<size
+        let reader = try Self.io("read object") { () throws(S3Error) in
+            try client.openRead(objectKey(sha256: sha256), range: whole ? nil : range)
         }
+        guard let reader else { throw SystemError("open", objectLocation(sha256: sha256), errno: ENOENT) }
+        guard reader.total == size, reader.length == Int64(range.count) else {
+            reader.close()
+            throw SystemError("read", "\(objectLocation(sha256: sha256)) (\(reader.total) bytes, its record says \(size))", errno: EIO)
+        }
+        return .stream(reader)
     }
 
     public func quarantineObject(sha256: String) throws(SystemError) -> String {

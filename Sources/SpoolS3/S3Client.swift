@@ -36,6 +36,27 @@ public final class S3Client: @unchecked Sendable {
         body: RequestBody = .empty, payloadHash: String = SigV4.emptyPayloadHash, operation: String,
         sink: ((UnsafeRawBufferPointer) throws(S3Error) -> Void)? = nil
     ) throws(S3Error) -> HTTPResponse {
+        let head = signedHead(method, key: key, query: query, headers: extra, bodyCount: body.count, payloadHash: payloadHash)
+        // A connection kept from before may have been closed by the store while
+        // idle: a failure on one is retried once on a new connection.
+        while true {
+            let (connection, reused) = try takeConnection()
+            do {
+                let response = try connection.exchange(head: head, body: body, expectsBody: method != "HEAD", sink: sink)
+                giveBack(connection)
+                return response
+            } catch .transport(let error) where reused && sink == nil {
+                _ = error
+                continue
+            }
+        }
+    }
+
+    /// The request line and signed headers of a request.
+    func signedHead(
+        _ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
+        bodyCount: Int64 = 0, payloadHash: String = SigV4.emptyPayloadHash
+    ) -> String {
         let path = "/" + SigV4.encode(location.bucket) + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "")
         let date = Self.amzDate()
         let host = location.port == 80 ? location.host : "\(location.host):\(location.port)"
@@ -45,24 +66,20 @@ public final class S3Client: @unchecked Sendable {
             .joined(separator: "&")
         var head = "\(method) \(path)\(queryText.isEmpty ? "" : "?" + queryText) HTTP/1.1\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if method != "GET" && method != "HEAD" && method != "DELETE" || body.count > 0 { head += "content-length: \(body.count)\r\n" }
-        head += "\r\n"
+        if method != "GET" && method != "HEAD" && method != "DELETE" || bodyCount > 0 { head += "content-length: \(bodyCount)\r\n" }
+        return head + "\r\n"
+    }
 
-        // A connection kept from before may have been closed by the store while
-        // idle: a failure on one is retried once on a new connection.
-        while true {
-            let reused = lock.withLock { idle.popLast() }
-            let connection: HTTPConnection
-            if let reused { connection = reused } else { connection = try HTTPConnection(host: location.host, port: location.port, timeout: timeout) }
-            do {
-                let response = try connection.exchange(head: head, body: body, expectsBody: method != "HEAD", sink: sink)
-                if connection.reusable { lock.withLock { if idle.count < 16 { idle.append(connection) } } }
-                return response
-            } catch .transport(let error) where reused != nil && sink == nil {
-                _ = error
-                continue
-            }
-        }
+    /// An idle connection (`reused`), or a new one.
+    func takeConnection() throws(S3Error) -> (HTTPConnection, reused: Bool) {
+        if let reused = lock.withLock({ idle.popLast() }) { return (reused, true) }
+        return (try HTTPConnection(host: location.host, port: location.port, timeout: timeout), false)
+    }
+
+    /// Keeps a connection whose last answer was read to its end, for the next request.
+    func giveBack(_ connection: HTTPConnection) {
+        guard connection.reusable else { return }
+        lock.withLock { if idle.count < 16 { idle.append(connection) } }
     }
 
     /// `Code` and `Message` from S3's error document, as an error.

@@ -72,9 +72,9 @@ public protocol BlobStore: AnyObject, Sendable {
     func objectNames() throws(SystemError) -> [String]
     /// What the object's bytes hash to (the audit).
     func hashObject(sha256: String) throws(SystemError) -> String
-    /// A descriptor to read the object from (sendfile), checked to hold `size`
-    /// bytes: an object of another size is damage, reported as an error.
-    func openObject(sha256: String, size: Int64) throws(SystemError) -> Int32
+    /// The object's bytes in `range` for a download, checked to be an object of
+    /// `size` bytes: an object of another size is damage, reported as an error.
+    func openObject(sha256: String, size: Int64, range: Range<Int64>) throws(SystemError) -> ObjectBytes
     /// Moves an object or a staging out of the way, kept for a person to look at;
     /// returns where it went.
     func quarantineObject(sha256: String) throws(SystemError) -> String
@@ -94,6 +94,23 @@ extension BlobStore {
 /// Makes the blob store one process uses (each its own, after fork): the
 /// spool directory's when there is none (`Store.init`), S3's with `--objects`.
 public typealias BlobStoreMaker = @Sendable (DataDirectory) throws(StoreError) -> any BlobStore
+
+/// An object's bytes on their way to a download.
+public enum ObjectBytes: Sendable {
+    /// A local file holding the whole object, to send the range from (sendfile);
+    /// the caller closes it.
+    case file(Int32)
+    /// The range's bytes, read a piece at a time from wherever the object lives.
+    case stream(any ObjectStream)
+}
+
+/// A download's bytes read a piece at a time, in order, by one thread at a time.
+public protocol ObjectStream: AnyObject, Sendable {
+    /// Gives the next piece (at most `max` bytes) to `sink`; returns its size, 0 at the end.
+    func read(max: Int, into sink: (UnsafeRawBufferPointer) -> Void) throws(SystemError) -> Int
+    /// Lets go of what the stream holds, read to its end or not.
+    func close()
+}
 
 public enum StagingReopened: Sendable {
     case opened(OpenUpload)

@@ -39,7 +39,8 @@ extension DirectoryBlobStore {
         return Checksum.hex(try Self.hash(fd: fd, from: 0, to: size, continuing: ResumableSHA256(), path: path).finalize())
     }
 
-    public func openObject(sha256: String, size: Int64) throws(SystemError) -> Int32 {
+    /// The object's file: the caller sends the range from it.
+    public func openObject(sha256: String, size: Int64, range: Range<Int64>) throws(SystemError) -> ObjectBytes {
         let path = directory.objectFile(sha256: sha256)
         let fd = try Files.open(path, flags: O_RDONLY)
         do throws(SystemError) {
@@ -51,7 +52,7 @@ extension DirectoryBlobStore {
             Files.close(fd)
             throw error
         }
-        return fd
+        return .file(fd)
     }
 
     public var quarantinePath: String { directory.spoolPath + "/quarantine" }

@@ -18,10 +18,10 @@ extension Store {
         try blobs.truncate(upload, to: length)
     }
 
-    /// A descriptor to read a complete upload's bytes from, checked to hold its
-    /// size; the caller closes it.
-    public func openObject(of row: UploadRecord) throws(SystemError) -> Int32 {
-        try blobs.openObject(sha256: row.sha256, size: row.size)
+    /// A complete upload's bytes in `range` (a file to send them from, or a
+    /// stream of them), checked to be an object of its size; the caller closes it.
+    public func openObject(of row: UploadRecord, range: Range<Int64>) throws(SystemError) -> ObjectBytes {
+        try blobs.openObject(sha256: row.sha256, size: row.size, range: range)
     }
 
     /// Where an upload's bytes are, and whether they are there: its object once

@@ -668,7 +668,8 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
         self.stream(row, range: range, status: status, headers, context)
     }
 
-    /// Streams part of an object with sendfile (a `FileRegion`): memory does not grow with the file.
+    /// Streams part of an object: from a local file with sendfile (a `FileRegion`),
+    /// from a remote store a piece at a time; memory does not grow with the file.
     /// An object of another size than its record (damage `admin audit` reports) gets
     /// `500` before the head: a `FileRegion` past the end of a file would wait forever.
     func stream(
@@ -677,12 +678,12 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
     ) {
         pause(context)
         let store = services.store
-        services.pool.runIfActive(eventLoop: context.eventLoop) { () throws(SystemError) -> Int32 in
-            try store.openObject(of: row)
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () throws(SystemError) -> ObjectBytes in
+            try store.openObject(of: row, range: Int64(range.lowerBound)..<Int64(range.upperBound))
         }
             .assumeIsolated().whenComplete { result in
                 self.unpause(context)
-                guard case .success(let fd) = result else {
+                guard case .success(let bytes) = result else {
                     if case .failure(let error) = result {
                         self.services.logger.error("download: \(error); spoold admin audit reports it")
                     }
@@ -692,15 +693,54 @@ final class HTTPHandler: ChannelInboundHandler, DrainableConnection {
                 for (name, value) in headers { head.headers.add(name: name, value: value) }
                 head.headers.replaceOrAdd(name: "Content-Length", value: "\(range.count)")
                 self.finishHeaders(&head)
-                let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
                 context.write(self.wrapOutboundOut(.head(head)), promise: nil)
-                guard !self.sendfile else {
-                    let region = FileRegion(fileHandle: file, readerIndex: range.lowerBound, endIndex: range.upperBound)
-                    context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
-                    return self.end(context) { try? file.close() }
+                switch bytes {
+                case .file(let fd):
+                    let file = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+                    guard !self.sendfile else {
+                        let region = FileRegion(fileHandle: file, readerIndex: range.lowerBound, endIndex: range.upperBound)
+                        context.write(self.wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                        return self.end(context) { try? file.close() }
+                    }
+                    self.streamInPieces(file, range: range, context)
+                case .stream(let source):
+                    self.streamInPieces(source, left: range.count, context)
                 }
-                self.streamInPieces(file, range: range, context)
             }
+    }
+
+    /// A download from a remote store: a piece read on the pool, written and
+    /// flushed, then the next, so memory stays one piece per download and the store
+    /// waits while the client is slow. No pool thread is held between pieces.
+    func streamInPieces(_ source: any ObjectStream, left: Int, _ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let allocator = context.channel.allocator
+        guard left > 0 else { return end(context) { source.close() } }
+        services.pool.runIfActive(eventLoop: context.eventLoop) { () throws(SystemError) -> ByteBuffer in
+            var piece = allocator.buffer(capacity: min(left, Self.downloadPiece))
+            while piece.readableBytes < min(left, Self.downloadPiece) {
+                let want = min(left, Self.downloadPiece) - piece.readableBytes
+                guard try source.read(max: want, into: { piece.writeBytes($0) }) > 0 else {
+                    throw SystemError("read object", "it ended \(left - piece.readableBytes) bytes early", errno: EIO)
+                }
+            }
+            return piece
+        }.flatMap { (piece: ByteBuffer) -> EventLoopFuture<Int> in
+            let (handler, context) = bound.value
+            guard handler.isActive else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+            let sent = piece.readableBytes
+            return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(piece)))).map { sent }
+        }.assumeIsolated().whenComplete { result in
+            let (handler, context) = bound.value
+            switch result {
+            case .success(let sent):
+                handler.streamInPieces(source, left: left - sent, context)
+            case .failure(let error):
+                if handler.isActive { handler.services.logger.error("download cut: \(error)") }
+                source.close()
+                context.close(promise: nil)
+            }
+        }
     }
 
     /// A download through TLS: read on the pool a piece at a time, each written

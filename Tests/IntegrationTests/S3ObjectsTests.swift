@@ -1,5 +1,6 @@
 import Foundation
 import SpoolProtocol
+import SpoolS3
 import SpoolTestSupport
 import Testing
 
@@ -60,6 +61,48 @@ import Testing
         // A wrong location stops serve at once, with the reason.
         let wrong = try run(Binaries.spoold, ["serve", "--listen", "127.0.0.1:0", "--objects", objects, "--data-dir", files.path + "/d"], timeout: 20)
         #expect(wrong.status == 64 && wrong.stderr.contains("AWS_ENDPOINT_URL"), "\(wrong.stderr)")
+        try server.stop()
+    }
+
+    /// `admin delete` and retention with the objects in S3 keep the reference
+    /// rule: an object goes with the last upload that names it, not before.
+    @Test func deleteAndRetentionRemoveAnObjectWithItsLastUpload() throws {
+        let aws = try S3Server.environment()
+        let bucket = S3Server.bucketName("retain")
+        let objects = "s3://\(bucket)/spool"
+        let server = try Server(
+            workers: 1, arguments: ["--objects", objects, "--retain", "complete=30d", "--partial-ttl", "2s"], environment: aws)
+        let files = try TempDirectory()
+        func upload(_ name: String, _ bytes: [UInt8]) throws -> String {
+            let result = try run(Binaries.spool, ["upload", "--quiet", "--server", server.address, writeFile(files.path + "/" + name, bytes)])
+            #expect(result.status == 0, "\(result.stderr)")
+            return String(result.stdout.prefix(26))
+        }
+        let client = S3Client(try S3Location(objects, environment: aws))
+        func stored() throws -> Set<String> {
+            Set(try client.list(prefix: client.key("sha256/")).map { String($0.key.split(separator: "/").last ?? "") })
+        }
+        let shared = pseudoRandomBytes(count: 100_000, seed: 1)
+        let alone = pseudoRandomBytes(count: 100_000, seed: 2)
+        let oldShared = try upload("old-shared.bin", shared)
+        let newShared = try upload("new-shared.bin", shared)
+        let oldAlone = try upload("old-alone.bin", alone)
+        #expect(try stored() == [sha256Hex(shared), sha256Hex(alone)])
+
+        // Retention: two aged past 30 days; the shared object stays, named by the newer upload.
+        try sqlite(server.directory.databasePath, """
+            UPDATE uploads SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-31 days') WHERE id IN ('\(oldShared)', '\(oldAlone)');
+            """)
+        #expect(eventually(timeout: 20) { server.count("upload removed by retention") == 2 }, "\(server.log())")
+        #expect(try stored() == [sha256Hex(shared)])
+
+        // admin delete of the last upload naming it takes the object too.
+        let admin = aws.merging(["SPOOL_OBJECTS": objects]) { $1 }
+        let deleted = try run(Binaries.spoold, ["admin", "delete", newShared, "--data-dir", server.directory.root], environment: admin)
+        #expect(deleted.status == 0 && deleted.stdout.contains("and its object"), "\(deleted.stdout)\(deleted.stderr)")
+        #expect(try stored().isEmpty)
+        let audit = try run(Binaries.spoold, ["admin", "audit", "--data-dir", server.directory.root], environment: admin)
+        #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
         try server.stop()
     }
 }

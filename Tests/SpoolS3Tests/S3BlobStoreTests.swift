@@ -68,13 +68,27 @@ import Testing
         #expect(try blobs.stagingNames().isEmpty)
         #expect(try blobs.client.listMultipartUploads(prefix: blobs.client.key("")).isEmpty)
         #expect(try blobs.client.list(prefix: blobs.client.key("")).map(\.key) == [blobs.objectKey(sha256: Self.sha(bytes))])
-        // A download's descriptor holds the bytes.
-        let fd = try blobs.openObject(sha256: Self.sha(bytes), size: Int64(size))
-        defer { close(fd) }
-        var back = [UInt8](repeating: 0, count: size)
-        #expect(back.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, 0) } == size)
-        #expect(back == bytes)
-        #expect(throws: SystemError.self) { try blobs.openObject(sha256: Self.sha(bytes), size: Int64(size) + 1) }
+        // A download streams the bytes, whole or a range of them, a piece at a time.
+        #expect(try Self.read(blobs.openObject(sha256: Self.sha(bytes), size: Int64(size), range: 0..<Int64(size))) == bytes)
+        let cut = Int64(size / 3)..<Int64(size - 7)
+        #expect(try Self.read(blobs.openObject(sha256: Self.sha(bytes), size: Int64(size), range: cut)) == Array(bytes[Int(cut.lowerBound)..<Int(cut.upperBound)]))
+        // One let go half read: its connection is not reused half way through an answer.
+        if case .stream(let half) = try blobs.openObject(sha256: Self.sha(bytes), size: Int64(size), range: 0..<Int64(size)) {
+            #expect(try half.read(max: 10, into: { _ in }) == 10)
+            half.close()
+        }
+        #expect(try blobs.hashObject(sha256: Self.sha(bytes)) == Self.sha(bytes))
+        #expect(throws: SystemError.self) { try blobs.openObject(sha256: Self.sha(bytes), size: Int64(size) + 1, range: 0..<Int64(size) + 1) }
+        #expect(throws: SystemError.self) { try blobs.openObject(sha256: Self.sha(bytes), size: Int64(size) + 1, range: 0..<10) }
+    }
+
+    /// Every byte of a download, read in pieces of 100,000 bytes.
+    static func read(_ bytes: ObjectBytes) throws -> [UInt8] {
+        guard case .stream(let stream) = bytes else { Issue.record("an S3 object as a local file"); return [] }
+        defer { stream.close() }
+        var out: [UInt8] = []
+        while try stream.read(max: 100_000, into: { out.append(contentsOf: $0) }) > 0 {}
+        return out
     }
 
     /// The same content twice, as parts both times: one object, the second upload's parts dropped.
