@@ -52,36 +52,11 @@ final class HTTPConnection {
     private(set) var used = 0
 
     init(host: String, port: Int, timeout: Int) throws(S3Error) {
-        _ = spool_ignore_sigpipe()
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
-            throw .transport(SystemError("resolve", host, errno: EHOSTUNREACH))
+        do {
+            fd = try Sockets.connect(host: host, port: port, timeout: timeout)
+        } catch {
+            throw .transport(SystemError(error.operation, "\(host):\(port)", errno: error.errno))
         }
-        defer { freeaddrinfo(result) }
-        var lastError = SystemError("connect", "\(host):\(port)", errno: ECONNREFUSED)
-        var info: UnsafeMutablePointer<addrinfo>? = first
-        var connected: Int32 = -1
-        while let candidate = info, connected < 0 {
-            let s = socket(candidate.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            if s >= 0 {
-                var limit = timeval(tv_sec: timeout, tv_usec: 0)
-                setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-                setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-                if Glibc.connect(s, candidate.pointee.ai_addr, candidate.pointee.ai_addrlen) == 0 {
-                    connected = s
-                } else {
-                    lastError = .last("connect", "\(host):\(port)")
-                    Glibc.close(s)
-                }
-            }
-            info = candidate.pointee.ai_next
-        }
-        guard connected >= 0 else { throw .transport(lastError) }
-        var one: Int32 = 1
-        setsockopt(connected, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        fd = connected
     }
 
     deinit { Glibc.close(fd) }
