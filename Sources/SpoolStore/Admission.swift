@@ -60,11 +60,11 @@ extension Store {
     }
 }
 
-extension SQLiteCatalog {
+extension SQLCatalog {
     /// Inside the transaction that inserts the upload, so that two workers
     /// admitting uploads at once see each other's reservations.
     func admit(
-        _ db: Database, _ new: NewUpload, limits: AdmissionLimits, quota: TokenQuota?, free: () throws(StoreError) -> Int64
+        _ db: DB, _ new: NewUpload, limits: AdmissionLimits, quota: TokenQuota?, free: () throws(StoreError) -> Int64
     ) throws(StoreError) {
         if new.size > limits.maxFileSize { throw .refused(.tooLarge(size: new.size, limit: limits.maxFileSize)) }
         if let quota, let name = new.token, quota.bytes != nil || quota.files != nil {

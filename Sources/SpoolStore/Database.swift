@@ -9,7 +9,7 @@ import Glibc
 ///
 /// A thin wrapper rather than GRDB: the master must stay single-threaded until it
 /// forks, and each process needs just one connection and a dozen statements.
-final class Database {
+final class Database: SQLEngine {
     public let path: String
     private let handle: OpaquePointer
     /// With `queueWriters`, `<database>-writers` is flock'ed around each write
@@ -138,7 +138,7 @@ final class Database {
     /// nothing has been promised on yet (an upload's first row; a crash simply loses
     /// it) or whose caller syncs the log itself (group commit); the next sync of the
     /// log makes it durable too.
-    public func transaction<T>(durable: Bool = true, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+    public func transaction<T>(durable: Bool, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
         let result = try locked(body)
         if durable { try log.sync() }
         return result
@@ -166,9 +166,11 @@ final class Database {
         }
     }
 
+    public func syncCommitted() throws(StoreError) { try log.sync() }
+
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
-    public func run(_ sql: String, _ values: [SQLValue] = []) throws(StoreError) -> Int {
+    public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {
         try withStatement(sql) { stmt throws(StoreError) in
             try stmt.bind(values)
             while try stmt.step() {}
@@ -177,7 +179,7 @@ final class Database {
     }
 
     /// Runs a query and maps each row.
-    public func query<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (Statement) throws(StoreError) -> T)
+    public func query<T>(_ sql: String, _ values: [SQLValue], _ row: (Statement) throws(StoreError) -> T)
         throws(StoreError) -> [T]
     {
         try withStatement(sql) { stmt throws(StoreError) in
@@ -205,7 +207,7 @@ public enum SQLValue: Sendable, Equatable {
 }
 
 /// A prepared statement. Finalized when released.
-public final class Statement {
+public final class Statement: SQLRow {
     private let stmt: OpaquePointer
     /// The connection's handle, not the `Database`: the database caches its
     /// statements, and a reference back would keep both alive forever.
@@ -263,6 +265,8 @@ public final class Statement {
     }
 
     public func optionalText(_ column: Int32) -> String? {
-        sqlite3_column_type(stmt, column) == SQLITE_NULL ? nil : text(column)
+        isNull(column) ? nil : text(column)
     }
+
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
 }

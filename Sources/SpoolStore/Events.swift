@@ -16,9 +16,9 @@ public struct UploadEvent: Codable, Equatable, Sendable {
     }
 }
 
-extension SQLiteCatalog {
+extension SQLCatalog {
     /// Appends an event; call inside the transaction that makes the change it records.
-    func appendEvent(_ db: Database, _ id: String, _ kind: String, client: String? = nil, detail: String? = nil)
+    func appendEvent(_ db: DB, _ id: String, _ kind: String, client: String? = nil, detail: String? = nil)
         throws(StoreError)
     {
         try db.run(
@@ -58,7 +58,7 @@ extension SQLiteCatalog {
     }
 
     /// A row of `SELECT seq, at, upload_id, kind, actor, client, detail`.
-    static func event(_ row: Statement) -> UploadEvent {
+    static func event(_ row: DB.Row) -> UploadEvent {
         UploadEvent(
             seq: row.int(0), at: row.text(1), uploadID: row.text(2), kind: row.text(3), actor: row.text(4),
             client: row.optionalText(5), detail: row.optionalText(6))

@@ -45,8 +45,13 @@ public struct SchemaStatus: Equatable, Sendable {
 public enum Migrator {
     /// The migrations built into this binary, from migrations/*.sql.
     public static func embedded() throws(StoreError) -> [Migration] {
+        try embedded(EmbeddedMigrations.files)
+    }
+
+    /// Migrations from (file name, SQL) pairs in order: another engine's (migrations/postgres/).
+    public static func embedded(_ files: [(String, String)]) throws(StoreError) -> [Migration] {
         var result: [Migration] = []
-        for (file, sql) in EmbeddedMigrations.files {
+        for (file, sql) in files {
             result.append(try Migration(file: file, sql: sql))
         }
         for (index, migration) in result.enumerated() where migration.version != index + 1 {
@@ -66,7 +71,7 @@ public enum Migrator {
 
     /// Applies every pending migration; returns the ones it applied.
     @discardableResult
-    static func migrate(_ db: Database, migrations: [Migration]) throws(StoreError) -> [Migration] {
+    public static func migrate(_ db: some SQLEngine, migrations: [Migration]) throws(StoreError) -> [Migration] {
         try db.execute(ledger)
         var applied: [Migration] = []
         for migration in migrations {
@@ -89,7 +94,7 @@ public enum Migrator {
     }
 
     /// Where the database stands against `migrations`, without changing it.
-    static func status(_ db: Database, migrations: [Migration]) throws(StoreError) -> SchemaStatus {
+    public static func status(_ db: some SQLEngine, migrations: [Migration]) throws(StoreError) -> SchemaStatus {
         try db.execute(ledger)
         let recorded = try self.recorded(db)
         try verify(recorded, against: migrations, path: db.path)
@@ -97,13 +102,13 @@ public enum Migrator {
     }
 
     /// Throws unless the database is exactly at the latest version.
-    static func requireCurrent(_ db: Database, migrations: [Migration]) throws(StoreError) {
+    public static func requireCurrent(_ db: some SQLEngine, migrations: [Migration]) throws(StoreError) {
         let status = try status(db, migrations: migrations)
         if status.pending > 0 { throw .schemaBehind(path: db.path, version: status.current, latest: status.latest) }
     }
 
-    private static func recorded(_ db: Database) throws(StoreError) -> [Int: String] {
-        let rows = try db.query("SELECT version, checksum FROM spool_migrations") { (row: Statement) throws(StoreError) in
+    private static func recorded<DB: SQLEngine>(_ db: DB) throws(StoreError) -> [Int: String] {
+        let rows = try db.query("SELECT version, checksum FROM spool_migrations") { (row: DB.Row) throws(StoreError) in
             (Int(row.int(0)), row.text(1))
         }
         return Dictionary(rows, uniquingKeysWith: { first, _ in first })

@@ -9,7 +9,7 @@ public struct UploadFilter: Sendable {
     /// ISO times: created at or after `since`, before `until`.
     public var since: String?
     public var until: String?
-    /// A SQLite GLOB pattern on the name (`*.pdf`, `report-202?*`).
+    /// A GLOB pattern on the name, as SQLite's (`*.pdf`, `report-202?*`).
     public var nameGlob: String?
     public var clientIP: String?
     public var checksumPrefix: String?
@@ -76,7 +76,7 @@ public enum DeleteOutcome: Equatable, Sendable {
     case receiving
 }
 
-extension SQLiteCatalog {
+extension SQLCatalog {
     public func uploads(matching filter: UploadFilter) throws(StoreError) -> [UploadRecord] {
         var conditions: [String] = []
         var values: [SQLValue] = []
@@ -91,7 +91,7 @@ extension SQLiteCatalog {
         }
         add("created_at >= ?", filter.since)
         add("created_at < ?", filter.until)
-        add("name GLOB ?", filter.nameGlob)
+        add("glob(?, name)", filter.nameGlob)
         add("client_ip = ?", filter.clientIP)
         if let prefix = filter.checksumPrefix {
             conditions.append("substr(sha256, 1, ?) = ?")

@@ -9,7 +9,7 @@ public struct StoreStats: Sendable, Equatable {
     public var bytesStored: Int64
 }
 
-extension SQLiteCatalog {
+extension SQLCatalog {
     /// Uploads whose name contains `text` or `alternative` (ASCII case-insensitively)
     /// or whose SHA-256 starts with `text`, newest first.
     /// With `token`, only that token's uploads.
@@ -36,8 +36,8 @@ extension SQLiteCatalog {
             let counts = try db.query(
                 """
                 SELECT count(*),
-                       coalesce(sum(state = 'receiving'), 0),
-                       coalesce(sum(state = 'complete' AND finished_at >= ?), 0)
+                       coalesce(sum(CASE WHEN state = 'receiving' THEN 1 ELSE 0 END), 0),
+                       coalesce(sum(CASE WHEN state = 'complete' AND finished_at >= ? THEN 1 ELSE 0 END), 0)
                 FROM uploads
                 """,
                 [.text(since)]

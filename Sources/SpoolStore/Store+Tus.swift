@@ -6,7 +6,7 @@ public struct TusFields: Sendable, Equatable {
     public var lengthDeferred: Bool
 }
 
-extension SQLiteCatalog {
+extension SQLCatalog {
     /// The upload's row and its tus fields, read together.
     public func tusUpload(id: String) throws(StoreError) -> (UploadRecord, TusFields)? {
         try locked { db throws(StoreError) in

@@ -32,7 +32,7 @@ public struct TokenRecord: Codable, Equatable, Sendable {
     }
 }
 
-extension SQLiteCatalog {
+extension SQLCatalog {
     /// Creates a token and returns its secret, which is stored nowhere: only its SHA-256 is kept.
     public func createToken(name: String, admin: Bool, quota: TokenQuota) throws(StoreError) -> String {
         var rng = SystemRandomNumberGenerator()
@@ -50,10 +50,10 @@ extension SQLiteCatalog {
 
     public func tokens() throws(StoreError) -> [TokenRecord] {
         try locked { db throws(StoreError) in
-            try db.query("SELECT name, admin, quota_bytes, quota_files, created_at, revoked_at, quota_bytes IS NULL, quota_files IS NULL FROM tokens ORDER BY name") { row in
+            try db.query("SELECT name, admin, quota_bytes, quota_files, created_at, revoked_at FROM tokens ORDER BY name") { row in
                 TokenRecord(
-                    name: row.text(0), admin: row.int(1) != 0, quotaBytes: row.int(6) != 0 ? nil : row.int(2),
-                    quotaFiles: row.int(7) != 0 ? nil : Int(row.int(3)), createdAt: row.text(4),
+                    name: row.text(0), admin: row.int(1) != 0, quotaBytes: row.isNull(2) ? nil : row.int(2),
+                    quotaFiles: row.isNull(3) ? nil : Int(row.int(3)), createdAt: row.text(4),
                     revokedAt: row.optionalText(5))
             }
         }
@@ -69,7 +69,7 @@ extension SQLiteCatalog {
     /// Whether any token is active (then anonymous clients are refused unless allowed explicitly).
     public func hasActiveTokens() throws(StoreError) -> Bool {
         try locked { db throws(StoreError) in
-            try db.query("SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)") { $0.int(0) != 0 }.first ?? false
+            try db.query("SELECT count(*) FROM tokens WHERE revoked_at IS NULL") { $0.int(0) != 0 }.first ?? false
         }
     }
 

@@ -34,8 +34,8 @@ public struct HookLedger: Codable, Equatable, Sendable {
     }
 }
 
-extension SQLiteCatalog {
-    static let keptHookFailures = 100
+extension SQLCatalog {
+    static var keptHookFailures: Int { 100 }
 
     public func hookCursor() throws(StoreError) -> Int64? {
         try locked { db throws(StoreError) in

@@ -4,8 +4,10 @@ import Glibc
 import SpoolProtocol
 import SpoolSystem
 
-/// The catalog in SQLite (`spool.db`, WAL mode): the uploads table, the event
-/// log, the running totals the triggers keep, the tokens (migrations/).
+/// The catalog in SQL: the uploads table, the event log, the running totals the
+/// triggers keep, the tokens (migrations/). On SQLite (`SQLiteCatalog`,
+/// `spool.db` in WAL mode) by default; on PostgreSQL with `--database`
+/// (SpoolPostgres), through the same statements.
 ///
 /// Each process opens its own. Calls may come from several threads: statements
 /// are serialised by a lock, and changes are grouped: durable changes (an
@@ -13,45 +15,28 @@ import SpoolSystem
 /// those of other threads arriving meanwhile, a batch being one transaction,
 /// so that the rows of concurrent uploads share the pages it writes to the log
 /// instead of each upload writing the same few pages again in a commit of its own.
-public final class SQLiteCatalog: Catalog, @unchecked Sendable {
-    let database: Database
+public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
+    let database: DB
     private let lock = Lock()
     private let groupCommit = GroupCommit<Change>()
     private let groupWrite = GroupCommit<Change>()
     /// One change to the database, run inside a batch's transaction.
-    typealias Change = (Database) throws(StoreError) -> Void
+    typealias Change = (DB) throws(StoreError) -> Void
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     let actor: String
 
-    /// Opens an existing database whose schema is current (workers, admin commands).
-    /// Workers pass `queueWriters` (see `Database`).
-    public init(path: String, actor: String, queueWriters: Bool = false) throws(StoreError) {
+    /// A catalog on a connection whose schema is current.
+    public init(database: DB, actor: String) {
+        self.database = database
         self.actor = actor
-        database = try Database(path: path, create: false, queueWriters: queueWriters)
-        try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
     }
-
-    /// Creates the database as needed and applies pending migrations (the master, `admin migrate`).
-    public static func migrate(path: String) throws(StoreError) -> [Migration] {
-        let db = try Database(path: path, create: true)
-        return try Migrator.migrate(db, migrations: try Migrator.embedded())
-    }
-
-    /// How far the database's schema is from this build's migrations, changing nothing.
-    public static func schemaStatus(path: String) throws(StoreError) -> SchemaStatus {
-        let db = try Database(path: path, create: false)
-        return try Migrator.status(db, migrations: try Migrator.embedded())
-    }
-
-    /// How many prepared statements the connection keeps (tests).
-    var cachedStatements: Int { lock.withLock { database.cachedStatements } }
 
     public func probeWritable() throws(StoreError) {
         try locked { db throws(StoreError) in try db.transaction(durable: false) {} }
     }
 
     @discardableResult
-    func locked<T>(_ body: (Database) throws(StoreError) -> T) throws(StoreError) -> T {
+    func locked<T>(_ body: (DB) throws(StoreError) -> T) throws(StoreError) -> T {
         try lock.withLock { () throws(StoreError) -> T in try body(database) }
     }
 
@@ -66,12 +51,12 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     /// The row's new state and its event, inside a transaction of the caller's.
     func markRow(
-        _ db: Database, _ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, at now: String
+        _ db: DB, _ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, at now: String
     ) throws(StoreError) {
         try db.run(
             """
             UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
-                               finished_at = CASE WHEN ? THEN ? ELSE finished_at END
+                               finished_at = CASE WHEN ? = 1 THEN ? ELSE finished_at END
             WHERE id = ?
             """,
             [.text(state.rawValue), .integer(received), error.map { .text($0) } ?? .null, .text(now),
@@ -83,18 +68,18 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
     /// Runs `work` in a durable transaction, grouped with concurrent ones (GroupCommit).
     /// The log is synced once for the batch, after this process's lock is
     /// released too, and only then does this return.
-    func durably(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
+    func durably(_ work: @escaping (DB) throws(StoreError) -> Void) throws(StoreError) {
         try groupCommit.run(work) { batch throws(StoreError) in
             let timings = StoreTimings.shared
             try timings.time(.commit, batch: batch.count) { () throws(StoreError) in try commit(batch) }
-            try timings.time(.logSync, batch: batch.count) { () throws(StoreError) in try database.log.sync() }
+            try timings.time(.logSync, batch: batch.count) { () throws(StoreError) in try database.syncCommitted() }
         }
     }
 
     /// Runs `work` in a transaction grouped with concurrent ones, without waiting
     /// for the disk: for a change nothing has been promised on yet (the next
     /// durable commit of this database covers it).
-    func together(_ work: @escaping (Database) throws(StoreError) -> Void) throws(StoreError) {
+    func together(_ work: @escaping (DB) throws(StoreError) -> Void) throws(StoreError) {
         try groupWrite.run(work) { batch throws(StoreError) in try commit(batch) }
     }
 
@@ -129,16 +114,19 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
 
     // MARK: - Reading
 
-    static let columns = """
+    static var columns: String {
+        """
         id, name, size, received, sha256, client_ip, client_port, state, error, worker_pid,
         created_at, updated_at, finished_at, token
         """
+    }
     /// How many columns `columns` names: what a query selects after them starts here.
-    static let columnCount: Int32 = 14
+    static var columnCount: Int32 { 14 }
 
     /// Bytes on disk for complete uploads, each content counted once.
-    static let bytesStoredSQL =
-        "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete')"
+    static var bytesStoredSQL: String {
+        "SELECT coalesce(sum(size), 0) FROM (SELECT DISTINCT sha256, size FROM uploads WHERE state = 'complete') AS objects"
+    }
 
     public func upload(id: String) throws(StoreError) -> UploadRecord? {
         try locked { db throws(StoreError) in
@@ -146,7 +134,7 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
         }
     }
 
-    static func record(_ row: Statement) throws(StoreError) -> UploadRecord {
+    static func record(_ row: DB.Row) throws(StoreError) -> UploadRecord {
         let stateText = row.text(7)
         guard let state = UploadState(rawValue: stateText) else {
             throw .sqlite(operation: "read upload \(row.text(0))", code: 0, message: "unknown state \"\(stateText)\"")
@@ -158,4 +146,32 @@ public final class SQLiteCatalog: Catalog, @unchecked Sendable {
             finishedAt: row.optionalText(12), token: row.optionalText(13)
         )
     }
+}
+
+/// The catalog in SQLite.
+typealias SQLiteCatalog = SQLCatalog<Database>
+
+extension SQLCatalog where DB == Database {
+    /// Opens an existing database whose schema is current (workers, admin commands).
+    /// Workers pass `queueWriters` (see `Database`).
+    convenience init(path: String, actor: String, queueWriters: Bool = false) throws(StoreError) {
+        let database = try Database(path: path, create: false, queueWriters: queueWriters)
+        try Migrator.requireCurrent(database, migrations: try Migrator.embedded())
+        self.init(database: database, actor: actor)
+    }
+
+    /// Creates the database as needed and applies pending migrations (the master, `admin migrate`).
+    static func migrate(path: String) throws(StoreError) -> [Migration] {
+        let db = try Database(path: path, create: true)
+        return try Migrator.migrate(db, migrations: try Migrator.embedded())
+    }
+
+    /// How far the database's schema is from this build's migrations, changing nothing.
+    static func schemaStatus(path: String) throws(StoreError) -> SchemaStatus {
+        let db = try Database(path: path, create: false)
+        return try Migrator.status(db, migrations: try Migrator.embedded())
+    }
+
+    /// How many prepared statements the connection keeps (tests).
+    var cachedStatements: Int { lock.withLock { database.cachedStatements } }
 }

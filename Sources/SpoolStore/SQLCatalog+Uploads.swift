@@ -2,7 +2,7 @@ import SpoolProtocol
 import SpoolSystem
 
 /// The rows of uploads on their way: admitted, resumed, interrupted, finished, expired, deleted.
-extension SQLiteCatalog {
+extension SQLCatalog {
     public func insertReceiving(
         _ new: NewUpload, id: String, limits: AdmissionLimits, quota: TokenQuota?,
         free: @escaping @Sendable () throws(StoreError) -> Int64
@@ -29,7 +29,7 @@ extension SQLiteCatalog {
 
     /// Admits a new upload and records it as `receiving`, with its `created` event.
     func insertReceiving(
-        _ db: Database, _ new: NewUpload, id: String, at now: String, limits: AdmissionLimits, quota: TokenQuota?,
+        _ db: DB, _ new: NewUpload, id: String, at now: String, limits: AdmissionLimits, quota: TokenQuota?,
         free: () throws(StoreError) -> Int64
     ) throws(StoreError) {
         try admit(db, new, limits: limits, quota: quota, free: free)
