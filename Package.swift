@@ -67,6 +67,15 @@ let package = Package(
             dependencies: ["SpoolProtocol", "SpoolStore", "SpoolSystem", "CSpoolSys", .product(name: "Crypto", package: "swift-crypto")]
         ),
 
+        // The catalog on PostgreSQL (docs/SCALING.md): the protocol's client of our
+        // own (blocking, no threads, so the master can migrate before it forks),
+        // under the catalog's SQL. Its schema lives in migrations/postgres/.
+        .target(
+            name: "SpoolPostgres",
+            dependencies: ["SpoolProtocol", "SpoolStore", "SpoolSystem", .product(name: "Crypto", package: "swift-crypto")],
+            plugins: ["EmbedMigrations"]
+        ),
+
         // The upload page served at / on the HTTP door (docs/WEB.md): its files,
         // embedded at build time, with their ETags and gzip.
         .target(
@@ -188,6 +197,10 @@ let package = Package(
                 "SpoolS3", "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
+        ),
+        .testTarget(
+            name: "SpoolPostgresTests",
+            dependencies: ["SpoolPostgres", "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport"]
         ),
         .testTarget(
             name: "SpoolHooksTests",

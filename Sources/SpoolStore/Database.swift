@@ -168,6 +168,9 @@ final class Database: SQLEngine {
 
     public func syncCommitted() throws(StoreError) { try log.sync() }
 
+    /// COMMIT does not sync (`transaction(durable:)` syncs the log after it).
+    public static var commitSyncsLog: Bool { false }
+
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {

@@ -71,8 +71,10 @@ public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
     func durably(_ work: @escaping (DB) throws(StoreError) -> Void) throws(StoreError) {
         try groupCommit.run(work) { batch throws(StoreError) in
             let timings = StoreTimings.shared
-            try timings.time(.commit, batch: batch.count) { () throws(StoreError) in try commit(batch) }
-            try timings.time(.logSync, batch: batch.count) { () throws(StoreError) in try database.syncCommitted() }
+            try timings.time(.commit, batch: batch.count) { () throws(StoreError) in try commit(batch, durable: DB.commitSyncsLog) }
+            if !DB.commitSyncsLog {
+                try timings.time(.logSync, batch: batch.count) { () throws(StoreError) in try database.syncCommitted() }
+            }
         }
     }
 
@@ -91,9 +93,9 @@ public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
 
     /// One transaction for a batch, each change in its own savepoint, so that one
     /// that fails (a refusal, a constraint) is undone alone and reported to its caller.
-    private func commit(_ batch: [GroupCommit<Change>.Entry]) throws(StoreError) {
+    private func commit(_ batch: [GroupCommit<Change>.Entry], durable: Bool = false) throws(StoreError) {
         try locked { db throws(StoreError) in
-            try db.transaction(durable: false) { () throws(StoreError) in
+            try db.transaction(durable: durable) { () throws(StoreError) in
                 // One name for every savepoint: each is released before the next, and
                 // a text per entry would fill the statement cache (64) in one large
                 // batch, after which the upload statements were parsed afresh every time.

@@ -22,6 +22,10 @@ public protocol SQLEngine: AnyObject {
     func transaction<T>(durable: Bool, _ body: () throws(StoreError) -> T) throws(StoreError) -> T
     /// Makes every transaction committed so far durable (a group commit's one wait).
     func syncCommitted() throws(StoreError)
+    /// Whether a durable COMMIT waits for the log itself (PostgreSQL). If not
+    /// (SQLite here), a group commits without waiting and syncs once after
+    /// letting the connection go, so other threads' statements run meanwhile.
+    static var commitSyncsLog: Bool { get }
 }
 
 extension SQLEngine {

@@ -3,6 +3,9 @@ import SpoolSystem
 /// Why the store could not do what was asked, in words an operator can act on.
 public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     case sqlite(operation: String, code: Int32, message: String)
+    /// PostgreSQL refused or failed a statement (`code`: its SQLSTATE), or could
+    /// not be reached (`code` empty).
+    case postgres(operation: String, code: String, message: String)
     case system(SystemError)
     case noDatabase(path: String)
     case schemaTooNew(path: String, version: Int, known: Int)
@@ -21,6 +24,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
         switch self {
         case .sqlite(let operation, let code, let message):
             "SQLite error \(code) during \(operation): \(message)"
+        case .postgres(let operation, let code, let message):
+            "PostgreSQL \(code.isEmpty ? "" : "error \(code) ")during \(operation): \(message)"
         case .system(let error):
             error.description
         case .noDatabase(let path):

@@ -1,0 +1,26 @@
+import SpoolStore
+
+/// The catalog on PostgreSQL: `SQLCatalog`'s statements over `PostgresEngine`,
+/// with its own migrations (migrations/postgres/, the same ledger rules).
+public enum PostgresCatalog {
+    /// PostgreSQL's migrations, built into this binary.
+    public static func migrations() throws(StoreError) -> [Migration] {
+        try Migrator.embedded(EmbeddedMigrations.files.map { ($0.file, $0.sql) })
+    }
+
+    /// Opens the catalog, whose schema must be current (workers, admin commands).
+    public static func open(_ url: PostgresURL, actor: String) throws(StoreError) -> SQLCatalog<PostgresEngine> {
+        let engine = try PostgresEngine(url)
+        try Migrator.requireCurrent(engine, migrations: try migrations())
+        return SQLCatalog(database: engine, actor: actor)
+    }
+
+    /// Applies pending migrations (the master at start, `admin migrate`).
+    public static func migrate(_ url: PostgresURL) throws(StoreError) -> [Migration] {
+        try Migrator.migrate(try PostgresEngine(url), migrations: try migrations())
+    }
+
+    public static func schemaStatus(_ url: PostgresURL) throws(StoreError) -> SchemaStatus {
+        try Migrator.status(try PostgresEngine(url), migrations: try migrations())
+    }
+}

@@ -1,0 +1,138 @@
+import SpoolStore
+
+/// The catalog's SQL on PostgreSQL (`SQLEngine`): `?` and `?N` placeholders
+/// become `$N`; a connection that broke is replaced at the next statement
+/// outside a transaction.
+///
+/// Write transactions take one transaction-scoped advisory lock first, so they
+/// run one at a time across every process and host on this database, as SQLite's
+/// write lock makes them on one machine. That keeps SQLite's rules without
+/// rewriting them: admission reads totals no concurrent admission is changing,
+/// and events commit in `seq` order (an identity column hands out numbers at
+/// insert, not at commit; without the lock a cursor could pass an event that
+/// commits later below it). Reads take no lock. What it costs: commits do not
+/// overlap (measured in bench/).
+public final class PostgresEngine: SQLEngine {
+    public let url: PostgresURL
+    public var path: String { url.redacted }
+    private let timeout: Int
+    private var connection: PGConnection?
+    private var inTransaction = false
+    /// The advisory lock every write transaction takes (an arbitrary constant: "spool").
+    static let writeLock: Int64 = 0x73_70_6f_6f_6c
+
+    public init(_ url: PostgresURL, timeout: Int = 120) throws(StoreError) {
+        self.url = url
+        self.timeout = timeout
+        connection = try PGConnection(url, timeout: timeout)
+    }
+
+    /// COMMIT itself waits for the log: nothing to sync after it.
+    public static var commitSyncsLog: Bool { true }
+
+    private func open() throws(StoreError) -> PGConnection {
+        if let connection, connection.usable { return connection }
+        guard !inTransaction else {
+            throw .postgres(operation: "continue a transaction", code: "", message: "the connection to \(url.redacted) broke")
+        }
+        let fresh = try PGConnection(url, timeout: timeout)
+        connection = fresh
+        return fresh
+    }
+
+    public func execute(_ script: String) throws(StoreError) {
+        try open().simpleQuery(script)
+    }
+
+    @discardableResult
+    public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {
+        try open().extendedQuery(Self.numbered(sql), Self.parameters(values)).changed
+    }
+
+    public func query<T>(_ sql: String, _ values: [SQLValue], _ row: (PGRow) throws(StoreError) -> T) throws(StoreError) -> [T] {
+        let rows = try open().extendedQuery(Self.numbered(sql), Self.parameters(values)).rows
+        var mapped: [T] = []
+        mapped.reserveCapacity(rows.count)
+        for columns in rows { mapped.append(try row(PGRow(columns: columns))) }
+        return mapped
+    }
+
+    public func transaction<T>(durable: Bool, _ body: () throws(StoreError) -> T) throws(StoreError) -> T {
+        let connection = try open()
+        // One round trip: BEGIN, the writers' lock, and (for a change nothing is
+        // promised on yet) a commit that does not wait for the disk; the next
+        // durable commit flushes the log past it.
+        try connection.simpleQuery(
+            "BEGIN; SELECT pg_advisory_xact_lock(\(Self.writeLock));" + (durable ? "" : " SET LOCAL synchronous_commit = off;"))
+        inTransaction = true
+        defer { inTransaction = false }
+        do {
+            let result = try body()
+            try connection.simpleQuery("COMMIT")
+            return result
+        } catch {
+            if connection.usable { try? connection.simpleQuery("ROLLBACK") }
+            throw error
+        }
+    }
+
+    public func syncCommitted() throws(StoreError) {}
+
+    /// `?` placeholders numbered in order, `?N` kept as `$N`; text inside quotes untouched.
+    static func numbered(_ sql: String) -> String {
+        guard sql.contains("?") else { return sql }
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 8)
+        var next = 1
+        var quoted = false
+        var characters = sql[...]
+        while let c = characters.popFirst() {
+            if c == "'" { quoted.toggle() }
+            guard c == "?", !quoted else {
+                out.append(c)
+                continue
+            }
+            let digits = characters.prefix { $0.isASCII && $0.isNumber }
+            if digits.isEmpty {
+                out += "$\(next)"
+                next += 1
+            } else {
+                out += "$" + digits
+                characters = characters.dropFirst(digits.count)
+            }
+        }
+        return out
+    }
+
+    static func parameters(_ values: [SQLValue]) -> [PGConnection.Parameter] {
+        values.map { value in
+            switch value {
+            case .text(let text): (Array(text.utf8), 25)
+            case .integer(let number): (Array(String(number).utf8), 0)
+            case .null: (nil, 0)
+            }
+        }
+    }
+}
+
+/// A row in text format. A NULL reads as 0 or "", as SQLite's do.
+public struct PGRow: SQLRow {
+    let columns: [[UInt8]?]
+
+    public func int(_ column: Int32) -> Int64 {
+        guard let bytes = value(column) else { return 0 }
+        // Sums come back as numeric: "123" (never a fraction here), parsed as an integer.
+        return Int64(String(decoding: bytes, as: UTF8.self)) ?? 0
+    }
+
+    public func text(_ column: Int32) -> String { value(column).map { String(decoding: $0, as: UTF8.self) } ?? "" }
+
+    public func optionalText(_ column: Int32) -> String? { value(column).map { String(decoding: $0, as: UTF8.self) } }
+
+    public func isNull(_ column: Int32) -> Bool { value(column) == nil }
+
+    private func value(_ column: Int32) -> [UInt8]? {
+        let index = Int(column)
+        return index < columns.count ? columns[index] : nil
+    }
+}
