@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "spoold",
             dependencies: [
-                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolHooks", "SpoolS3",
+                "SpoolMaster", "SpoolWorker", "SpoolStore", "SpoolSystem", "SpoolHooks", "SpoolS3", "SpoolPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -177,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "SpoolStoreTests",
             dependencies: [
-                "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport",
+                "SpoolStore", "SpoolSystem", "SpoolProtocol", "SpoolTestSupport", "SpoolPostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

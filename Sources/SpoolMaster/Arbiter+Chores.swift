@@ -45,7 +45,7 @@ extension Arbiter {
     func runChore(recoveries: [(pid: Int32, how: String)], expiry: Bool) -> Bool {
         let store: Store
         do {
-            store = try Store(directory: config.directory, actor: "master:\(masterPID)", blobs: try config.blobs?(config.directory))
+            store = try Store(directory: config.directory, actor: "master:\(masterPID)", backends: config.backends)
         } catch {
             logger.error("cannot open the database for the master's work", metadata: ["error": "\(error)"])
             return false

@@ -23,7 +23,7 @@ extension Arbiter {
 
     func maintainDispatcher() {
         guard dispatcher == nil, config.hooks.hasNotifications, UTCTime.monotonic() >= nextDispatcherAt else { return }
-        let (hooks, directory, master, board, blobs) = (config.hooks, config.directory, masterPID, scoreboard?.master, config.blobs)
+        let (hooks, directory, master, board, backends) = (config.hooks, config.directory, masterPID, scoreboard?.master, config.backends)
         let pid = forkChild()
         if pid == 0 {
             _ = spool_set_thread_name("spoold-hooks")
@@ -32,7 +32,7 @@ extension Arbiter {
             Fault.arm()
             let logger = Logger(label: "hooks")
             do {
-                let store = try Store(directory: directory, actor: "hooks:\(getpid())", blobs: try blobs?(directory))
+                let store = try Store(directory: directory, actor: "hooks:\(getpid())", backends: backends)
                 var dispatcher = HookDispatcher(store: store, hooks: hooks, logger: logger) { getppid() != master }
                 dispatcher.board = board
                 dispatcher.run(lockPath: directory.runPath + "/hooks.lock")

@@ -221,7 +221,7 @@ extension Arbiter {
                 listenFD: line.fd, httpFD: sockets.first(where: { $0.kind == .http })?.socket.fd,
                 metricsFD: sockets.first(where: { $0.kind == .metrics })?.socket.fd, directory: config.directory, masterPID: masterPID, slot: slot,
                 scoreboard: board, board: board.board(index), logFile: config.logFile,
-                limits: config.limits, tls: tls, hooks: config.hooks, blobs: config.blobs))
+                limits: config.limits, tls: tls, hooks: config.hooks, backends: config.backends))
         }
         if pid < 0 {
             logger.error("cannot fork a worker", metadata: ["error": "\(SystemError.last("fork"))"])

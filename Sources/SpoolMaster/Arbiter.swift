@@ -138,7 +138,7 @@ public final class Arbiter {
         // Migrate and recover before any worker exists, then close the database:
         // workers never race to migrate, and no SQLite connection crosses a fork.
         do {
-            let (store, applied) = try Store.openMigrating(directory: directory, actor: "master:\(masterPID)", blobs: config.blobs)
+            let (store, applied) = try Store.openMigrating(directory: directory, actor: "master:\(masterPID)", backends: config.backends)
             for migration in applied {
                 logger.info("migration applied", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             }

@@ -37,8 +37,9 @@ public struct MasterConfiguration: Sendable {
     public var timeout: Double = 60
     /// Consecutive early worker deaths after which the master gives up.
     public var maxBootFailures = 5
-    /// The blob store of every process the master starts (and its own); nil: the spool directory.
-    public var blobs: BlobStoreMaker?
+    /// The catalog and blob store of every process the master starts (and its
+    /// own); by default SQLite and the spool directory in the data directory.
+    public var backends = StoreBackends()
     /// Interrupted uploads not resumed within this many seconds expire.
     public var partialTTL: Double = 86_400
     /// Finished uploads removed by age and state, by the master's chores (`--retain`).

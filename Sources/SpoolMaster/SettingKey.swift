@@ -101,6 +101,10 @@ extension SettingKey {
     public static let objects = SettingKey(
         "objects", default: nil, expected: "s3://BUCKET[/PREFIX], with AWS_ENDPOINT_URL and the AWS_* credentials set", reload: .restart)
     public static let partSize = SettingKey("part-size", default: "8M", expected: "a size from 5M to 64M, in whole MiB", reload: .restart)
+    /// Masked by `config show`: the URL may hold the password.
+    public static let database = SettingKey(
+        "database", default: nil, expected: "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE (or PGPASSWORD for the password)",
+        reload: .restart, secret: true)
     public static let maxBootFailures = SettingKey(
         "max-boot-failures", default: "5", expected: "a number from 1 to 1000", reload: .onHUP)
 
@@ -109,7 +113,7 @@ extension SettingKey {
         dataDir, listen, http, metrics, corsOrigin, workers, logLevel, logFormat, logFile,
         gracefulTimeout, timeout, partialTTL, retain, maxFileSize, minFree, idleTimeout, lineTimeout, stallTimeout,
         maxConnections, maxClientConnections, allowAnonymous, tlsCert, tlsKey, allowPlaintext, maxBootFailures,
-        hookDir, hook, preCreateTimeout, hookTimeout, hookRetry, objects, partSize,
+        hookDir, hook, preCreateTimeout, hookTimeout, hookRetry, objects, partSize, database,
     ]
 
     public static func named(_ name: String) -> SettingKey? { all.first { $0.name == name } }

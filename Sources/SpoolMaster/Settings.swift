@@ -145,6 +145,8 @@ public struct Settings: Sendable {
     /// Where the bytes go: nil for the spool directory, else an S3 URL (docs/SCALING.md).
     public var objects: String?
     public var partSize: Int64
+    /// Where the catalog is: nil for SQLite in the data directory, else a PostgreSQL URL (docs/SCALING.md).
+    public var database: String?
     /// The winning assignment of every setting, defaults included.
     public var assignments: SettingLayer
 
@@ -168,6 +170,15 @@ public struct Settings: Sendable {
     /// `objects` and `part-size` alone (`spoold admin`): nil objects for the spool directory.
     public static func objectStore(_ sources: SettingSources) -> (objects: String?, partSize: Int64) {
         (value(.objects, sources) { $0 }, value(.partSize, sources) { partSize($0) } ?? 8 << 20)
+    }
+
+    /// `database` alone (`spoold admin`): nil for SQLite in the data directory.
+    public static func catalogURL(_ sources: SettingSources) -> String? {
+        value(.database, sources) { isDatabaseURL($0) ? $0 : nil }
+    }
+
+    static func isDatabaseURL(_ text: String) -> Bool {
+        (text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")) && text.contains("@") && text.contains("/")
     }
 
     static func partSize(_ text: String) -> Int64? {
@@ -227,6 +238,7 @@ public struct Settings: Sendable {
         hooks.timeout = r.value(.hookTimeout, Self.atLeastASecond) ?? 600
         objects = r.value(.objects) { $0.hasPrefix("s3://") && $0.count > 5 ? $0 : nil }
         partSize = r.value(.partSize) { Self.partSize($0) } ?? 8 << 20
+        database = r.value(.database) { Self.isDatabaseURL($0) ? $0 : nil }
         hooks.backoff = r.value(.hookRetry) { DurationText.seconds($0).flatMap { (0.01...300).contains($0) ? $0 : nil } } ?? 1
         if (tlsCert == nil) != (tlsKey == nil) {
             let given = tlsCert == nil ? SettingKey.tlsKey : SettingKey.tlsCert

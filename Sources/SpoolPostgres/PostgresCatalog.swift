@@ -23,4 +23,12 @@ public enum PostgresCatalog {
     public static func schemaStatus(_ url: PostgresURL) throws(StoreError) -> SchemaStatus {
         try Migrator.status(try PostgresEngine(url), migrations: try migrations())
     }
+
+    /// The catalog at `text` (`--database`), for every process of a server to open its own.
+    public static func location(_ text: String, environment: [String: String]) throws(StoreError) -> CatalogLocation {
+        let url = try PostgresURL(text, environment: environment)
+        return CatalogLocation(
+            name: url.redacted, open: { actor throws(StoreError) in try open(url, actor: actor) },
+            migrate: { () throws(StoreError) in try migrate(url) }, status: { () throws(StoreError) in try schemaStatus(url) })
+    }
 }

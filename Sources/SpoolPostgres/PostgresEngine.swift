@@ -30,6 +30,9 @@ public final class PostgresEngine: SQLEngine {
     /// COMMIT itself waits for the log: nothing to sync after it.
     public static var commitSyncsLog: Bool { true }
 
+    /// migrations/postgres/0001: `lower` under the C collation, whatever the database's locale.
+    public static var asciiLower: String { "ascii_lower" }
+
     private func open() throws(StoreError) -> PGConnection {
         if let connection, connection.usable { return connection }
         guard !inTransaction else {

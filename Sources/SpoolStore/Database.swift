@@ -171,6 +171,8 @@ final class Database: SQLEngine {
     /// COMMIT does not sync (`transaction(durable:)` syncs the log after it).
     public static var commitSyncsLog: Bool { false }
 
+    public static var asciiLower: String { "lower" }
+
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {

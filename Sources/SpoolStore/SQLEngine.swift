@@ -26,6 +26,9 @@ public protocol SQLEngine: AnyObject {
     /// (SQLite here), a group commits without waiting and syncs once after
     /// letting the connection go, so other threads' statements run meanwhile.
     static var commitSyncsLog: Bool { get }
+    /// The function that lowers ASCII letters and leaves every other character
+    /// as it is (SQLite's `lower`; PostgreSQL's follows the locale).
+    static var asciiLower: String { get }
 }
 
 extension SQLEngine {

@@ -16,11 +16,12 @@ extension SQLCatalog {
     public func find(_ text: String, or alternative: String? = nil, limit: Int, token: String? = nil) throws(StoreError)
         -> [UploadRecord]
     {
+        let lower = DB.asciiLower
         let sql = """
             SELECT \(Self.columns) FROM uploads
-            WHERE (instr(lower(name), lower(?1)) > 0 OR instr(lower(name), lower(?4)) > 0
-                   OR substr(sha256, 1, length(?1)) = lower(?1))
-              AND (?3 IS NULL OR token = ?3)
+            WHERE (instr(\(lower)(name), \(lower)(?1)) > 0 OR instr(\(lower)(name), \(lower)(?4)) > 0
+                   OR substr(sha256, 1, length(?1)) = \(lower)(?1))
+              AND (CAST(?3 AS TEXT) IS NULL OR token = ?3)
             ORDER BY created_at DESC, rowid DESC LIMIT ?2
             """
         return try locked { db throws(StoreError) in

@@ -22,29 +22,46 @@ public final class Store: @unchecked Sendable {
 
     /// Opens an existing database whose schema is current (workers, admin commands).
     /// Workers pass `queueWriters` (see `Database`). `blobs`: where the bytes go,
-    /// the spool directory unless another store is given (S3).
+    /// the spool directory unless another store is given (S3); `catalog`: SQLite
+    /// in the data directory unless another is given (PostgreSQL).
     public init(
-        directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false, blobs: (any BlobStore)? = nil
+        directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false, blobs: (any BlobStore)? = nil,
+        catalog: (any Catalog)? = nil
     ) throws(StoreError) {
         self.directory = directory
         self.blobs = blobs ?? DirectoryBlobStore(directory: directory)
-        catalog = try SQLiteCatalog(path: directory.databasePath, actor: actor, queueWriters: queueWriters)
+        if let catalog {
+            self.catalog = catalog
+        } else {
+            self.catalog = try SQLiteCatalog(path: directory.databasePath, actor: actor, queueWriters: queueWriters)
+        }
         // Upgraded by the master at start (or `admin migrate`), under the pid file's lock.
         guard directory.layoutIsCurrent else { throw .layoutBehind(path: directory.objectsPath) }
     }
 
+    /// Opens the catalog and blobs `backends` name (each process its own).
+    public convenience init(
+        directory: DataDirectory, actor: String = "pid:\(getpid())", queueWriters: Bool = false, backends: StoreBackends
+    ) throws(StoreError) {
+        try self.init(
+            directory: directory, actor: actor, queueWriters: queueWriters, blobs: try backends.blobs?(directory),
+            catalog: try backends.catalog?.open(actor))
+    }
+
     /// Creates the directories and database as needed and applies pending migrations (the master, `admin migrate`).
-    public static func openMigrating(directory: DataDirectory, actor: String = "pid:\(getpid())", blobs: BlobStoreMaker? = nil)
-        throws(StoreError) -> (Store, [Migration])
-    {
+    public static func openMigrating(
+        directory: DataDirectory, actor: String = "pid:\(getpid())", backends: StoreBackends = StoreBackends()
+    ) throws(StoreError) -> (Store, [Migration]) {
         do { try directory.prepare() } catch { throw .system(error) }
-        let applied = try SQLiteCatalog.migrate(path: directory.databasePath)
-        return (try Store(directory: directory, actor: actor, blobs: try blobs?(directory)), applied)
+        let applied: [Migration]
+        if let catalog = backends.catalog { applied = try catalog.migrate() } else { applied = try SQLiteCatalog.migrate(path: directory.databasePath) }
+        return (try Store(directory: directory, actor: actor, backends: backends), applied)
     }
 
     /// Whether the catalog's schema is current (`admin migrate --check`), changing nothing.
-    public static func schemaStatus(directory: DataDirectory) throws(StoreError) -> SchemaStatus {
-        try SQLiteCatalog.schemaStatus(path: directory.databasePath)
+    public static func schemaStatus(directory: DataDirectory, catalog: CatalogLocation? = nil) throws(StoreError) -> SchemaStatus {
+        if let catalog { return try catalog.status() }
+        return try SQLiteCatalog.schemaStatus(path: directory.databasePath)
     }
 
     /// How many prepared statements the catalog's connection keeps (tests).

@@ -44,15 +44,15 @@ public struct WorkerConfiguration: Sendable {
     public var tls: TLSCredentials?
     /// The pre-create hook, if any (the notification hooks are the dispatcher's).
     public var hooks = HookConfiguration()
-    /// Where the bytes go; nil: the spool directory.
-    public var blobs: BlobStoreMaker?
+    /// Where the catalog and the bytes are; by default SQLite and the spool directory.
+    public var backends: StoreBackends
 
     public init(
         listenFD: Int32, httpFD: Int32?, metricsFD: Int32? = nil, directory: DataDirectory, masterPID: Int32, slot: Int, scoreboard: Scoreboard,
         board: WorkerBoard, logFile: String?, limits: ServerLimits, tls: TLSCredentials? = nil, hooks: HookConfiguration = HookConfiguration(),
-        blobs: BlobStoreMaker? = nil
+        backends: StoreBackends = StoreBackends()
     ) {
-        self.blobs = blobs
+        self.backends = backends
         self.hooks = hooks
         self.limits = limits
         self.tls = tls
@@ -107,7 +107,7 @@ public enum WorkerProcess {
         let tls: (line: NIOSSLContext, http: NIOSSLContext)?
         do {
             store = try Store(
-                directory: config.directory, actor: "worker:\(pid)", queueWriters: true, blobs: try config.blobs?(config.directory))
+                directory: config.directory, actor: "worker:\(pid)", queueWriters: true, backends: config.backends)
             // Each worker its own contexts, made after fork (BoringSSL's state never crosses one).
             tls = try config.tls.map { credentials throws(TLSSetupError) in
                 (try credentials.makeContext(alpn: []), try credentials.makeContext(alpn: ["http/1.1"]))

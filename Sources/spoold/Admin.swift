@@ -72,7 +72,7 @@ extension ParsableCommand {
 func openStore(_ options: DataDirectoryOptions) throws -> Store {
     let user = ProcessInfo.processInfo.environment["USER"] ?? "unknown"
     let directory = DataDirectory(try options.path)
-    return try Store(directory: directory, actor: "admin:\(user)", blobs: try options.blobs?(directory))
+    return try Store(directory: directory, actor: "admin:\(user)", backends: try options.backends)
 }
 
 func printStandardError(_ message: String) {

@@ -158,15 +158,16 @@ extension Admin {
             var pending = false
             try reporting {
                 let directory = DataDirectory(try data.path)
+                let backends = try data.backends
                 if check {
-                    let status = try Store.schemaStatus(directory: directory)
+                    let status = try Store.schemaStatus(directory: directory, catalog: backends.catalog)
                     print("schema version \(status.current) of \(status.latest)"
                           + (status.pending > 0 ? ": \(status.pending) pending" : ": current"))
                     pending = status.pending > 0
                     return
                 }
                 let user = ProcessInfo.processInfo.environment["USER"] ?? "unknown"
-                let (_, applied) = try Store.openMigrating(directory: directory, actor: "admin:\(user)")
+                let (_, applied) = try Store.openMigrating(directory: directory, actor: "admin:\(user)", backends: backends)
                 for migration in applied { print("applied \(migration.version) \(migration.name)") }
                 print(applied.isEmpty ? "already current" : "current")
             }

@@ -3,6 +3,7 @@ import Logging
 import Foundation
 import SpoolMaster
 import SpoolS3
+import SpoolStore
 import SpoolSystem
 
 struct Serve: ParsableCommand {
@@ -28,14 +29,11 @@ struct Serve: ParsableCommand {
         }
         var config = MasterConfiguration(settings)
         config.settingSources = sources
-        if let objects = settings.objects {
-            do {
-                config.blobs = try S3BlobStore.maker(
-                    objects: objects, partSize: settings.partSize, environment: ProcessInfo.processInfo.environment)
-            } catch {
-                logger.critical("cannot start: \(error)")
-                throw ExitCode(64)
-            }
+        do {
+            config.backends = try StoreBackends(objects: settings.objects, partSize: settings.partSize, database: settings.database)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(64)
         }
         let code: Int32
         do {

@@ -143,6 +143,11 @@ struct ServeOptions: ParsableArguments {
     @Option(help: described(.partSize, "With --objects: the size of the parts an upload is sent to S3 in (one is buffered locally per upload)."))
     var partSize: String?
 
+    @Option(help: described(
+        .database, "Keep the catalog in PostgreSQL instead of SQLite in the data directory, so several hosts can share it (docs/SCALING.md).",
+        valueName: "url"))
+    var database: String?
+
     /// The flags given, as the top layer.
     var flags: SettingLayer {
         var layer: SettingLayer = [:]
@@ -182,6 +187,7 @@ struct ServeOptions: ParsableArguments {
         set(.hookRetry, hookRetry)
         set(.objects, objects)
         set(.partSize, partSize)
+        set(.database, database)
         return layer
     }
 

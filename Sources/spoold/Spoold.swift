@@ -44,17 +44,17 @@ struct DataDirectoryOptions: ParsableArguments {
         }
     }
 
-    /// The blob store the server with these settings uses (`objects`, `part-size`); nil: the spool directory.
-    var blobs: BlobStoreMaker? {
+    /// The catalog and blob store the server with these settings uses (`database`,
+    /// `objects`, `part-size`); by default SQLite and the spool directory.
+    var backends: StoreBackends {
         get throws {
             let sources: SettingSources
             do { sources = try file.sources(flags: [:]) } catch { throw AdminFailure(error.description) }
             let (objects, partSize) = Settings.objectStore(sources)
-            guard let objects else { return nil }
             do {
-                return try S3BlobStore.maker(objects: objects, partSize: partSize, environment: ProcessInfo.processInfo.environment)
+                return try StoreBackends(objects: objects, partSize: partSize, database: Settings.catalogURL(sources))
             } catch {
-                throw AdminFailure(error.description)
+                throw AdminFailure("\(error)")
             }
         }
     }

@@ -128,10 +128,10 @@ import Testing
                      "graceful-timeout", "timeout", "partial-ttl", "retain", "max-file-size", "min-free", "idle-timeout", "line-timeout",
                      "stall-timeout", "max-connections", "max-client-connections", "allow-anonymous", "tls-cert", "tls-key",
                      "allow-plaintext", "max-boot-failures", "hook-dir", "hook", "pre-create-timeout", "hook-timeout", "hook-retry", "objects", "part-size",
-                     "config"] {
+                     "database", "config"] {
             #expect(help.contains("--\(name) ") || help.contains("--\(name)/"), "--\(name) missing from serve --help")
         }
         let shown = try run(Binaries.spoold, ["config", "show", "--config", "none"], timeout: 20).stdout
-        #expect(shown.split(separator: "\n").count == 32, "one line per setting:\n\(shown)")
+        #expect(shown.split(separator: "\n").count == 33, "one line per setting:\n\(shown)")
     }
 }

@@ -22,9 +22,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
 }
 
 @Suite struct StoreTests {
-    @Test func completedUploadIsPublishedUnderItsChecksum() throws {
+    @Test(arguments: CatalogKind.allCases) func completedUploadIsPublishedUnderItsChecksum(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("hello, spool".utf8)
         let upload = try store.begin(newUpload(bytes, name: "hello world.txt"), id: "ID-A")
         #expect(try store.upload(id: "ID-A")?.state == .receiving)
@@ -42,9 +42,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(row.finishedAt != nil && row.error == nil)
     }
 
-    @Test func checksumMismatchPublishesNothing() throws {
+    @Test(arguments: CatalogKind.allCases) func checksumMismatchPublishesNothing(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let declared = Array("what was promised".utf8)
         let sent = Array("what was delivered".utf8.prefix(declared.count))
         let upload = try store.begin(newUpload(declared), id: "ID-B")
@@ -59,9 +59,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(row.error?.contains("checksum mismatch") == true)
     }
 
-    @Test func sameContentIsStoredOnce() throws {
+    @Test(arguments: CatalogKind.allCases) func sameContentIsStoredOnce(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array(repeating: UInt8(7), count: 10_000)
         for (id, name) in [("ID-1", "first"), ("ID-2", "second")] {
             let upload = try store.begin(newUpload(bytes, name: name), id: id)
@@ -73,9 +73,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try Files.list(objectDir) == [sha256(bytes)])
     }
 
-    @Test func anObjectDirectoryRemovedByHandIsMadeAgain() throws {
+    @Test(arguments: CatalogKind.allCases) func anObjectDirectoryRemovedByHandIsMadeAgain(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("its directory is gone".utf8)
         try FileManager.default.removeItem(atPath: store.directory.objectDirectory(sha256: sha256(bytes)))
         let upload = try store.begin(newUpload(bytes), id: "ID-D")
@@ -85,9 +85,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.upload(id: "ID-D")?.state == .complete)
     }
 
-    @Test func aChecksumSentAfterTheBodyIsRecordedOnTheRow() throws {
+    @Test(arguments: CatalogKind.allCases) func aChecksumSentAfterTheBodyIsRecordedOnTheRow(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("declared afterwards".utf8)
         var new = newUpload(bytes)
         new.sha256 = ""
@@ -99,9 +99,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
 
     /// A checksum sent after the body that the bytes do not match is still the
     /// declared one: the failed row records it, as a row declared up front does.
-    @Test func aWrongChecksumSentAfterTheBodyIsRecordedOnTheFailedRow() throws {
+    @Test(arguments: CatalogKind.allCases) func aWrongChecksumSentAfterTheBodyIsRecordedOnTheFailedRow(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("declared afterwards".utf8), lie = sha256(Array("something else".utf8))
         var new = newUpload(bytes)
         new.sha256 = ""
@@ -115,9 +115,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(!Files.exists(store.directory.objectFile(sha256: sha256(bytes))))
     }
 
-    @Test func interruptedUploadKeepsItsBytesForResume() throws {
+    @Test(arguments: CatalogKind.allCases) func interruptedUploadKeepsItsBytesForResume(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array(repeating: UInt8(1), count: 1000)
         let upload = try store.begin(newUpload(bytes), id: "ID-C")
         try write(upload, Array(bytes.prefix(400)))
@@ -127,9 +127,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try Files.size(upload.tempPath) == 400)
     }
 
-    @Test func uploadsOfADeadWorkerBecomeInterruptedWithTheirBytesOnDisk() throws {
+    @Test(arguments: CatalogKind.allCases) func uploadsOfADeadWorkerBecomeInterruptedWithTheirBytesOnDisk(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let mine = try store.begin(newUpload(Array(repeating: 9, count: 100)), id: "ID-MINE")
         try write(mine, Array(repeating: 9, count: 60))
         Files.close(mine.fd)
@@ -150,21 +150,21 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
 
     /// One that never had a named file (a small upload written whole to an unnamed
     /// one) has nothing a resume could use: it fails, and holds no space for a TTL.
-    @Test func anUploadOfADeadWorkerWithoutAFileFails() throws {
+    @Test(arguments: CatalogKind.allCases) func anUploadOfADeadWorkerWithoutAFileFails(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let whole = try store.begin(newUpload(Array(repeating: 5, count: 500)), id: "ID-WHOLE", unnamed: true)
         Files.close(whole.fd)
         #expect(try store.interruptReceiving(workerPID: 77, reason: "worker 77 killed by KILL").isEmpty)
         let row = try #require(try store.upload(id: "ID-WHOLE"))
         #expect(row.state == .failed && row.error?.contains("no bytes were kept") == true, "\(row)")
-        let reserved = try store.locked { db throws(StoreError) in try db.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) } }
+        let reserved = try store.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) }
         #expect(reserved == [0], "its reservation is given back")
     }
 
-    @Test func strayTempFilesAreRemovedAndResumableOnesKept() throws {
+    @Test(arguments: CatalogKind.allCases) func strayTempFilesAreRemovedAndResumableOnesKept(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let kept = try store.begin(newUpload([1, 2, 3]), id: "ID-KEPT")
         Files.close(kept.fd)
         writeFile(store.directory.tempFile(id: "ID-NOBODY"), [0])
@@ -173,9 +173,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try Files.list(store.directory.tempPath) == ["ID-KEPT.part"])
     }
 
-    @Test func listsNewestFirstWithALimit() throws {
+    @Test(arguments: CatalogKind.allCases) func listsNewestFirstWithALimit(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         for i in 0..<3 {
             let upload = try store.begin(newUpload([UInt8(i)]), id: "ID-\(i)")
             Files.close(upload.fd)
@@ -187,9 +187,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
 }
 
 @Suite struct ResumeStoreTests {
-    @Test func interruptedUploadResumesWhereItsBytesEnd() throws {
+    @Test(arguments: CatalogKind.allCases) func interruptedUploadResumesWhereItsBytesEnd(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         let first = try store.begin(newUpload(bytes), id: "ID-R")
         try write(first, Array(bytes.prefix(20_000)))
@@ -216,9 +216,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(done.state == .complete)
     }
 
-    @Test func aSecondWriterIsTurnedAway() throws {
+    @Test(arguments: CatalogKind.allCases) func aSecondWriterIsTurnedAway(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array(repeating: UInt8(3), count: 100)
         let held = try store.begin(newUpload(bytes), id: "ID-BUSY")
         guard case .busy = try store.resume(id: "ID-BUSY", sha256: sha256(bytes), clientIP: "x", clientPort: 1, workerPID: 2)
@@ -230,9 +230,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         Files.close(again.fd)
     }
 
-    @Test func findMatchesANameOrItsOtherSpellingOrAChecksumPrefix() throws {
+    @Test(arguments: CatalogKind.allCases) func findMatchesANameOrItsOtherSpellingOrAChecksumPrefix(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("cv".utf8)
         let upload = try store.begin(newUpload(bytes, name: "Résumé 2026.pdf"), id: "ID-CV")
         try write(upload, bytes)
@@ -245,9 +245,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.find("nothing", or: "else", limit: 10).isEmpty)
     }
 
-    @Test func wrongChecksumOrIdLearnsNothing() throws {
+    @Test(arguments: CatalogKind.allCases) func wrongChecksumOrIdLearnsNothing(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array(repeating: UInt8(4), count: 10)
         try store.interrupt(try store.begin(newUpload(bytes), id: "ID-W"), received: 0, reason: "cut")
         for (id, sum) in [("ID-W", sha256([1])), ("ID-NOPE", sha256(bytes))] {
@@ -257,9 +257,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         }
     }
 
-    @Test func abandonedPartialsExpireUnlessBeingResumed() throws {
+    @Test(arguments: CatalogKind.allCases) func abandonedPartialsExpireUnlessBeingResumed(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let a = try store.begin(newUpload([1]), id: "ID-OLD")
         try store.interrupt(a, received: 0, reason: "cut")
         let b = try store.begin(newUpload([2]), id: "ID-HELD")
@@ -282,9 +282,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
 /// First rows of concurrent uploads share transactions (Store.together): each is
 /// still admitted on its own, counting those committed before it in its batch.
 @Suite struct BatchedBeginTests {
-    @Test func concurrentBeginsAreEachAdmittedAgainstTheOthers() throws {
+    @Test(arguments: CatalogKind.allCases) func concurrentBeginsAreEachAdmittedAgainstTheOthers(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let quota = TokenQuota(files: 5)
         let outcomes = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 16) { n in
@@ -319,9 +319,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         try FileManager.default.contentsOfDirectory(atPath: store.directory.objectDirectory(sha256: sha))
     }
 
-    @Test func anUnnamedUploadIsLinkedIntoPlaceOnlyWhenComplete() throws {
+    @Test(arguments: CatalogKind.allCases) func anUnnamedUploadIsLinkedIntoPlaceOnlyWhenComplete(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("small and whole".utf8)
         let upload = try store.begin(newUpload(bytes), id: "ID-U", unnamed: true)
         #expect(upload.unnamed, "this file system offers O_TMPFILE")
@@ -334,9 +334,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.upload(id: "ID-U")?.state == .complete)
     }
 
-    @Test func aMismatchLeavesNothingBehind() throws {
+    @Test(arguments: CatalogKind.allCases) func aMismatchLeavesNothingBehind(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let declared = Array("promised".utf8)
         let sent = Array("received".utf8)
         let upload = try store.begin(newUpload(declared), id: "ID-M", unnamed: true)
@@ -349,9 +349,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
 
     /// The same content again keeps the object there; a damaged object is replaced,
     /// so the object always holds what the last upload of it received.
-    @Test func anExistingObjectIsKeptWhenIntactAndReplacedWhenDamaged() throws {
+    @Test(arguments: CatalogKind.allCases) func anExistingObjectIsKeptWhenIntactAndReplacedWhenDamaged(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("the same bytes, twice".utf8)
         let object = store.directory.objectFile(sha256: sha256(bytes))
         for id in ["ID-1", "ID-2"] {
@@ -369,9 +369,9 @@ private func write(_ upload: OpenUpload, _ bytes: [UInt8]) throws {
         #expect(try store.uploads().map(\.state) == [.complete, .complete, .complete])
     }
 
-    @Test func withoutADeclaredChecksumTheFileIsNamedAsUsual() throws {
+    @Test(arguments: CatalogKind.allCases) func withoutADeclaredChecksumTheFileIsNamedAsUsual(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         var new = newUpload(Array("later".utf8))
         new.sha256 = ""
         let upload = try store.begin(new, id: "ID-L", unnamed: true)
@@ -432,9 +432,11 @@ func walkEveryTransition<T>(_ store: Store, measure: () throws -> T) throws -> [
 
 /// Walks every transition in a new store, expects each running total `measure`
 /// reads to equal the sum it replaces after every step, and returns the sums.
-func totalsAfterEveryTransition<T: Equatable>(_ measure: @escaping (Store) throws -> (kept: T, summed: T)) throws -> [T] {
+func totalsAfterEveryTransition<T: Equatable>(
+    _ catalog: CatalogKind, _ measure: @escaping (Store) throws -> (kept: T, summed: T)
+) throws -> [T] {
     let dir = try TempDirectory()
-    let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+    let store = try catalog.open(dir)
     let steps = try walkEveryTransition(store) { () throws -> (kept: T, summed: T) in try measure(store) }
     for (step, (kept, summed)) in steps {
         #expect(kept == summed, "after \(step): the running total says \(kept), the rows \(summed)")
@@ -458,17 +460,15 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
 /// kept by triggers (migrations/0004); it must always equal the sum it replaces.
 @Suite struct ReservedBytesTests {
     static func totals(_ store: Store) throws -> (kept: Int64, summed: Int64) {
-        try store.locked { db throws(StoreError) in
-            let kept = try db.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) }.first ?? -1
-            let summed = try db.query(
-                "SELECT coalesce(sum(size - received), 0) FROM uploads WHERE state IN ('receiving', 'interrupted')"
-            ) { $0.int(0) }.first ?? -1
-            return (kept, summed)
-        }
+        let kept = try store.query("SELECT total FROM reserved_bytes WHERE id = 1") { $0.int(0) }.first ?? -1
+        let summed = try store.query(
+            "SELECT coalesce(sum(size - received), 0) FROM uploads WHERE state IN ('receiving', 'interrupted')"
+        ) { $0.int(0) }.first ?? -1
+        return (kept, summed)
     }
 
-    @Test func theRunningTotalFollowsEveryChangeOfState() throws {
-        #expect(try totalsAfterEveryTransition(Self.totals) == [0, 5290, 4290, 3090, 2500, 2500, 700, 700, 0])
+    @Test(arguments: CatalogKind.allCases) func theRunningTotalFollowsEveryChangeOfState(_ catalog: CatalogKind) throws {
+        #expect(try totalsAfterEveryTransition(catalog, Self.totals) == [0, 5290, 4290, 3090, 2500, 2500, 700, 700, 0])
     }
 
     /// A database from before migration 0004, with uploads in progress, starts its total right.
@@ -490,19 +490,17 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
 
     /// (token, bytes, files) as kept, and as summed from the rows; tokens with nothing counted left out.
     static func usage(_ store: Store) throws -> (kept: [String], summed: [String]) {
-        try store.locked { db throws(StoreError) in
-            let kept = try db.query("SELECT token, bytes, files FROM token_usage WHERE files > 0 ORDER BY token") {
-                "\($0.text(0)) \($0.int(1)) \($0.int(2))"
-            }
-            let summed = try db.query(
-                "SELECT token, sum(size), count(*) FROM uploads WHERE token IS NOT NULL AND \(counted) GROUP BY token ORDER BY token"
-            ) { "\($0.text(0)) \($0.int(1)) \($0.int(2))" }
-            return (kept, summed)
+        let kept = try store.query("SELECT token, bytes, files FROM token_usage WHERE files > 0 ORDER BY token") {
+            "\($0.text(0)) \($0.int(1)) \($0.int(2))"
         }
+        let summed = try store.query(
+            "SELECT token, sum(size), count(*) FROM uploads WHERE token IS NOT NULL AND \(counted) GROUP BY token ORDER BY token"
+        ) { "\($0.text(0)) \($0.int(1)) \($0.int(2))" }
+        return (kept, summed)
     }
 
-    @Test func theTotalsFollowEveryChangeOfState() throws {
-        #expect(try totalsAfterEveryTransition(Self.usage) == [
+    @Test(arguments: CatalogKind.allCases) func theTotalsFollowEveryChangeOfState(_ catalog: CatalogKind) throws {
+        #expect(try totalsAfterEveryTransition(catalog, Self.usage) == [
             [], ["alice 4000 2", "bob 1200 2"], ["alice 4000 2", "bob 1200 2"], ["alice 4000 2", "bob 1200 2"],
             ["alice 4000 2", "bob 700 1"], ["alice 4000 2", "bob 700 1"], ["alice 1000 1", "bob 700 1"],
             ["alice 1000 1", "bob 700 1"], [],
@@ -510,9 +508,9 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
     }
 
     /// A quota is still checked against everything the token has, now from the totals.
-    @Test func aQuotaCountsWhatTheTokenHas() throws {
+    @Test(arguments: CatalogKind.allCases) func aQuotaCountsWhatTheTokenHas(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         for n in 0..<3 {
             var new = newUpload(Array("file \(n)".utf8), name: "f\(n)")
             new.token = "alice"
@@ -568,9 +566,9 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
         }
     }
 
-    @Test func aMixedBatchGetsOneOutcomeEach() throws {
+    @Test(arguments: CatalogKind.allCases) func aMixedBatchGetsOneOutcomeEach(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let a = Array("first".utf8), b = Array("second".utf8), lie = Array("promised".utf8)
         var small = AdmissionLimits()
         small.maxFileSize = 5
@@ -601,9 +599,9 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
 
     /// A batch's rows share their creation time: newest first is then the reverse
     /// of the order they arrived in, whatever their ids.
-    @Test func aBatchIsListedInTheOrderItArrived() throws {
+    @Test(arguments: CatalogKind.allCases) func aBatchIsListedInTheOrderItArrived(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let ids = ["ID-C", "ID-B", "ID-A"]
         let batch = ids.enumerated().map { Self.whole(Array("body \($0.offset)".utf8), $0.element) }
         #expect(store.storeWhole(batch) == [.stored, .stored, .stored])
@@ -639,9 +637,9 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
     }
 
     /// A batch of one takes the file-by-file way (fsync, name, fsync the directory).
-    @Test func aBatchOfOneIsStoredToo() throws {
+    @Test(arguments: CatalogKind.allCases) func aBatchOfOneIsStoredToo(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let bytes = Array("alone".utf8)
         #expect(store.storeWhole([Self.whole(bytes, "ID-1")]) == [.stored])
         #expect(FileManager.default.contents(atPath: store.directory.objectFile(sha256: sha256(bytes))) == Data(bytes))
@@ -650,9 +648,9 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
     }
 
     /// An upload whose body cannot be written fails alone; the rest of its batch is stored.
-    @Test func aWriteFailureFailsOnlyItsOwnUpload() throws {
+    @Test(arguments: CatalogKind.allCases) func aWriteFailureFailsOnlyItsOwnUpload(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let good = Array("good".utf8)
         let broken = WholeUpload(new: newUpload(Array("never".utf8), name: "broken"), id: "ID-X",
                                  limits: AdmissionLimits(), quota: nil) { _ throws(SystemError) in
@@ -670,9 +668,9 @@ func migratedPast(_ version: Int, in dir: TempDirectory, rows: String) throws ->
 
     /// Uploads finishing on many threads at once are named and made durable in
     /// shared syncs (DurableFiles), and every one is complete and intact.
-    @Test func concurrentCompletionsAreAllStored() throws {
+    @Test(arguments: CatalogKind.allCases) func concurrentCompletionsAreAllStored(_ catalog: CatalogKind) throws {
         let dir = try TempDirectory()
-        let (store, _) = try Store.openMigrating(directory: DataDirectory(dir.path))
+        let store = try catalog.open(dir)
         let failures = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 32) { n in
             let bytes = Array("content number \(n)".utf8)

@@ -3,7 +3,8 @@
 -- written, in one step, since no PostgreSQL catalog existed before it. The
 -- catalog's statements are the same on both (Sources/SpoolStore/SQLCatalog.swift);
 -- what differs is only how each engine spells a table: types, identity columns,
--- trigger functions, and two functions SQLite has built in (instr, glob).
+-- trigger functions, and three functions that SQLite has built in (instr, glob,
+-- and lower as SQLite's works: ascii_lower).
 -- Numbers are BIGINT and times TEXT (UTC ISO 8601, milliseconds), as on SQLite,
 -- so the two compare and sort alike.
 
@@ -121,6 +122,10 @@ CREATE TABLE hook_failures (
 -- instr(haystack, needle): the 1-based position of needle, 0 when absent.
 CREATE FUNCTION instr(haystack TEXT, needle TEXT) RETURNS BIGINT LANGUAGE sql IMMUTABLE STRICT
 AS $$ SELECT strpos(haystack, needle) $$;
+-- ascii_lower(text): SQLite's lower, which changes A-Z only (PostgreSQL's own
+-- follows the database's locale, and would make find match more than on SQLite).
+CREATE FUNCTION ascii_lower(value TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE STRICT
+AS $$ SELECT lower(value COLLATE "C") $$;
 -- glob(pattern, value): SQLite's GLOB, case-sensitive: * any run, ? one character,
 -- [...] a set ([^...] its complement); everything else stands for itself.
 CREATE FUNCTION glob(pattern TEXT, value TEXT) RETURNS BOOLEAN LANGUAGE plpgsql IMMUTABLE STRICT AS $$
