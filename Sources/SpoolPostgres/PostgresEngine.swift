@@ -1,3 +1,4 @@
+import Crypto
 import SpoolStore
 
 /// The catalog's SQL on PostgreSQL (`SQLEngine`): `?` and `?N` placeholders
@@ -18,6 +19,8 @@ public final class PostgresEngine: SQLEngine {
     private let timeout: Int
     private var connection: PGConnection?
     private var inTransaction = false
+    /// The leases this connection holds (session advisory locks), by key.
+    private var leases: Set<Int64> = []
     /// The advisory lock every write transaction takes (an arbitrary constant: "spool").
     static let writeLock: Int64 = 0x73_70_6f_6f_6c
 
@@ -40,7 +43,43 @@ public final class PostgresEngine: SQLEngine {
         }
         let fresh = try PGConnection(url, timeout: timeout)
         connection = fresh
+        // The leases went with the old connection: taken again, and one that
+        // another process took meanwhile is lost (its writer's next step says so).
+        let held = leases
+        leases = []
+        var lost: [Int64] = []
+        for key in held {
+            let granted = try fresh.extendedQuery("SELECT pg_try_advisory_lock($1)", Self.parameters([.integer(key)])).rows
+            if granted.first?.first??.first == UInt8(ascii: "t") { leases.insert(key) } else { lost.append(key) }
+        }
+        if !lost.isEmpty {
+            throw .postgres(
+                operation: "reconnect to \(url.redacted)", code: "",
+                message: "\(lost.count) upload lease(s) were taken by another writer while the connection was down")
+        }
         return fresh
+    }
+
+    public func tryLease(_ name: String) throws(StoreError) -> Bool {
+        let key = Self.leaseKey(name)
+        // This process holds it already: its other writer is kept out by the staging's flock.
+        if leases.contains(key) { return true }
+        let granted = try query("SELECT pg_try_advisory_lock(?)", [.integer(key)]) { $0.text(0) == "t" }.first ?? false
+        if granted { leases.insert(key) }
+        return granted
+    }
+
+    public func releaseLease(_ name: String) {
+        let key = Self.leaseKey(name)
+        guard leases.remove(key) != nil, let connection, connection.usable else { return }
+        _ = try? connection.extendedQuery("SELECT pg_advisory_unlock($1)", Self.parameters([.integer(key)]))
+    }
+
+    /// A lease's advisory lock key: 64 bits of the SHA-256 of its name (the
+    /// one-argument form, apart from `writeLock`).
+    static func leaseKey(_ name: String) -> Int64 {
+        let digest = Array(SHA256.hash(data: Array(name.utf8)))
+        return digest.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }
     }
 
     public func execute(_ script: String) throws(StoreError) {

@@ -64,6 +64,16 @@ public protocol Catalog: AnyObject, Sendable {
     /// tus creation-defer-length: the length, declared, is fixed for good.
     func markLengthDeclared(id: String, length: Int64) throws(StoreError)
 
+    // MARK: Writer leases
+
+    /// Takes the lease that makes this process the one writer of an upload across
+    /// every host that shares the catalog; false when another process holds it.
+    /// Held until `releaseLease`, or until the process (its connection) ends, so a
+    /// resume elsewhere works as soon as a writer dies. A catalog on one machine
+    /// (SQLite) grants every lease: the staging's `flock` is the lease there.
+    func takeLease(id: String) throws(StoreError) -> Bool
+    func releaseLease(id: String)
+
     // MARK: Deleting
 
     /// Removes an upload's row (not one still `receiving`), durably, with its event.

@@ -173,6 +173,10 @@ final class Database: SQLEngine {
 
     public static var asciiLower: String { "lower" }
 
+    /// One machine: the staging file's flock is the lease (`Catalog.takeLease`).
+    public func tryLease(_ name: String) throws(StoreError) -> Bool { true }
+    public func releaseLease(_ name: String) {}
+
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {

@@ -31,6 +31,14 @@ public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
         self.actor = actor
     }
 
+    public func takeLease(id: String) throws(StoreError) -> Bool {
+        try locked { db throws(StoreError) in try db.tryLease("upload:" + id) }
+    }
+
+    public func releaseLease(id: String) {
+        lock.withLock { database.releaseLease("upload:" + id) }
+    }
+
     public func probeWritable() throws(StoreError) {
         try locked { db throws(StoreError) in try db.transaction(durable: false) {} }
     }

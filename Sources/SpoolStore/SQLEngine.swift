@@ -29,6 +29,10 @@ public protocol SQLEngine: AnyObject {
     /// The function that lowers ASCII letters and leaves every other character
     /// as it is (SQLite's `lower`; PostgreSQL's follows the locale).
     static var asciiLower: String { get }
+    /// A lock named `name` held by this connection until released or closed;
+    /// false when another connection holds it (see `Catalog.takeLease`).
+    func tryLease(_ name: String) throws(StoreError) -> Bool
+    func releaseLease(_ name: String)
 }
 
 extension SQLEngine {

@@ -18,12 +18,24 @@ extension Store {
         unnamed: Bool = false
     ) throws(StoreError) -> OpenUpload {
         try catalog.insertReceiving(new, id: id, limits: limits, quota: quota, free: freeBytesNow)
+        let upload: OpenUpload
         do {
-            return try blobs.createStaging(id: id, size: new.size, sha256: new.sha256, unnamed: unnamed)
+            upload = try blobs.createStaging(id: id, size: new.size, sha256: new.sha256, unnamed: unnamed)
         } catch {
             try? mark(id, .failed, received: 0, error: error.description, finished: true)
             throw .system(error)
         }
+        // A new id: nobody else can hold its lease, but a resume on another host must find it taken.
+        if !upload.unnamed {
+            do throws(StoreError) {
+                _ = try catalog.takeLease(id: id)
+            } catch {
+                blobs.discard(upload)
+                try? mark(id, .failed, received: 0, error: error.description, finished: true)
+                throw error
+            }
+        }
+        return upload
     }
 
     /// Finishes an upload whose body has fully arrived. Success is returned only
@@ -38,7 +50,7 @@ extension Store {
         CrashPoint.reach("upload-after-write")
         let expected = declared ?? upload.sha256
         guard received == upload.size, sha256 == expected else {
-            blobs.discard(upload)
+            letGoDiscarding(upload)
             let reason = received != upload.size
                 ? "received \(received) of \(upload.size) bytes"
                 : Self.mismatchReason(declared: expected, received: sha256)
@@ -56,16 +68,16 @@ extension Store {
             do throws(StoreError) {
                 try catalog.recordChecksum(id: upload.id, sha256: sha256)
             } catch {
-                blobs.discard(upload)
+                letGoDiscarding(upload)
                 try? mark(upload.id, .failed, received: received, error: "could not record its checksum: \(error)", finished: true)
                 throw error
             }
         }
         do throws(StoreError) {
             if let error = try blobs.publish([(upload, sha256)]).first ?? nil { throw error }
-            blobs.close(upload)
+            letGo(upload)
         } catch {
-            blobs.discard(upload)
+            letGoDiscarding(upload)
             try? mark(upload.id, .failed, received: received, error: error.description, finished: true)
             // It may have been named before the failure: an object nothing names goes.
             _ = try? removeObjectIfUnreferenced(sha256: sha256, event: upload.id)
@@ -96,13 +108,13 @@ extension Store {
             try fail(upload, received: received, reason: reason)
             return
         }
-        do { try blobs.keep(upload) } catch { throw .system(error) }
+        do { try letGoKeeping(upload) } catch { throw .system(error) }
         try mark(upload.id, .interrupted, received: received, error: reason, finished: false)
     }
 
     /// The upload cannot go on (a write failed): drop its bytes and record why.
     public func fail(_ upload: OpenUpload, received: Int64, reason: String) throws(StoreError) {
-        blobs.discard(upload)
+        letGoDiscarding(upload)
         try mark(upload.id, .failed, received: received, error: reason, finished: true)
     }
 }

@@ -14,6 +14,10 @@ extension Store {
         let ids = try catalog.receivingIDs(workerPID: workerPID)
         var changed: [(id: String, received: Int64)] = []
         for id in ids {
+            // A writer alive on another host sharing the catalog (worker ids are not
+            // unique across hosts) holds the lease: its upload is left alone.
+            guard try leaseOfAWriterThatDied(id: id) else { continue }
+            defer { catalog.releaseLease(id: id) }
             guard blobs.hasStaging(id: id) else {
                 // Never named (a small upload written whole to an unnamed file) or gone:
                 // nothing could resume it, so it holds no space waiting for one.
@@ -73,6 +77,9 @@ extension Store {
     /// an `expired` row and a file no upload owns (removed at the next start), never
     /// an upload that looks resumable without its bytes.
     private func expireOne(_ id: String) throws(StoreError) -> Bool {
+        // Being resumed on another host sharing the catalog: left alone.
+        guard try catalog.takeLease(id: id) else { return false }
+        defer { catalog.releaseLease(id: id) }
         let held: OpenUpload?
         switch (try? blobs.holdStaging(id: id)) ?? .gone {
         case .busy: return false  // being resumed right now

@@ -63,17 +63,25 @@ extension Store {
             break
         }
 
+        // The lease first: a writer on another host sharing the catalog makes the
+        // upload busy here, whatever this host's staging holds (or lacks).
+        guard try catalog.takeLease(id: id) else { return .busy }
         let reopened: StagingReopened
-        do { reopened = try blobs.reopenStaging(id: id, size: row.size, sha256: sha256) } catch { throw .system(error) }
+        do { reopened = try blobs.reopenStaging(id: id, size: row.size, sha256: sha256) } catch {
+            catalog.releaseLease(id: id)
+            throw .system(error)
+        }
         let upload: OpenUpload
         switch reopened {
         case .gone:
+            catalog.releaseLease(id: id)
             // An upload whose staging is gone (expired meanwhile, or never named) has
             // nothing to resume from.
             try catalog.failResumable(id: id, reason: "its temporary file is gone; nothing to resume")
             let now = try self.upload(id: id)
             return .notResumable(reason: "upload \(id) is \(now?.state.rawValue ?? "gone"); start a new upload")
         case .busy:
+            catalog.releaseLease(id: id)
             return .busy
         case .opened(let opened):
             upload = opened
@@ -84,7 +92,7 @@ extension Store {
                 // Cannot happen through the protocols (bodies are framed by the declared
                 // size). Truncating would let a hash state cached for the old bytes
                 // (in any worker) describe new ones: the upload fails instead.
-                blobs.close(upload)
+                letGo(upload)
                 try mark(id, .failed, received: offset, error: "its temporary file holds \(offset) bytes, more than its size", finished: true)
                 return .notResumable(reason: "upload \(id) failed: its temporary file is longer than its size; start a new upload")
             }
@@ -95,12 +103,12 @@ extension Store {
             let claimed = try catalog.claimForResume(
                 id: id, received: offset, workerPID: workerPID, clientIP: clientIP, clientPort: clientPort, sha256: sha256)
             guard claimed else {
-                blobs.close(upload)
+                letGo(upload)
                 return .notResumable(reason: "upload \(id) changed state meanwhile; try again")
             }
             return .opened(upload, prefix: PrefixHash(hasher: prefix, offset: offset, reread: offset - (usable?.offset ?? 0)))
         } catch {
-            blobs.close(upload)
+            letGo(upload)
             throw error
         }
     }

@@ -113,7 +113,7 @@ extension Store {
         }
         for batch in batches {
             for (index, upload) in batch.files {
-                if batch.outcomes[index] != nil { blobs.discard(upload) } else { blobs.close(upload) }  // not published / published
+                if batch.outcomes[index] != nil { letGoDiscarding(upload) } else { letGo(upload) }  // not published / published
             }
         }
         do {

@@ -1,3 +1,4 @@
+import Foundation
 import SpoolPostgres
 import SpoolSystem
 import SpoolTestSupport
@@ -110,5 +111,50 @@ extension Store {
         #expect(try store.find("ONE", limit: 5).map(\.name) == ["one"])
         #expect(try store.find("one", limit: 5, token: "nobody").isEmpty)
         #expect(try store.find("one", limit: 5, token: "root").map(\.name) == ["one"])
+    }
+}
+
+/// Two stores on one PostgreSQL catalog, as two hosts: one writer per upload
+/// across them (the catalog's lease), given back when a writer lets go or dies.
+@Suite struct LeaseTests {
+    @Test func aWriterOnOneHostMakesTheUploadBusyOnTheOther() throws {
+        let url = try PostgresServer.database("lease")
+        let location = try PostgresCatalog.location(url, environment: [:])
+        let (dirA, dirB) = (try TempDirectory(), try TempDirectory())
+        var hostA: Store? = try Store.openMigrating(directory: DataDirectory(dirA.path), backends: StoreBackends(catalog: location)).0
+        let hostB = try Store.openMigrating(directory: DataDirectory(dirB.path), backends: StoreBackends(catalog: location)).0
+        let bytes = Array(repeating: UInt8(7), count: 1000)
+        let new = NewUpload(name: "f", size: 1000, sha256: String(repeating: "b", count: 64), clientIP: "127.0.0.1", clientPort: 1, workerPID: 42)
+        let upload = try #require(hostA).begin(new, id: "ID-L")
+        try bytes[0..<100].withUnsafeBytes { try Files.writeAll(upload.fd, $0) }
+        func resumeOnB() throws -> String {
+            switch try hostB.resume(id: "ID-L", sha256: new.sha256, clientIP: "127.0.0.1", clientPort: 2, workerPID: 43) {
+            case .busy: return "busy"
+            case .opened: return "opened"
+            case .alreadyComplete: return "complete"
+            case .notResumable(let reason): return reason
+            }
+        }
+        // Receiving on A: busy on B (not "gone", though B has no staging of it).
+        #expect(try resumeOnB() == "busy")
+        // B's start-up recovery leaves A's live upload alone (and B's worker 42 is not A's).
+        #expect(try hostB.interruptReceiving(workerPID: 42, reason: "worker 42 died").isEmpty)
+        #expect(try hostB.upload(id: "ID-L")?.state == .receiving)
+        // A lets go (interrupted): the lease is free; A resumes it and holds it again.
+        try #require(hostA).interrupt(upload, received: 100, reason: "cut")
+        guard case .opened(let again, _) = try #require(hostA).resume(
+            id: "ID-L", sha256: new.sha256, clientIP: "127.0.0.1", clientPort: 3, workerPID: 42)
+        else { Issue.record("A could not resume its own upload"); return }
+        #expect(again.offset == 100)
+        #expect(try resumeOnB() == "busy")
+        // A dies (its connection to the catalog closes): the lease is B's at once.
+        Files.close(again.fd)
+        hostA = nil
+        var taken = false
+        for _ in 0..<50 where !taken {
+            taken = try hostB.catalog.takeLease(id: "ID-L")
+            if !taken { usleep(20_000) }
+        }
+        #expect(taken)
     }
 }
