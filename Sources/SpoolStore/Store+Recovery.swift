@@ -15,8 +15,9 @@ extension Store {
         var changed: [(id: String, received: Int64)] = []
         for id in ids {
             // A writer alive on another host sharing the catalog (worker ids are not
-            // unique across hosts) holds the lease: its upload is left alone.
-            guard try leaseOfAWriterThatDied(id: id) else { continue }
+            // unique across hosts) holds the lease: its upload is left alone. After a
+            // worker's death its connection may take a moment to close: asked again.
+            guard try workerPID == nil ? catalog.takeLease(id: id) : leaseOfAWriterThatDied(id: id) else { continue }
             defer { catalog.releaseLease(id: id) }
             guard blobs.hasStaging(id: id) else {
                 // Never named (a small upload written whole to an unnamed file) or gone:
