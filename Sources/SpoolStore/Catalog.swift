@@ -61,6 +61,12 @@ public protocol Catalog: AnyObject, Sendable {
     ) throws(StoreError) -> Int64
     /// A body of unknown length has ended: its size is what was received.
     func settle(id: String, received: Int64) throws(StoreError)
+    /// Bytes received so far by a live upload, for hosts whose scoreboard does not
+    /// have it (`isShared`); not durable, and a no-op once the upload is not `receiving`.
+    func recordProgress(id: String, received: Int64) throws(StoreError)
+    /// Whether other hosts share this catalog (PostgreSQL), so that live progress
+    /// is worth writing to it.
+    var isShared: Bool { get }
     /// tus creation-defer-length: the length, declared, is fixed for good.
     func markLengthDeclared(id: String, length: Int64) throws(StoreError)
 

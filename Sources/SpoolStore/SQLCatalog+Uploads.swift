@@ -190,6 +190,15 @@ extension SQLCatalog {
         return granted
     }
 
+    public func recordProgress(id: String, received: Int64) throws(StoreError) {
+        try together { db throws(StoreError) in
+            try db.run("UPDATE uploads SET received = ? WHERE id = ? AND state = 'receiving' AND received < ?",
+                       [.integer(received), .text(id), .integer(received)])
+        }
+    }
+
+    public var isShared: Bool { !(database is Database) }
+
     public func settle(id: String, received: Int64) throws(StoreError) {
         try together { db throws(StoreError) in
             try db.run("UPDATE uploads SET size = ?, received = ? WHERE id = ?", [.integer(received), .integer(received), .text(id)])

@@ -79,6 +79,8 @@ final class IncomingUpload {
     private var progressSlot: Int?
     private var rateMark: (milliseconds: UInt64, bytes: Int64) = (0, 0)
     private var rate: Int64 = 0
+    /// When the progress was last written to a catalog other hosts share (they have no scoreboard of ours).
+    private var catalogProgressAt: UInt64 = 0
     /// Set once the upload has reached an end (finished, failed, interrupted): later calls do nothing.
     private var ended = false
     /// When it was opened (begun or resumed), for the duration histogram.
@@ -531,6 +533,11 @@ final class IncomingUpload {
             rateMark = (now, received)
         }
         services.board.publish(slot: slot, received: received, rate: rate, at: now)
+        if services.store.catalog.isShared, now &- catalogProgressAt >= 1000 {
+            catalogProgressAt = now
+            let (store, id, received) = (services.store, open.id, received)
+            _ = services.pool.runIfActive(eventLoop: eventLoop) { try? store.catalog.recordProgress(id: id, received: received) }
+        }
     }
 
     private func releaseProgressSlot() {

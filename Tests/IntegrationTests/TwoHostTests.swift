@@ -18,12 +18,24 @@ import Testing
         let hostA = try Server(workers: 2, arguments: arguments, environment: environment)
         let hostB = try Server(workers: 2, arguments: arguments, environment: environment)
 
-        // 7 MiB of 12 reach host A: one 5 MiB part in S3, 2 MiB in A's local buffer.
+        // 7 MiB of 12 reach host A, a MiB at a time: one 5 MiB part in S3, 2 MiB in A's local buffer.
         let upload = try PartialUpload(server: hostA, size: 12 << 20)
-        try upload.connection.send(bytes: upload.bytes[0..<(7 << 20)])
+        for piece in 0..<7 {
+            try upload.connection.send(bytes: upload.bytes[(piece << 20)..<((piece + 1) << 20)])
+            usleep(300_000)
+        }
         let buffer = hostA.directory.tempFile(id: upload.id)
         #expect(eventually(timeout: 20) { (try? FileManager.default.attributesOfItem(atPath: buffer)[.size] as? Int) == 8 + (2 << 20) },
                 "the first part never left A's buffer")
+        // B's STATUS shows it arriving: A writes its progress to the shared catalog
+        // (B's scoreboard does not have it), once a second at most.
+        var seen = ""
+        #expect(eventually(timeout: 10) {
+            seen = (try? run(Binaries.spool, ["status", "--server", hostB.address, upload.id]).stdout) ?? ""
+            let progress = seen.split(separator: "\n").first { $0.hasPrefix("progress") }?.split(separator: " ")
+            return (progress.flatMap { $0.count > 1 ? Int($0[1]) : nil } ?? 0) >= 5 << 20
+        }, "\(seen)")
+        #expect(seen.contains("state     receiving"), "\(seen)")
         // While A writes it, B turns a resume away: busy, not "gone" (B has no buffer of it).
         let early = try Connection(server: hostB.address)
         try early.send(line: "RESUME \(upload.id) \(sha256Hex(upload.bytes))")
