@@ -106,7 +106,7 @@ def stop_all():
 
 
 class Spool:
-    def __init__(self, workdir, workers, extra=(), data=None, http=False, wrapper=(), binary=SPOOLD):
+    def __init__(self, workdir, workers, extra=(), data=None, http=False, wrapper=(), binary=SPOOLD, env=None):
         self.data = data or tempfile.mkdtemp(dir=workdir, prefix="spool-")
         self.log = os.path.join(self.data, "spoold.log")
         self.workers = workers
@@ -114,7 +114,7 @@ class Spool:
         self.proc = subprocess.Popen(
             [*wrapper, binary, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0" if http else "none", "--workers", str(workers), "--data-dir", self.data,
              "--min-free", "0", "--max-client-connections", "5000", "--max-connections", "5000", *extra],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "w"), env=env)
         STARTED.append(self.proc)
         while True:
             text = open(self.log).read()
@@ -590,7 +590,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--output", help="also write the report to this Markdown file")
-    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7,p8,p9")
+    parser.add_argument("--only", help="comma-separated scenarios to run: p1,p2,p3,p4,p5,p6,p7,p8,p9,p10")
     args = parser.parse_args()
     if args.quick:
         args.large_mib, args.small_files, args.memory_mib, args.idle_connections = 64, 400, 128, 200
@@ -661,7 +661,9 @@ def main():
         from tus import p7_tus
         from tls import p8_tls
         from hooks import p9_hooks
-        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus, p8_tls, p9_hooks):
+        from backends import p10_backends
+        for scenario in (p1_large, p2_small, p3_memory, p4_status, p5_startup, p6_instructions, p7_tus, p8_tls, p9_hooks,
+                         p10_backends):
             if chosen and scenario.__name__.split("_")[0] not in chosen:
                 continue
             lines, _ = scenario(args, workdir, ceiling) if scenario is p1_large else scenario(args, workdir)
