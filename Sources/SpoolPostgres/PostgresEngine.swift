@@ -75,6 +75,12 @@ public final class PostgresEngine: SQLEngine {
         _ = try? connection.extendedQuery("SELECT pg_advisory_unlock($1)", Self.parameters([.integer(key)]))
     }
 
+    /// An identity column's sequence moved past the copied numbers.
+    public func continueIdentity(table: String, column: String) throws(StoreError) {
+        try run(
+            "SELECT setval(pg_get_serial_sequence('\(table)', '\(column)'), coalesce((SELECT max(\(column)) FROM \(table)), 0) + 1, false)", [])
+    }
+
     /// A lease's advisory lock key: 64 bits of the SHA-256 of its name (the
     /// one-argument form, apart from `writeLock`).
     static func leaseKey(_ name: String) -> Int64 {

@@ -123,6 +123,11 @@ public protocol Catalog: AnyObject, Sendable {
     func hasActiveTokens() throws(StoreError) -> Bool
     func authenticate(secret: String) throws(StoreError) -> TokenRecord?
 
+    // MARK: Copying (`spoold admin copy-to`)
+
+    func exportRows() throws(StoreError) -> CatalogRows
+    func importRows(_ copy: CatalogRows) throws(StoreError)
+
     // MARK: Health
 
     /// Takes the write lock and lets it go, changing nothing: throws when the

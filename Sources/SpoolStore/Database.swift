@@ -177,6 +177,9 @@ final class Database: SQLEngine {
     public func tryLease(_ name: String) throws(StoreError) -> Bool { true }
     public func releaseLease(_ name: String) {}
 
+    /// AUTOINCREMENT follows inserted numbers by itself (sqlite_sequence).
+    public func continueIdentity(table: String, column: String) throws(StoreError) {}
+
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {

@@ -33,6 +33,9 @@ public protocol SQLEngine: AnyObject {
     /// false when another connection holds it (see `Catalog.takeLease`).
     func tryLease(_ name: String) throws(StoreError) -> Bool
     func releaseLease(_ name: String)
+    /// After rows were inserted with their own numbers (a copy), new rows of
+    /// `table` number on from the highest `column`.
+    func continueIdentity(table: String, column: String) throws(StoreError)
 }
 
 extension SQLEngine {

@@ -17,6 +17,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The spool directory still has the objects layout of Spool 0.1.
     case layoutBehind(path: String)
     case notFound(id: String)
+    /// `admin copy-to`: the catalog to copy into already has uploads, events or tokens.
+    case copyTargetNotEmpty(path: String)
     /// The upload does not fit: too large, over quota, or not enough space.
     case refused(Refusal)
 
@@ -48,6 +50,8 @@ public enum StoreError: Error, CustomStringConvertible, Equatable, Sendable {
                 + "start `spoold serve` once: it moves them at start"
         case .notFound(let id):
             "no upload with id \(id)"
+        case .copyTargetNotEmpty(let path):
+            "the catalog at \(path) already has uploads, events or tokens; copy into an empty one"
         case .refused(let refusal):
             refusal.description
         }

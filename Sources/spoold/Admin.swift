@@ -6,7 +6,7 @@ import SpoolSystem
 struct Admin: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect and maintain uploads: reads the database and the spool directly, server running or not.",
-        subcommands: [List.self, Show.self, Audit.self, Stats.self, Delete.self, Purge.self, Migrate.self, Events.self, Hooks.self, Token.self]
+        subcommands: [List.self, Show.self, Audit.self, Stats.self, Delete.self, Purge.self, Migrate.self, Events.self, Hooks.self, Token.self, CopyTo.self]
     )
 }
 
