@@ -84,15 +84,19 @@ final class PipelinedDigest: @unchecked Sendable {
 
     /// The body will not be finished (a failed write, a lost connection): drop what is queued.
     func cancel() {
-        let waiting = lock.withLock { () -> (@Sendable () -> Void)? in
+        let (waiting, drained) = lock.withLock { () -> ((@Sendable () -> Void)?, (@Sendable () -> Void)?) in
             cancelled = true
             pending.removeAll()
             pendingBytes = 0
-            onDrained = nil
-            defer { result = nil }
-            return result?.cancelled
+            defer { result = nil; onDrained = nil }
+            return (result?.cancelled, onDrained)
         }
         waiting?()
+        // Nothing is queued any more: whoever waits to read on (a handler paused
+        // for the hash) is told so, and finds out why (a refusal) when it looks.
+        // Dropped instead, a body refused while its reading was paused for the
+        // hash was never answered: the client waited for its timeout.
+        drained?()
     }
 
     struct Cancelled: Error, CustomStringConvertible {

@@ -65,6 +65,24 @@ import Testing
         #expect(try result.futureResult.wait() == Self.expected(prefix: [], chunks))
     }
 
+    /// A reader paused until the queue drains must hear of a cancel (the upload
+    /// refused meanwhile), or it stays paused: a refused body of unknown length was
+    /// never answered, about one time in four, until the client gave up.
+    @Test func aCancelWakesAReaderWaitingForTheQueueToDrain() throws {
+        let (pool, loop) = Self.threads(pool: 1)
+        defer { Self.shutDown(pool, loop) }
+        let gate = Gate.holding(pool)
+        defer { gate.open() }
+        let digest = PipelinedDigest(continuing: ResumableSHA256(), pool: pool)
+        #expect(Self.chunks(count: 9, size: 512 << 10).map { digest.add($0) }.last == true)
+        let drained = loop.next().makePromise(of: Void.self)
+        digest.whenDrained { drained.succeed() }
+        // Not woken within 10 s (it never would be): a failure, not a hang.
+        loop.next().scheduleTask(in: .seconds(10)) { drained.fail(PipelinedDigest.Cancelled()) }
+        digest.cancel()  // while the pool thread is still held: nothing was hashed
+        #expect(throws: Never.self) { try drained.futureResult.wait() }
+    }
+
     @Test func aCancelledDigestFailsAWaitingFinish() throws {
         let (pool, loop) = Self.threads(pool: 1)
         defer { Self.shutDown(pool, loop) }
