@@ -21,6 +21,15 @@ final class PGConnection {
     let url: PostgresURL
     /// False once the connection broke: the engine opens another.
     private(set) var usable = true
+    /// Statement texts parsed once under a name of this connection, then only bound
+    /// and executed: the catalog runs the same few dozen texts over and over.
+    /// Bounded (texts built from filters vary): past `maxPrepared`, unnamed each time.
+    private var prepared: [String: String] = [:]
+    /// Names given in the batch being sent: forgotten if it fails (the server skips
+    /// the rest of a batch after an error, so some were never made).
+    private var unconfirmed: [String] = []
+    private var nextName = 1
+    static let maxPrepared = 256
 
     /// A value as the text PostgreSQL reads it, and its type: 25 (text), or 0 to
     /// let the server infer it from where it stands (an integer may be an int4
@@ -155,16 +164,34 @@ final class PGConnection {
     /// One statement with parameters: its rows (each column's text, nil for NULL)
     /// and how many rows it changed.
     func extendedQuery(_ sql: String, _ parameters: [Parameter]) throws(StoreError) -> (rows: [[[UInt8]?]], changed: Int) {
+        try exchange(statement(sql, parameters), operation: Self.summary(sql))
+    }
+
+    /// Parse, Bind and Execute of one statement, without the Sync that ends a
+    /// batch: several go in one write, and one round trip (`exchange`).
+    /// A text seen before is bound to its prepared statement; a new one is parsed
+    /// under a new name (the types of its parameters fixed by its first values,
+    /// which only ever leaves a type to the server or says text).
+    func statement(_ sql: String, _ parameters: [Parameter]) -> [UInt8] {
         var bytes: [UInt8] = []
-        var parse = Message(type: "P")
-        parse.cString("")
-        parse.cString(sql)
-        parse.int16(Int16(parameters.count))
-        for parameter in parameters { parse.int32(Int32(bitPattern: parameter.type)) }
-        bytes += parse.bytes
+        var name = prepared[sql] ?? ""
+        if name.isEmpty {
+            if prepared.count < Self.maxPrepared {
+                name = "s\(nextName)"
+                nextName += 1
+                prepared[sql] = name
+                unconfirmed.append(sql)
+            }
+            var parse = Message(type: "P")
+            parse.cString(name)
+            parse.cString(sql)
+            parse.int16(Int16(parameters.count))
+            for parameter in parameters { parse.int32(Int32(bitPattern: parameter.type)) }
+            bytes += parse.bytes
+        }
         var bind = Message(type: "B")
         bind.cString("")
-        bind.cString("")
+        bind.cString(name)
         bind.int16(0)  // every parameter in text format
         bind.int16(Int16(parameters.count))
         for parameter in parameters {
@@ -180,10 +207,20 @@ final class PGConnection {
         var execute = Message(type: "E")
         execute.cString("")
         execute.int32(0)
-        bytes += execute.bytes
-        bytes += Message(type: "S").bytes
-        try send(bytes)
+        return bytes + execute.bytes
+    }
 
+    /// Statements built but never sent (a transaction given up): their new names were never made.
+    func forgetUnsent() {
+        for sql in unconfirmed { prepared[sql] = nil }
+        unconfirmed = []
+    }
+
+    /// Sends `statements` (from `statement`) and a Sync, and reads every answer:
+    /// the rows of those that return rows, the change count of the last. After an
+    /// error the server skips the rest up to the Sync; the error is thrown.
+    func exchange(_ statements: [UInt8], operation: String) throws(StoreError) -> (rows: [[[UInt8]?]], changed: Int) {
+        try send(statements + Message(type: "S").bytes)
         var rows: [[[UInt8]?]] = []
         var changed = 0
         var failed: StoreError?
@@ -206,9 +243,14 @@ final class PGConnection {
                 let tag = reader.cString() ?? ""
                 changed = tag.split(separator: " ").last.flatMap { Int($0) } ?? 0
             case UInt8(ascii: "E"):
-                failed = Self.serverError(Self.summary(sql), body)
+                failed = Self.serverError(operation, body)
             case UInt8(ascii: "Z"):
-                if let failed { throw failed }
+                if let failed {
+                    for sql in unconfirmed { prepared[sql] = nil }
+                    unconfirmed = []
+                    throw failed
+                }
+                unconfirmed = []
                 return (rows, changed)
             default:
                 continue  // ParseComplete, BindComplete, NoData, notices

@@ -19,6 +19,9 @@ public final class PostgresEngine: SQLEngine {
     private let timeout: Int
     private var connection: PGConnection?
     private var inTransaction = false
+    /// Statements whose answer nobody waits for (`runLater`), sent with the next one.
+    private var later: [UInt8] = []
+    private var laterCount = 0
     /// The leases this connection holds (session advisory locks), by key.
     private var leases: Set<Int64> = []
     /// The advisory lock every write transaction takes (an arbitrary constant: "spool").
@@ -89,16 +92,46 @@ public final class PostgresEngine: SQLEngine {
     }
 
     public func execute(_ script: String) throws(StoreError) {
-        try open().simpleQuery(script)
+        let connection = try open()
+        try flushLater(connection)
+        try connection.simpleQuery(script)
     }
 
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {
-        try open().extendedQuery(Self.numbered(sql), Self.parameters(values)).changed
+        try send(sql, values).changed
+    }
+
+    /// Inside a transaction, the statement waits to go with the next one: one
+    /// round trip for several (the catalog's savepoints, event rows, final states).
+    /// Its error, if any, is thrown by that next statement, in the same savepoint.
+    public func runLater(_ sql: String, _ values: [SQLValue]) throws(StoreError) {
+        guard inTransaction else {
+            try run(sql, values)
+            return
+        }
+        later += try open().statement(Self.numbered(sql), Self.parameters(values))
+        laterCount += 1
+    }
+
+    /// A statement with whatever waits to go before it, in one round trip.
+    private func send(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> (rows: [[[UInt8]?]], changed: Int) {
+        let connection = try open()
+        let (waiting, count) = (later, laterCount)
+        (later, laterCount) = ([], 0)
+        let operation = PGConnection.summary(sql) + (count > 0 ? " (or one of the \(count) statements before it)" : "")
+        return try connection.exchange(waiting + connection.statement(Self.numbered(sql), Self.parameters(values)), operation: operation)
+    }
+
+    private func flushLater(_ connection: PGConnection) throws(StoreError) {
+        guard !later.isEmpty else { return }
+        let (waiting, count) = (later, laterCount)
+        (later, laterCount) = ([], 0)
+        _ = try connection.exchange(waiting, operation: "\(count) statements")
     }
 
     public func query<T>(_ sql: String, _ values: [SQLValue], _ row: (PGRow) throws(StoreError) -> T) throws(StoreError) -> [T] {
-        let rows = try open().extendedQuery(Self.numbered(sql), Self.parameters(values)).rows
+        let rows = try send(sql, values).rows
         var mapped: [T] = []
         mapped.reserveCapacity(rows.count)
         for columns in rows { mapped.append(try row(PGRow(columns: columns))) }
@@ -116,9 +149,11 @@ public final class PostgresEngine: SQLEngine {
         defer { inTransaction = false }
         do {
             let result = try body()
-            try connection.simpleQuery("COMMIT")
+            try send("COMMIT", [])  // with the statements still waiting: one round trip
             return result
         } catch {
+            if !later.isEmpty { connection.forgetUnsent() }
+            (later, laterCount) = ([], 0)
             if connection.usable { try? connection.simpleQuery("ROLLBACK") }
             throw error
         }

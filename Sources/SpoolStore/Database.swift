@@ -180,6 +180,8 @@ final class Database: SQLEngine {
     /// AUTOINCREMENT follows inserted numbers by itself (sqlite_sequence).
     public func continueIdentity(table: String, column: String) throws(StoreError) {}
 
+    public func runLater(_ sql: String, _ values: [SQLValue]) throws(StoreError) { try run(sql, values) }
+
     /// Runs a statement and returns how many rows it changed.
     @discardableResult
     public func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int {

@@ -21,7 +21,8 @@ extension SQLCatalog {
     func appendEvent(_ db: DB, _ id: String, _ kind: String, client: String? = nil, detail: String? = nil)
         throws(StoreError)
     {
-        try db.run(
+        // Its answer is not needed: sent with the next statement where the engine can.
+        try db.runLater(
             "INSERT INTO events (at, upload_id, kind, actor, client, detail) VALUES (?, ?, ?, ?, ?, ?)",
             [.text(UTCTime.now()), .text(id), .text(kind), .text(actor), client.map { .text($0) } ?? .null,
              detail.map { .text($0) } ?? .null]

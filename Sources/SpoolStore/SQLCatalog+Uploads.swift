@@ -33,7 +33,7 @@ extension SQLCatalog {
         free: () throws(StoreError) -> Int64
     ) throws(StoreError) {
         try admit(db, new, limits: limits, quota: quota, free: free)
-        try db.run(
+        try db.runLater(
             """
             INSERT INTO uploads (id, name, size, received, sha256, client_ip, client_port, state,
                                  worker_pid, created_at, updated_at, token, tus_metadata, length_deferred)
@@ -196,8 +196,6 @@ extension SQLCatalog {
                        [.integer(received), .text(id), .integer(received)])
         }
     }
-
-    public var isShared: Bool { !(database is Database) }
 
     public func settle(id: String, received: Int64) throws(StoreError) {
         try together { db throws(StoreError) in

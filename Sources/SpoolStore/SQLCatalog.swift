@@ -24,18 +24,24 @@ public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
     typealias Change = (DB) throws(StoreError) -> Void
     /// Who this process is in the event log: `worker:<pid>`, `master:<pid>`, `admin:<user>`.
     let actor: String
+    /// Other hosts may share it: leases and live progress are worth their statements.
+    public let isShared: Bool
 
     /// A catalog on a connection whose schema is current.
     public init(database: DB, actor: String) {
         self.database = database
         self.actor = actor
+        isShared = !(database is Database)
     }
 
+    /// On one machine (SQLite) every lease is granted without a statement: the staging's flock is the lease.
     public func takeLease(id: String) throws(StoreError) -> Bool {
-        try locked { db throws(StoreError) in try db.tryLease("upload:" + id) }
+        guard isShared else { return true }
+        return try locked { db throws(StoreError) in try db.tryLease("upload:" + id) }
     }
 
     public func releaseLease(id: String) {
+        guard isShared else { return }
         lock.withLock { database.releaseLease("upload:" + id) }
     }
 
@@ -61,7 +67,7 @@ public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
     func markRow(
         _ db: DB, _ id: String, _ state: UploadState, received: Int64, error: String?, finished: Bool, at now: String
     ) throws(StoreError) {
-        try db.run(
+        try db.runLater(
             """
             UPDATE uploads SET state = ?, received = ?, error = ?, updated_at = ?,
                                finished_at = CASE WHEN ? = 1 THEN ? ELSE finished_at END
@@ -108,7 +114,7 @@ public final class SQLCatalog<DB: SQLEngine>: Catalog, @unchecked Sendable {
                 // a text per entry would fill the statement cache (64) in one large
                 // batch, after which the upload statements were parsed afresh every time.
                 for entry in batch {
-                    try db.run("SAVEPOINT change")
+                    try db.runLater("SAVEPOINT change", [])
                     do throws(StoreError) {
                         try entry.work(db)
                         try db.run("RELEASE change")

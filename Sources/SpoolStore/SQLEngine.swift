@@ -12,6 +12,11 @@ public protocol SQLEngine: AnyObject {
     /// Runs a statement with `?` placeholders; returns how many rows it changed.
     @discardableResult
     func run(_ sql: String, _ values: [SQLValue]) throws(StoreError) -> Int
+    /// Runs a statement whose answer nobody needs: at once (SQLite), or sent with
+    /// the next statement, in one round trip (PostgreSQL, inside a transaction).
+    /// Its error is thrown by that next statement at the latest, so call it only
+    /// where the next statement is in the same savepoint or transaction.
+    func runLater(_ sql: String, _ values: [SQLValue]) throws(StoreError)
     /// Runs a query and maps each row.
     func query<T>(_ sql: String, _ values: [SQLValue], _ row: (Row) throws(StoreError) -> T) throws(StoreError) -> [T]
     /// Runs `body` in a write transaction. Write transactions are one at a time

@@ -96,3 +96,31 @@ struct SCRAMRFC {
         try client.respond(to: serverFirst, clientFirstBare: "n=\(user),r=\(client.nonce)")
     }
 }
+
+/// Statements prepared once per connection, and what an error does to them.
+@Suite struct PreparedStatementTests {
+    @Test func aStatementIsParsedOnceAndSurvivesErrorsAroundIt() throws {
+        let engine = try PostgresEngine(PostgresURL(PostgresServer.database("prepared")))
+        try engine.execute("CREATE TABLE t (id BIGINT PRIMARY KEY, name TEXT)")
+        for n in 1...5 { try engine.run("INSERT INTO t (id, name) VALUES (?, ?)", [.integer(Int64(n)), .text("n\(n)")]) }
+        // A failing batch: the statement after the error was never parsed, and must be parsed again later.
+        #expect(throws: StoreError.self) {
+            try engine.transaction { () throws(StoreError) in
+                try engine.runLater("INSERT INTO t (id, name) VALUES (?, ?)", [.integer(1), .text("again")])
+                try engine.run("UPDATE t SET name = ? WHERE id > ?", [.text("x"), .integer(100)])
+            }
+        }
+        #expect(try engine.run("UPDATE t SET name = ? WHERE id > ?", [.text("y"), .integer(3)]) == 2)
+        // A transaction given up before its waiting statements were sent (an error of the caller's).
+        struct GiveUp: Error {}
+        #expect(throws: StoreError.self) {
+            try engine.transaction { () throws(StoreError) in
+                try engine.runLater("DELETE FROM t WHERE name = ?", [.text("n1")])
+                throw .notFound(id: "given up")
+            }
+        }
+        #expect(try engine.run("DELETE FROM t WHERE name = ?", [.text("n1")]) == 1)
+        #expect(try engine.query("SELECT count(*) FROM pg_prepared_statements") { $0.int(0) }.first ?? 0 >= 3)
+        #expect(try engine.query("SELECT id FROM t ORDER BY id") { $0.int(0) } == [2, 3, 4, 5])
+    }
+}
