@@ -261,15 +261,11 @@ final class PGConnection {
     // MARK: Bytes
 
     private func send(_ bytes: [UInt8]) throws(StoreError) {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                usable = false
-                throw .postgres(operation: "send to \(url.redacted)", code: "", message: SystemError.last("send").description)
-            }
-            sent += n
+        do {
+            try Sockets.sendAll(fd, bytes)
+        } catch {
+            usable = false
+            throw .postgres(operation: "send to \(url.redacted)", code: "", message: error.description)
         }
     }
 

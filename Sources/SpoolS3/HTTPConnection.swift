@@ -136,15 +136,7 @@ final class HTTPConnection {
     // MARK: Sending
 
     private func send(_ bytes: [UInt8]) throws(S3Error) {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if currentErrno() == EINTR { continue }
-                throw .transport(.last("send"))
-            }
-            sent += n
-        }
+        do { try Sockets.sendAll(fd, bytes) } catch { throw .transport(error) }
     }
 
     private func sendFile(_ file: Int32, offset: Int64, count: Int64) throws(S3Error) {

@@ -42,4 +42,18 @@ public enum Sockets {
         }
         throw lastError
     }
+
+    /// Sends every byte (a short send goes on where it stopped); a peer that went
+    /// away is an error (EPIPE), never a SIGPIPE.
+    public static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if currentErrno() == EINTR { continue }
+                throw .last("send")
+            }
+            sent += n
+        }
+    }
 }
