@@ -60,8 +60,7 @@ func run(
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { usleep(10_000) }
     if process.isRunning {
-        process.terminate()
-        process.waitUntilExit()
+        killAndReap(process)
         throw HarnessError("\(executable) \(arguments.joined(separator: " ")) did not finish in \(Int(timeout)) s")
     }
     return Finished(
@@ -69,6 +68,16 @@ func run(
         stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
     )
+}
+
+/// Ends a child that overran, for certain: SIGKILL, since it may have SIGTERM
+/// blocked (a child inherits the mask of the test thread that spawned it; seen in
+/// CI: a hung `spool` ignored `terminate()`), then polls for its end, since
+/// `waitUntilExit` off the main thread can miss the exit and spin for good.
+func killAndReap(_ process: Process, timeout: TimeInterval = 10) {
+    kill(process.processIdentifier, SIGKILL)
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
 }
 
 struct HarnessError: Error, CustomStringConvertible {

@@ -118,9 +118,8 @@ final class Server: @unchecked Sendable {
     /// Last resort in teardown: no test may leave a server behind.
     func kill() {
         let children = Processes.children(of: pid)
-        if process.isRunning { Foundation.kill(pid, SIGKILL) }
         for child in children { Foundation.kill(child, SIGKILL) }
-        if process.isRunning { process.waitUntilExit() }
+        if process.isRunning { killAndReap(process) }
     }
 
     /// Rows as `spoold admin list --json` prints them.
