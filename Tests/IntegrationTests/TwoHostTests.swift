@@ -28,12 +28,13 @@ import Testing
         #expect(eventually(timeout: 20) { (try? FileManager.default.attributesOfItem(atPath: buffer)[.size] as? Int) == 8 + (2 << 20) },
                 "the first part never left A's buffer")
         // B's STATUS shows it arriving: A writes its progress to the shared catalog
-        // (B's scoreboard does not have it), once a second at most.
+        // (B's scoreboard does not have it), once a second at most, when bytes come:
+        // the count B sees may lag the last second's bytes (seen in CI: 4.5 of 7 MiB).
         var seen = ""
         #expect(eventually(timeout: 10) {
             seen = (try? run(Binaries.spool, ["status", "--server", hostB.address, upload.id]).stdout) ?? ""
             let progress = seen.split(separator: "\n").first { $0.hasPrefix("progress") }?.split(separator: " ")
-            return (progress.flatMap { $0.count > 1 ? Int($0[1]) : nil } ?? 0) >= 5 << 20
+            return (progress.flatMap { $0.count > 1 ? Int($0[1]) : nil } ?? 0) >= 1 << 20
         }, "\(seen)")
         #expect(seen.contains("state     receiving"), "\(seen)")
         // While A writes it, B turns a resume away: busy, not "gone" (B has no buffer of it).
