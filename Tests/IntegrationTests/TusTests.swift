@@ -361,13 +361,15 @@ import Testing
     /// An unfinished tus upload expires as any interrupted upload does, when its
     /// `Upload-Expires` says; then it is gone (`410`).
     @Test func anUnfinishedUploadExpires() throws {
-        let server = try Server(workers: 1, arguments: ["--partial-ttl", "2s"])
+        // 10 s, not less: under CI's load the PATCH once came more than 2 s after the
+        // creation, so the upload had expired already and the PATCH got 410.
+        let server = try Server(workers: 1, arguments: ["--partial-ttl", "10s"])
         let url = try Self.create(server, length: 10)
         let patched = try Self.request("PATCH", url, Self.tus.merging(Self.octets) { $1 }.merging(["Upload-Offset": "0"]) { $1 },
                                        body: Array("12345".utf8))
         let expires = try #require(patched["Upload-Expires"])
         #expect(expires.hasSuffix(" GMT") && expires.count == 29, "\(expires)")
-        #expect(eventually(timeout: 15) { (try? Self.request("HEAD", url, Self.tus))?.status == 410 })
+        #expect(eventually(timeout: 40) { (try? Self.request("HEAD", url, Self.tus))?.status == 410 })
         let id = String(url.split(separator: "/").last ?? "")
         #expect(try server.upload(id: id)?.state == .expired)
         try server.stop()
